@@ -1,0 +1,99 @@
+#include "prov/core/ids.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <stdexcept>
+
+namespace prov {
+
+namespace {
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+void fill_random(unsigned char* p, size_t n) {
+  if (RAND_bytes(p, static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+}
+
+std::string to_hex(const unsigned char* p, size_t n) {
+  std::string out(n * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = hex_digits[p[i] >> 4];
+    out[2 * i + 1] = hex_digits[p[i] & 0xf];
+  }
+  return out;
+}
+
+std::string format_uuid(const std::array<unsigned char, 16>& b) {
+  std::string hex = to_hex(b.data(), b.size());
+  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' +
+         hex.substr(16, 4) + '-' + hex.substr(20, 12);
+}
+
+}  // namespace
+
+std::string make_uuid_v7(timestamp now) {
+  std::array<unsigned char, 16> b{};
+  fill_random(b.data(), b.size());
+  const auto ms = static_cast<std::uint64_t>(now.time_since_epoch().count() / 1000);
+  for (int i = 0; i < 6; ++i) {
+    b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  return format_uuid(b);
+}
+
+std::string make_uuid_v4() {
+  std::array<unsigned char, 16> b{};
+  fill_random(b.data(), b.size());
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  return format_uuid(b);
+}
+
+std::string random_hex(size_t n) {
+  std::string bytes(n, '\0');
+  fill_random(reinterpret_cast<unsigned char*>(bytes.data()), n);
+  return to_hex(reinterpret_cast<const unsigned char*>(bytes.data()), n);
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("EVP_Digest failed");
+  }
+  return to_hex(md, len);
+}
+
+std::uint64_t stable_hash64(std::string_view data, std::uint64_t seed) noexcept {
+  std::uint64_t h = 1469598103934665603ULL ^ seed;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h += 0x9e3779b97f4a7c15ULL;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
+}
+
+bool is_valid_id(std::string_view s, size_t max) noexcept {
+  if (s.empty() || s.size() > max) {
+    return false;
+  }
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace prov

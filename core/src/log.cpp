@@ -1,0 +1,58 @@
+#include "prov/core/log.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+
+#include "prov/core/clock.hpp"
+#include "prov/core/time_format.hpp"
+
+namespace prov::log {
+
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(level::info)};
+std::mutex g_mutex;
+std::function<void(std::string_view)> g_sink;
+
+const char* name(level l) {
+  switch (l) {
+    case level::debug: return "debug";
+    case level::info: return "info";
+    case level::warn: return "warn";
+    case level::error: return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+void set_level(level l) { g_level.store(static_cast<int>(l)); }
+
+bool enabled(level l) { return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed); }
+
+void set_sink(std::function<void(std::string_view)> sink) {
+  std::lock_guard<std::mutex> guard{g_mutex};
+  g_sink = std::move(sink);
+}
+
+void write(level l, std::string_view msg, const nlohmann::json& fields) {
+  nlohmann::json line = nlohmann::json::object();
+  line["ts"] = format_rfc3339(system_clock_source{}.now());
+  line["level"] = name(l);
+  line["msg"] = msg;
+  if (fields.is_object()) {
+    for (auto it = fields.begin(); it != fields.end(); ++it) {
+      line[it.key()] = it.value();
+    }
+  }
+  const std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::lock_guard<std::mutex> guard{g_mutex};
+  if (g_sink) {
+    g_sink(text);
+  } else {
+    std::fprintf(stderr, "%s\n", text.c_str());
+  }
+}
+
+}  // namespace prov::log

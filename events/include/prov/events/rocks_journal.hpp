@@ -1,0 +1,33 @@
+#pragma once
+/// The embedded journal on RocksDB with group commit.
+///
+/// One writer thread owns every write: `append` only enqueues. The writer takes everything
+/// queued (up to `max_batch_events`), checks each append's expected versions in order (an
+/// append sees the versions left by the appends before it in the same group), assigns dense
+/// global positions, writes one `WriteBatch` with `sync = true` (one fsync for the whole
+/// group), then calls every handler and the commit listeners. Rejected appends (version
+/// conflict, invalid input) are answered without touching the others.
+///
+/// On-disk record in the `log` column family (format 1):
+///   u8 format(=1) | varint stream length | stream bytes | varint sequence |
+///   varint time (microseconds since epoch) | varint type_id | u8 version | payload bytes
+
+#include <memory>
+
+#include "prov/core/clock.hpp"
+#include "prov/events/journal.hpp"
+#include "prov/events/rocks_store.hpp"
+
+namespace prov::events {
+
+struct rocks_journal_options {
+  bool sync = true;                    ///< fsync each group (false: survive process crash only)
+  std::size_t max_batch_events = 4096; ///< upper bound of events per group commit
+};
+
+/// Creates the journal over an open store. `clock` stamps commit times; both must outlive it.
+/// Reads the current head from the log on construction.
+result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const clock& clk,
+                                                    rocks_journal_options options = {});
+
+}  // namespace prov::events

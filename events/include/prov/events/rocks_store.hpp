@@ -1,0 +1,58 @@
+#pragma once
+/// The embedded RocksDB database behind the journal and the projections: one DB in
+/// `<data-dir>/db`, one column family per concern. Owned once per process and shared by
+/// reference; RocksDB itself is thread-safe.
+///
+/// Column families (names are persisted, never rename):
+/// - `log`         global log: key = position (8-byte big-endian), value = event record
+/// - `streams`     stream index: key = stream id, 0x00, sequence (8-byte BE); value = position (8-byte BE)
+/// - `projections` read models, owned by prov::projections (key prefixes documented there)
+/// - `meta`        small settings, e.g. `format` = on-disk format version
+
+#include <memory>
+#include <string>
+
+#include "prov/core/error.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace prov::events {
+
+struct rocks_store_options {
+  std::string path;               ///< directory of the database (created if missing)
+  std::size_t block_cache_mb = 64;
+  std::size_t write_buffer_mb = 64;
+};
+
+class rocks_store {
+ public:
+  /// Opens (creating if needed) the database and all column families.
+  static result<std::unique_ptr<rocks_store>> open(const rocks_store_options& options);
+
+  ~rocks_store();
+  rocks_store(const rocks_store&) = delete;
+  rocks_store& operator=(const rocks_store&) = delete;
+
+  rocksdb::DB* db() const noexcept { return _db; }
+  rocksdb::ColumnFamilyHandle* log_cf() const noexcept { return _log; }
+  rocksdb::ColumnFamilyHandle* streams_cf() const noexcept { return _streams; }
+  rocksdb::ColumnFamilyHandle* projections_cf() const noexcept { return _projections; }
+  rocksdb::ColumnFamilyHandle* meta_cf() const noexcept { return _meta; }
+
+  /// Syncs the WAL and flushes memtables (used on shutdown).
+  status flush();
+
+ private:
+  rocks_store() = default;
+  rocksdb::DB* _db = nullptr;
+  rocksdb::ColumnFamilyHandle* _default = nullptr;
+  rocksdb::ColumnFamilyHandle* _log = nullptr;
+  rocksdb::ColumnFamilyHandle* _streams = nullptr;
+  rocksdb::ColumnFamilyHandle* _projections = nullptr;
+  rocksdb::ColumnFamilyHandle* _meta = nullptr;
+};
+
+}  // namespace prov::events
