@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <mutex>
 
 #include "prov/core/clock.hpp"
@@ -11,7 +13,17 @@ namespace prov::log {
 
 namespace {
 
-std::atomic<int> g_level{static_cast<int>(level::info)};
+// The starting level comes from PROV_LOG_LEVEL (debug, info, warn, error), default info.
+int initial_level() {
+  const char* env = std::getenv("PROV_LOG_LEVEL");
+  const std::string_view v = env != nullptr ? env : "";
+  if (v == "debug") return static_cast<int>(level::debug);
+  if (v == "warn") return static_cast<int>(level::warn);
+  if (v == "error") return static_cast<int>(level::error);
+  return static_cast<int>(level::info);
+}
+
+std::atomic<int> g_level{initial_level()};
 std::mutex g_mutex;
 std::function<void(std::string_view)> g_sink;
 

@@ -9,8 +9,8 @@
 
 namespace prov {
 
-/// Formats as RFC 3339 UTC with exactly three fractional digits.
-std::string format_rfc3339(timestamp t);
+/// Formats as RFC 3339 UTC with `fraction_digits` (3 = milliseconds, 6 = microseconds).
+std::string format_rfc3339(timestamp t, int fraction_digits = 3);
 
 /// Parses RFC 3339 (`Z` or `+hh:mm` offsets, 0-9 fractional digits). nullopt if malformed.
 std::optional<timestamp> parse_rfc3339(std::string_view text);

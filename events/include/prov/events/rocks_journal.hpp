@@ -12,7 +12,9 @@
 ///   u8 format(=1) | varint stream length | stream bytes | varint sequence |
 ///   varint time (microseconds since epoch) | varint type_id | u8 version | payload bytes
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "prov/core/clock.hpp"
 #include "prov/events/journal.hpp"
@@ -25,9 +27,22 @@ struct rocks_journal_options {
   std::size_t max_batch_events = 4096; ///< upper bound of events per group commit
 };
 
+/// Counters of a RocksDB journal's writer (for tests and metrics). `groups` < `appends` shows
+/// that group commit is sharing writes.
+struct rocks_journal_stats {
+  std::uint64_t groups = 0;   ///< WriteBatches written (successfully or not)
+  std::uint64_t appends = 0;  ///< appends committed
+  std::uint64_t events = 0;   ///< events committed
+
+  bool operator==(const rocks_journal_stats&) const = default;
+};
+
 /// Creates the journal over an open store. `clock` stamps commit times; both must outlive it.
 /// Reads the current head from the log on construction.
 result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const clock& clk,
                                                     rocks_journal_options options = {});
+
+/// The writer's counters if `j` was made by `make_rocks_journal`, else nullopt.
+std::optional<rocks_journal_stats> rocks_journal_stats_of(const journal& j);
 
 }  // namespace prov::events

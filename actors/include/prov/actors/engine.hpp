@@ -1,0 +1,108 @@
+#pragma once
+/// The engine in one process (embedded mode): it opens the data directory, the journal and
+/// the projections, runs the actors, and offers the commands the gateway (and later the
+/// Kafka command consumer) turn requests into. Commands append to the journal and answer
+/// once the projections reflect what they wrote, so a client can read its own writes.
+///
+/// Callbacks run on any thread (the journal's writer or the projector's): they must not block.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "prov/actors/context.hpp"
+#include "prov/core/clock.hpp"
+#include "prov/core/error.hpp"
+#include "prov/events/cluster.hpp"
+#include "prov/events/journal.hpp"
+#include "prov/events/request.hpp"
+#include "prov/events/tenant.hpp"
+#include "prov/projections/views.hpp"
+#include "prov/providers/provider.hpp"
+
+namespace prov::actors {
+
+struct engine_options {
+  std::string data_dir = "./data";
+  bool journal_sync = true;          ///< fsync every group commit (the only durable mode)
+  std::size_t scheduler_threads = 0; ///< CAF worker threads; 0 = number of cores
+  bool rebuild_projections = false;  ///< replay the whole journal into fresh projections at start
+  bool default_cluster = true;       ///< register the default simulation cluster on an empty journal
+  pipeline_options pipeline;
+  /// Called on the projector's thread whenever a request's projected state changes (before,
+  /// after). For benchmarks and embedding; must not block.
+  std::function<void(const events::request_state&, const events::request_state&)> on_request_change;
+};
+
+template <class T>
+using callback = std::function<void(result<T>)>;
+
+struct submit_command {
+  std::string tenant;
+  events::service_type type = events::service_type::vps;
+  events::provider_type provider = events::provider_type::simulation;
+  std::string region;
+  events::resource_spec spec;
+  std::vector<std::string> depends_on;
+  std::string idempotency_key;
+  std::string requested_cluster;
+};
+
+struct submit_reply {
+  std::string id;
+  events::lifecycle_state state = events::lifecycle_state::queued;
+  bool replayed = false;  ///< the idempotency key was seen before: this is that request
+};
+
+struct tenant_command {
+  std::string id;
+  std::string name;
+  events::tenant_quota quota;
+};
+
+struct tenant_reply {
+  std::string id;
+  std::string token;  ///< shown once; only its SHA-256 is stored
+};
+
+struct inventory_listing {
+  std::string cluster;
+  std::vector<providers::inventory_item> items;
+};
+
+class engine {
+ public:
+  /// Opens everything under `options.data_dir`, replays what is needed and resumes every
+  /// request that is not at rest. `clk` must outlive the engine.
+  static result<std::unique_ptr<engine>> open(const engine_options& options, const clock& clk);
+
+  ~engine();  ///< calls `shutdown`
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  void submit(submit_command cmd, callback<submit_reply> done);
+  void create_tenant(tenant_command cmd, callback<tenant_reply> done);
+  void register_cluster(events::cluster_registered cmd, callback<events::cluster_state> done);
+  void update_cluster(std::string id, events::cluster_updated cmd, callback<events::cluster_state> done);
+  void inventory(std::string cluster_id, callback<inventory_listing> done);
+
+  const projections::views& views() const;
+  const events::journal& journal() const;
+
+  /// Requests whose actors are running right now (for /metrics and tests).
+  std::size_t live_requests();
+
+  /// Stops the actors (in-flight work is abandoned and resumed on the next start), drains
+  /// the journal and stops the projector. Idempotent.
+  void shutdown();
+
+ private:
+  struct impl;
+  explicit engine(std::unique_ptr<impl> impl);
+  std::unique_ptr<impl> _impl;
+};
+
+}  // namespace prov::actors

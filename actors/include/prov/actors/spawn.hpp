@@ -1,0 +1,23 @@
+#pragma once
+/// Spawning the engine's actors. Tests spawn them in an actor system running CAF's test
+/// coordinator (virtual time); the engine in a normal one.
+
+#include <caf/actor_system.hpp>
+
+#include "prov/actors/context.hpp"
+
+namespace prov::actors {
+
+/// One cluster's actor, owning the provider built for `cluster`.
+cluster_actor spawn_cluster_actor(caf::actor_system& sys, const engine_context& ctx, events::cluster_state cluster);
+
+/// The cluster registry (starts empty; feed it `update_atom` with each cluster).
+cluster_registry_actor spawn_cluster_registry(caf::actor_system& sys, const engine_context& ctx);
+
+/// One request's actor. Send it `resume_atom` to load the request and drive it.
+request_actor spawn_request_actor(caf::actor_system& sys, const engine_context& ctx, std::string request_id);
+
+/// The request supervisor. `ctx.registry` must be set.
+request_supervisor_actor spawn_request_supervisor(caf::actor_system& sys, const engine_context& ctx);
+
+}  // namespace prov::actors

@@ -1,0 +1,399 @@
+#include "prov/actors/engine.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+
+#include <caf/all.hpp>
+
+#include "prov/actors/spawn.hpp"
+#include "prov/core/ids.hpp"
+#include "prov/core/log.hpp"
+#include "prov/events/apply.hpp"
+#include "prov/events/catalog.hpp"
+#include "prov/events/rocks_journal.hpp"
+#include "prov/events/rocks_store.hpp"
+#include "prov/projections/projector.hpp"
+#include "prov/providers/inventory_store.hpp"
+
+namespace prov::actors {
+
+namespace {
+
+constexpr auto ask_timeout = std::chrono::seconds{30};
+
+// Asks an actor from outside the actor system: a short-lived actor sends the request and
+// hands the reply (or the error) to `done`.
+template <class Reply, class Handle, class... Ts>
+void ask(caf::actor_system& sys, Handle target, std::function<void(result<Reply>)> done, Ts... xs) {
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(target, ask_timeout, xs...)
+        .then([=](const Reply& reply) { done(reply); },
+              [=](caf::error& err) { done(make_error(errc::unavailable, caf::to_string(err))); });
+  });
+}
+
+// The fields that make two submissions "the same request" for idempotency.
+bool same_submission(const events::request_submitted& a, const events::request_submitted& b) {
+  return a.tenant == b.tenant && a.type == b.type && a.provider == b.provider && a.region == b.region &&
+         a.spec == b.spec && a.depends_on == b.depends_on && a.requested_cluster == b.requested_cluster;
+}
+
+events::cluster_registered default_cluster() {
+  events::cluster_registered c;
+  c.cluster_id = "simulation-local";
+  c.name = "Default simulation cluster";
+  c.type = events::provider_type::simulation;
+  c.region = "local";
+  c.is_default = true;
+  c.simulation.delay_min_ms = 20;
+  c.simulation.delay_max_ms = 200;
+  return c;
+}
+
+}  // namespace
+
+struct engine::impl {
+  engine_options options;
+  const clock& clk;
+  std::unique_ptr<events::rocks_store> store;
+  std::unique_ptr<providers::inventory_store> sim_inventory;
+  std::unique_ptr<events::journal> journal;
+  std::unique_ptr<projections::projector> projector;
+  std::unique_ptr<projections::views> views;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  engine_context ctx;
+  request_supervisor_actor supervisor;
+  std::atomic<bool> stopping{false};
+  std::mutex shutdown_mutex;
+  bool stopped = false;
+
+  impl(const engine_options& o, const clock& c) : options(o), clk(c) {}
+
+  // Appends and answers once the projections show the result.
+  void append_then(std::vector<events::stream_append> batch, std::function<void(result<events::append_receipt>)> committed) {
+    if (stopping.load()) {
+      committed(make_error(errc::unavailable, "the engine is shutting down"));
+      return;
+    }
+    journal->append(std::move(batch), std::move(committed));
+  }
+
+  void after_projection(std::uint64_t position, std::function<void()> then) {
+    projector->when_applied(position, std::move(then));
+  }
+
+  void replay_submission(const events::request_submitted& wanted, callback<submit_reply> done) {
+    auto claim = journal->read_stream(events::idempotency_stream(wanted.tenant, wanted.idempotency_key));
+    if (!claim || claim->empty()) {
+      done(make_error(errc::internal, "idempotency key claimed but its record is unreadable"));
+      return;
+    }
+    auto decoded = events::decode(claim->front());
+    if (!decoded || !std::holds_alternative<events::idempotency_claimed>(*decoded)) {
+      done(make_error(errc::corrupt, "idempotency record does not decode"));
+      return;
+    }
+    const auto id = std::get<events::idempotency_claimed>(*decoded).request_id;
+    auto stored = journal->read_stream(events::request_stream(id));
+    if (!stored) {
+      done(std::move(stored).err());
+      return;
+    }
+    auto state = events::fold_request(*stored);
+    if (!state || stored->empty()) {
+      done(make_error(errc::corrupt, "request " + id + " does not fold"));
+      return;
+    }
+    auto first = events::decode(stored->front());
+    if (!first || !std::holds_alternative<events::request_submitted>(*first) ||
+        !same_submission(std::get<events::request_submitted>(*first), wanted)) {
+      done(make_error(errc::conflict, "idempotency key '" + wanted.idempotency_key +
+                                          "' was already used for a different request (" + id + ")"));
+      return;
+    }
+    done(submit_reply{id, state->state, true});
+  }
+};
+
+engine::engine(std::unique_ptr<impl> i) : _impl(std::move(i)) {}
+
+engine::~engine() { shutdown(); }
+
+result<std::unique_ptr<engine>> engine::open(const engine_options& options, const clock& clk) {
+  auto self = std::make_unique<impl>(options, clk);
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return make_error(errc::io_error, "cannot create data dir " + options.data_dir + ": " + ec.message());
+  }
+  events::rocks_store_options store_options;
+  store_options.path = (std::filesystem::path{options.data_dir} / "db").string();
+  auto store = events::rocks_store::open(store_options);
+  if (!store) {
+    return std::move(store).err();
+  }
+  self->store = std::move(*store);
+  auto inventory = providers::open_rocks_inventory_store((std::filesystem::path{options.data_dir} / "simcloud").string());
+  if (!inventory) {
+    return std::move(inventory).err();
+  }
+  self->sim_inventory = std::move(*inventory);
+  events::rocks_journal_options journal_options;
+  journal_options.sync = options.journal_sync;
+  auto journal = events::make_rocks_journal(*self->store, clk, journal_options);
+  if (!journal) {
+    return std::move(journal).err();
+  }
+  self->journal = std::move(*journal);
+  self->projector = std::make_unique<projections::projector>(*self->store, *self->journal);
+  self->views = std::make_unique<projections::views>(*self->store);
+  if (auto st = options.rebuild_projections ? self->projector->rebuild() : self->projector->catch_up(); !st) {
+    return std::move(st).err();
+  }
+
+  // Actors.
+  self->cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  self->cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  if (options.scheduler_threads > 0) {
+    self->cfg.set("scheduler.max-threads", options.scheduler_threads);
+  }
+  self->sys = std::make_unique<caf::actor_system>(self->cfg);
+  self->ctx.journal = self->journal.get();
+  self->ctx.clk = &clk;
+  self->ctx.providers.simulation_inventory = self->sim_inventory.get();
+  self->ctx.providers.clk = &clk;
+  self->ctx.pipeline = options.pipeline;
+  self->ctx.registry = spawn_cluster_registry(*self->sys, self->ctx);
+  auto clusters = self->views->clusters();
+  if (!clusters) {
+    return std::move(clusters).err();
+  }
+  for (const auto& c : *clusters) {
+    caf::anon_send(self->ctx.registry, update_atom::value, c);
+  }
+  auto registry = self->ctx.registry;
+  self->projector->on_cluster_change(
+      [registry](const events::cluster_state& c) { caf::anon_send(registry, update_atom::value, c); });
+  if (options.on_request_change) {
+    self->projector->on_request_change(options.on_request_change);
+  }
+  self->projector->start();
+  self->supervisor = spawn_request_supervisor(*self->sys, self->ctx);
+
+  std::unique_ptr<engine> eng{new engine(std::move(self))};
+  auto& i = *eng->_impl;
+
+  if (options.default_cluster && clusters->empty() && i.journal->head() == 0) {
+    std::promise<result<events::cluster_state>> registered;
+    eng->register_cluster(default_cluster(), [&](result<events::cluster_state> r) { registered.set_value(std::move(r)); });
+    if (auto r = registered.get_future().get(); !r) {
+      return std::move(r).err();
+    }
+    log::info("default_cluster_registered", {{"cluster", "simulation-local"}, {"region", "local"}});
+  }
+
+  auto live = i.views->live_requests();
+  if (!live) {
+    return std::move(live).err();
+  }
+  for (const auto& id : *live) {
+    caf::anon_send(i.supervisor, start_atom::value, id);
+  }
+  log::info("engine_started", {{"data_dir", options.data_dir},
+                               {"journal_head", i.journal->head()},
+                               {"resumed_requests", live->size()}});
+  return eng;
+}
+
+void engine::submit(submit_command cmd, callback<submit_reply> done) {
+  auto& i = *_impl;
+  events::request_submitted e;
+  e.request_id = make_uuid_v7(i.clk.now());
+  e.tenant = std::move(cmd.tenant);
+  e.type = cmd.type;
+  e.provider = cmd.provider;
+  e.region = std::move(cmd.region);
+  e.spec = std::move(cmd.spec);
+  e.depends_on = std::move(cmd.depends_on);
+  e.idempotency_key = std::move(cmd.idempotency_key);
+  e.requested_cluster = std::move(cmd.requested_cluster);
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::request_stream(e.request_id), 0, {events::to_record(e)}});
+  if (!e.idempotency_key.empty()) {
+    batch.push_back(events::stream_append{events::idempotency_stream(e.tenant, e.idempotency_key), 0,
+                                          {events::to_record(events::idempotency_claimed{e.request_id})}});
+  }
+  auto submitted = std::make_shared<events::request_submitted>(std::move(e));
+  i.append_then(std::move(batch), [this, submitted, done](result<events::append_receipt> r) {
+    auto& i = *_impl;
+    if (r) {
+      caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
+      i.after_projection(r->last_position, [submitted, done] {
+        done(submit_reply{submitted->request_id, events::lifecycle_state::queued, false});
+      });
+      return;
+    }
+    if (r.err().code == errc::version_conflict && !submitted->idempotency_key.empty()) {
+      i.replay_submission(*submitted, done);
+      return;
+    }
+    done(std::move(r).err());
+  });
+}
+
+void engine::create_tenant(tenant_command cmd, callback<tenant_reply> done) {
+  auto& i = *_impl;
+  auto reply = std::make_shared<tenant_reply>(tenant_reply{cmd.id, "pt_" + random_hex(24)});
+  events::tenant_created e{cmd.id, cmd.name, sha256_hex(reply->token), cmd.quota};
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::tenant_stream(cmd.id), 0, {events::to_record(e)}});
+  i.append_then(std::move(batch), [this, reply, done](result<events::append_receipt> r) {
+    if (!r) {
+      if (r.err().code == errc::version_conflict) {
+        done(make_error(errc::conflict, "tenant " + reply->id + " already exists"));
+      } else {
+        done(std::move(r).err());
+      }
+      return;
+    }
+    _impl->after_projection(r->last_position, [reply, done] { done(*reply); });
+  });
+}
+
+void engine::register_cluster(events::cluster_registered cmd, callback<events::cluster_state> done) {
+  auto& i = *_impl;
+  const auto id = cmd.cluster_id;
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::cluster_stream(id), 0, {events::to_record(cmd)}});
+  i.append_then(std::move(batch), [this, id, done](result<events::append_receipt> r) {
+    if (!r) {
+      if (r.err().code == errc::version_conflict) {
+        done(make_error(errc::conflict, "cluster " + id + " is already registered"));
+      } else {
+        done(std::move(r).err());
+      }
+      return;
+    }
+    _impl->after_projection(r->last_position, [this, id, done] {
+      auto c = _impl->views->cluster(id);
+      if (!c || !*c) {
+        done(make_error(errc::internal, "cluster " + id + " missing from projections after registration"));
+        return;
+      }
+      done(**c);
+    });
+  });
+}
+
+void engine::update_cluster(std::string id, events::cluster_updated cmd, callback<events::cluster_state> done) {
+  auto& i = *_impl;
+  auto version = i.journal->stream_version(events::cluster_stream(id));
+  if (!version) {
+    done(std::move(version).err());
+    return;
+  }
+  if (*version == 0) {
+    done(make_error(errc::not_found, "cluster " + id + " is not registered"));
+    return;
+  }
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::cluster_stream(id), *version, {events::to_record(cmd)}});
+  i.append_then(std::move(batch), [this, id, done](result<events::append_receipt> r) {
+    if (!r) {
+      if (r.err().code == errc::version_conflict) {
+        done(make_error(errc::conflict, "cluster " + id + " was changed concurrently; retry"));
+      } else {
+        done(std::move(r).err());
+      }
+      return;
+    }
+    _impl->after_projection(r->last_position, [this, id, done] {
+      auto c = _impl->views->cluster(id);
+      if (!c || !*c) {
+        done(make_error(errc::internal, "cluster " + id + " missing from projections after update"));
+        return;
+      }
+      done(**c);
+    });
+  });
+}
+
+void engine::inventory(std::string cluster_id, callback<inventory_listing> done) {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    done(make_error(errc::unavailable, "the engine is shutting down"));
+    return;
+  }
+  auto* sys = i.sys.get();
+  ask<cluster_choice>(*sys, i.ctx.registry,
+                      std::function<void(result<cluster_choice>)>{[sys, cluster_id, done](result<cluster_choice> choice) {
+                        if (!choice) {
+                          done(std::move(choice).err());
+                          return;
+                        }
+                        if (!choice->ok) {
+                          done(make_error(errc::not_found, choice->message));
+                          return;
+                        }
+                        ask<inventory_reply>(*sys, choice->handle,
+                                             std::function<void(result<inventory_reply>)>{
+                                                 [cluster_id, done](result<inventory_reply> reply) {
+                                                   if (!reply) {
+                                                     done(std::move(reply).err());
+                                                   } else if (!reply->ok) {
+                                                     done(reply->err);
+                                                   } else {
+                                                     done(inventory_listing{cluster_id, std::move(reply->items)});
+                                                   }
+                                                 }},
+                                             inventory_atom::value);
+                      }},
+                      lookup_atom::value, cluster_id);
+}
+
+const projections::views& engine::views() const { return *_impl->views; }
+
+const events::journal& engine::journal() const { return *_impl->journal; }
+
+std::size_t engine::live_requests() {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    return 0;
+  }
+  std::size_t n = 0;
+  caf::scoped_actor self{*i.sys};
+  self->request(i.supervisor, ask_timeout, count_atom::value).receive([&](std::size_t x) { n = x; }, [](caf::error&) {});
+  return n;
+}
+
+void engine::shutdown() {
+  auto& i = *_impl;
+  std::lock_guard<std::mutex> guard{i.shutdown_mutex};
+  if (i.stopped) {
+    return;
+  }
+  i.stopped = true;
+  i.stopping.store(true);
+  {
+    caf::scoped_actor self{*i.sys};
+    self->send_exit(i.supervisor, caf::exit_reason::user_shutdown);
+    self->wait_for(i.supervisor);
+    self->send_exit(i.ctx.registry, caf::exit_reason::user_shutdown);
+    self->wait_for(i.ctx.registry);
+  }
+  // Appends still in flight are answered while the actor system can take their messages;
+  // then nothing feeds the actors any more and the system can go.
+  i.journal->drain();
+  i.projector->stop();
+  i.supervisor = nullptr;
+  i.ctx.registry = nullptr;
+  i.sys.reset();  // waits for every remaining actor
+  if (auto st = i.store->flush(); !st) {
+    log::error("flush_failed", {{"error", st.err().message}});
+  }
+  log::info("engine_stopped", {{"journal_head", i.journal->head()}});
+}
+
+}  // namespace prov::actors

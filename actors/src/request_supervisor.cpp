@@ -1,0 +1,69 @@
+// Keeps at most one actor per live request. Spawns on demand (a submit, a resume at start-up,
+// later a command), monitors each, and forgets it when it stops (passivation).
+
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "prov/actors/spawn.hpp"
+#include "prov/core/log.hpp"
+
+namespace prov::actors {
+
+namespace {
+
+struct request_supervisor_state {
+  static inline const char* name = "request_supervisor";
+  std::unordered_map<std::string, request_actor> live;
+  std::unordered_map<caf::actor_addr, std::string> ids;
+};
+
+using self_ptr = request_supervisor_actor::stateful_pointer<request_supervisor_state>;
+
+request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, const engine_context* ctx) {
+  self->set_down_handler([=](const caf::down_msg& down) {
+    auto it = self->state.ids.find(down.source);
+    if (it == self->state.ids.end()) {
+      return;
+    }
+    if (down.reason && down.reason != caf::exit_reason::normal) {
+      log::error("request_actor_stopped", {{"request", it->second}, {"reason", caf::to_string(down.reason)}});
+    }
+    self->state.live.erase(it->second);
+    self->state.ids.erase(it);
+  });
+  // Stopping the supervisor stops every request actor first, without letting them act on
+  // the errors their pending calls would now see: what was in flight resumes on the next start.
+  self->set_exit_handler([=](const caf::exit_msg& msg) {
+    for (const auto& [id, actor] : self->state.live) {
+      self->send_exit(actor, msg.reason);
+    }
+    self->state.live.clear();
+    self->state.ids.clear();
+    self->quit(msg.reason);
+  });
+  return {
+      [=](start_atom, const std::string& id) {
+        auto& st = self->state;
+        auto it = st.live.find(id);
+        if (it != st.live.end()) {
+          self->send(it->second, resume_atom::value);
+          return;
+        }
+        auto actor = spawn_request_actor(self->system(), *ctx, id);
+        self->monitor(actor);
+        st.ids.emplace(actor.address(), id);
+        st.live.emplace(id, actor);
+        self->send(actor, resume_atom::value);
+      },
+      [=](count_atom) { return self->state.live.size(); },
+  };
+}
+
+}  // namespace
+
+request_supervisor_actor spawn_request_supervisor(caf::actor_system& sys, const engine_context& ctx) {
+  return sys.spawn(request_supervisor_impl, &ctx);
+}
+
+}  // namespace prov::actors

@@ -1,0 +1,31 @@
+#pragma once
+/// Folding events into aggregate state. Pure: the result depends only on the arguments.
+/// An event that does not fit the state (wrong sequence, forbidden transition, a step out of
+/// order, an unknown resource) is refused with an error and the state is left as it was.
+
+#include <span>
+
+#include "prov/core/error.hpp"
+#include "prov/events/catalog.hpp"
+
+namespace prov::events {
+
+/// The fold step, pure: returns the next state or why the event does not fit.
+result<request_state> apply(request_state state, const request_event& event, const event_meta& meta);
+result<cluster_state> apply(cluster_state state, const cluster_event& event, const event_meta& meta);
+result<tenant_state> apply(tenant_state state, const tenant_event& event, const event_meta& meta);
+
+/// The same fold step in place, for hot paths that must not copy the state: on success the
+/// state has advanced; on error it is exactly as it was (every rule is checked before any
+/// field changes).
+status apply_to(request_state& state, const request_event& event, const event_meta& meta);
+status apply_to(cluster_state& state, const cluster_event& event, const event_meta& meta);
+status apply_to(tenant_state& state, const tenant_event& event, const event_meta& meta);
+
+/// Folds a request's stored events from scratch (decode + apply each). Stops at the first
+/// event that does not decode or apply and returns that error.
+result<request_state> fold_request(std::span<const stored_event> events);
+result<cluster_state> fold_cluster(std::span<const stored_event> events);
+result<tenant_state> fold_tenant(std::span<const stored_event> events);
+
+}  // namespace prov::events

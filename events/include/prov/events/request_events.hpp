@@ -1,0 +1,199 @@
+#pragma once
+/// Events of the request aggregate. Each is a plain struct with a stable type id and name
+/// and a schema version (`info`), and lists its fields for the codec. Type ids 1-49 belong to
+/// requests; never reuse or renumber one. Changing a payload means a new version.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "prov/events/request.hpp"
+
+namespace prov::events {
+
+/// Identity of an event type in the journal and in JSON.
+struct event_type_info {
+  std::uint16_t id;
+  std::uint8_t version;
+  std::string_view name;
+};
+
+/// A request was accepted (state: queued).
+struct request_submitted {
+  static constexpr event_type_info info{1, 1, "request.submitted"};
+  std::string request_id;
+  std::string tenant;
+  service_type type = service_type::vps;
+  provider_type provider = provider_type::simulation;
+  std::string region;
+  resource_spec spec;
+  std::vector<std::string> depends_on;
+  std::string idempotency_key;
+  std::string requested_cluster;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("requestId", x.request_id);
+    f("tenant", x.tenant);
+    f("type", x.type);
+    f("provider", x.provider);
+    f("region", x.region);
+    f("spec", x.spec);
+    f("dependsOn", x.depends_on);
+    f("idempotencyKey", x.idempotency_key);
+    f("requestedCluster", x.requested_cluster);
+  }
+  bool operator==(const request_submitted&) const = default;
+};
+
+/// The cluster that will run the request was chosen.
+struct cluster_assigned {
+  static constexpr event_type_info info{2, 1, "request.cluster_assigned"};
+  std::string cluster;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("cluster", x.cluster);
+  }
+  bool operator==(const cluster_assigned&) const = default;
+};
+
+/// A step attempt begins; its provider call will carry `idempotency_key`.
+struct step_started {
+  static constexpr event_type_info info{3, 1, "request.step_started"};
+  step_kind step = step_kind::allocate;
+  std::uint32_t attempt = 1;
+  std::string idempotency_key;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("attempt", x.attempt);
+    f("idempotencyKey", x.idempotency_key);
+  }
+  bool operator==(const step_started&) const = default;
+};
+
+/// A step attempt succeeded; `endpoints` are merged into the request's endpoints.
+struct step_succeeded {
+  static constexpr event_type_info info{4, 1, "request.step_succeeded"};
+  step_kind step = step_kind::allocate;
+  std::uint32_t attempt = 1;
+  std::map<std::string, std::string> endpoints;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("attempt", x.attempt);
+    f("endpoints", x.endpoints);
+  }
+  bool operator==(const step_succeeded&) const = default;
+};
+
+/// A step attempt failed.
+struct step_failed {
+  static constexpr event_type_info info{5, 1, "request.step_failed"};
+  step_kind step = step_kind::allocate;
+  std::uint32_t attempt = 1;
+  std::string code;
+  std::string message;
+  bool retryable = false;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("attempt", x.attempt);
+    f("code", x.code);
+    f("message", x.message);
+    f("retryable", x.retryable);
+  }
+  bool operator==(const step_failed&) const = default;
+};
+
+/// The provider created a resource for this request.
+struct resource_allocated {
+  static constexpr event_type_info info{6, 1, "request.resource_allocated"};
+  step_kind step = step_kind::allocate;
+  std::string kind;
+  std::string resource_id;
+  std::string name;
+  std::string idempotency_key;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("kind", x.kind);
+    f("resourceId", x.resource_id);
+    f("name", x.name);
+    f("idempotencyKey", x.idempotency_key);
+  }
+  bool operator==(const resource_allocated&) const = default;
+};
+
+/// A resource is gone at the provider (deleted by rollback, or found already gone).
+struct resource_released {
+  static constexpr event_type_info info{7, 1, "request.resource_released"};
+  std::string kind;
+  std::string resource_id;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("kind", x.kind);
+    f("resourceId", x.resource_id);
+  }
+  bool operator==(const resource_released&) const = default;
+};
+
+/// All four steps succeeded (state: completed).
+struct request_completed {
+  static constexpr event_type_info info{8, 1, "request.completed"};
+
+  template <class F, class Self>
+  static void fields(F&, Self&) {}
+  bool operator==(const request_completed&) const = default;
+};
+
+/// The request failed (state: failed); rollback follows.
+struct request_failed {
+  static constexpr event_type_info info{9, 1, "request.failed"};
+  std::string code;  ///< stable reason code, e.g. "provider_error", "no_cluster_available"
+  std::string message;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("code", x.code);
+    f("message", x.message);
+  }
+  bool operator==(const request_failed&) const = default;
+};
+
+/// Releasing the request's resources begins (state: rolling_back).
+struct rollback_started {
+  static constexpr event_type_info info{10, 1, "request.rollback_started"};
+  std::string reason;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("reason", x.reason);
+  }
+  bool operator==(const rollback_started&) const = default;
+};
+
+/// Every resource is released (state: rolled_back).
+struct request_rolled_back {
+  static constexpr event_type_info info{11, 1, "request.rolled_back"};
+
+  template <class F, class Self>
+  static void fields(F&, Self&) {}
+  bool operator==(const request_rolled_back&) const = default;
+};
+
+using request_event =
+    std::variant<request_submitted, cluster_assigned, step_started, step_succeeded, step_failed,
+                 resource_allocated, resource_released, request_completed, request_failed,
+                 rollback_started, request_rolled_back>;
+
+}  // namespace prov::events

@@ -1,0 +1,366 @@
+#include "prov/events/apply.hpp"
+
+#include <string>
+
+#include "prov/events/transitions.hpp"
+
+namespace prov::events {
+
+namespace {
+
+std::string name(lifecycle_state s) { return std::string{enum_name(s)}; }
+std::string name(step_kind s) { return std::string{enum_name(s)}; }
+
+error refuse(std::string message) { return make_error(errc::invalid_transition, std::move(message)); }
+
+error bad_transition(lifecycle_state from, lifecycle_state to) {
+  return refuse(name(from) + " -> " + name(to) + " is not an allowed transition");
+}
+
+template <class State>
+status check_sequence(const State& s, const event_meta& m) {
+  if (m.sequence != s.version + 1) {
+    return make_error(errc::version_conflict, "event sequence " + std::to_string(m.sequence) +
+                                                  " does not follow version " + std::to_string(s.version));
+  }
+  return {};
+}
+
+// Each handler mutates the copy it was given; `apply` returns it only if the handler succeeded.
+struct request_folder {
+  request_state& s;
+  const event_meta& m;
+
+  status operator()(const request_submitted& e) {
+    if (s.exists()) {
+      return refuse("request " + s.id + " was already submitted");
+    }
+    s.id = e.request_id;
+    s.tenant = e.tenant;
+    s.type = e.type;
+    s.provider = e.provider;
+    s.region = e.region;
+    s.spec = e.spec;
+    s.depends_on = e.depends_on;
+    s.idempotency_key = e.idempotency_key;
+    s.requested_cluster = e.requested_cluster;
+    s.state = lifecycle_state::queued;
+    s.created_at = m.time;
+    return {};
+  }
+
+  status operator()(const cluster_assigned& e) {
+    if (s.state != lifecycle_state::queued) {
+      return refuse("a cluster can only be assigned while queued, not " + name(s.state));
+    }
+    s.cluster = e.cluster;
+    return {};
+  }
+
+  status operator()(const step_started& e) {
+    const auto target = state_of(e.step);
+    auto& step = s.step(e.step);
+    if (s.state == target) {
+      if (step.status != step_status::failed) {
+        return refuse("step " + name(e.step) + " can only be retried after it failed");
+      }
+    } else {
+      if (!transition_allowed(s.state, target)) {
+        return bad_transition(s.state, target);
+      }
+      if (e.step != step_kind::allocate &&
+          s.step(static_cast<step_kind>(static_cast<int>(e.step) - 1)).status != step_status::succeeded) {
+        return refuse("step " + name(e.step) + " cannot start before the previous step succeeded");
+      }
+    }
+    if (e.attempt != step.attempts + 1) {
+      return refuse("step " + name(e.step) + " attempt " + std::to_string(e.attempt) + " does not follow " +
+                    std::to_string(step.attempts));
+    }
+    s.state = target;
+    step.status = step_status::running;
+    step.attempts = e.attempt;
+    if (!step.started_at) {
+      step.started_at = m.time;
+    }
+    step.finished_at.reset();
+    step.error.clear();
+    step.idempotency_key = e.idempotency_key;
+    return {};
+  }
+
+  status check_running(step_kind k, std::uint32_t attempt) {
+    const auto& step = s.step(k);
+    if (s.state != state_of(k) || step.status != step_status::running) {
+      return refuse("step " + name(k) + " is not running (state " + name(s.state) + ")");
+    }
+    if (attempt != step.attempts) {
+      return refuse("step " + name(k) + " outcome for attempt " + std::to_string(attempt) +
+                    " but the current attempt is " + std::to_string(step.attempts));
+    }
+    return {};
+  }
+
+  status operator()(const step_succeeded& e) {
+    if (auto st = check_running(e.step, e.attempt); !st) {
+      return st;
+    }
+    auto& step = s.step(e.step);
+    step.status = step_status::succeeded;
+    step.finished_at = m.time;
+    for (const auto& [k, v] : e.endpoints) {
+      s.endpoints.insert_or_assign(k, v);
+    }
+    return {};
+  }
+
+  status operator()(const step_failed& e) {
+    if (auto st = check_running(e.step, e.attempt); !st) {
+      return st;
+    }
+    auto& step = s.step(e.step);
+    step.status = step_status::failed;
+    step.finished_at = m.time;
+    step.error = e.message.empty() ? e.code : e.message;
+    return {};
+  }
+
+  resource* find(std::string_view kind, std::string_view id) {
+    for (auto& r : s.resources) {
+      if (r.kind == kind && r.id == id) {
+        return &r;
+      }
+    }
+    return nullptr;
+  }
+
+  status operator()(const resource_allocated& e) {
+    if (s.state != state_of(e.step)) {
+      return refuse("a resource of step " + name(e.step) + " cannot be allocated in state " + name(s.state));
+    }
+    if (find(e.kind, e.resource_id) != nullptr) {
+      return refuse("resource " + e.kind + " " + e.resource_id + " is already recorded");
+    }
+    s.resources.push_back(resource{e.kind, e.resource_id, e.name, e.step, e.idempotency_key, false});
+    return {};
+  }
+
+  status operator()(const resource_released& e) {
+    if (s.state != lifecycle_state::rolling_back) {
+      return refuse("resources are released only while rolling_back, not " + name(s.state));
+    }
+    if (auto* r = find(e.kind, e.resource_id)) {
+      if (r->released) {
+        return refuse("resource " + e.kind + " " + e.resource_id + " was already released");
+      }
+      r->released = true;
+    } else {
+      // Found at the provider by the request's tag but never recorded (e.g. created just
+      // before a crash): kept in the history as released.
+      s.resources.push_back(resource{e.kind, e.resource_id, "", step_kind::allocate, "", true});
+    }
+    return {};
+  }
+
+  status operator()(const request_completed&) {
+    if (!transition_allowed(s.state, lifecycle_state::completed)) {
+      return bad_transition(s.state, lifecycle_state::completed);
+    }
+    if (s.state == lifecycle_state::verifying && s.step(step_kind::verify).status != step_status::succeeded) {
+      return refuse("cannot complete before verify succeeded");
+    }
+    s.state = lifecycle_state::completed;
+    return {};
+  }
+
+  status operator()(const request_failed& e) {
+    if (!transition_allowed(s.state, lifecycle_state::failed)) {
+      return bad_transition(s.state, lifecycle_state::failed);
+    }
+    if (auto k = step_of(s.state)) {
+      auto& step = s.step(*k);
+      if (step.status == step_status::running) {
+        step.status = step_status::failed;
+        step.finished_at = m.time;
+        step.error = e.message.empty() ? e.code : e.message;
+      }
+    }
+    s.state = lifecycle_state::failed;
+    s.reason = e.code;
+    s.reason_message = e.message;
+    return {};
+  }
+
+  status operator()(const rollback_started& e) {
+    if (!transition_allowed(s.state, lifecycle_state::rolling_back)) {
+      return bad_transition(s.state, lifecycle_state::rolling_back);
+    }
+    if (s.state != lifecycle_state::failed) {
+      s.reason = e.reason;
+      s.reason_message.clear();
+    }
+    s.state = lifecycle_state::rolling_back;
+    return {};
+  }
+
+  status operator()(const request_rolled_back&) {
+    if (!transition_allowed(s.state, lifecycle_state::rolled_back)) {
+      return bad_transition(s.state, lifecycle_state::rolled_back);
+    }
+    for (const auto& r : s.resources) {
+      if (!r.released) {
+        return refuse("cannot finish rollback: " + r.kind + " " + r.id + " is not released");
+      }
+    }
+    s.state = lifecycle_state::rolled_back;
+    return {};
+  }
+};
+
+struct cluster_folder {
+  cluster_state& s;
+  const event_meta& m;
+
+  status operator()(const cluster_registered& e) {
+    if (s.exists()) {
+      return make_error(errc::conflict, "cluster " + s.id + " is already registered");
+    }
+    s.id = e.cluster_id;
+    s.name = e.name;
+    s.type = e.type;
+    s.region = e.region;
+    s.endpoint = e.endpoint;
+    s.capacity = e.capacity;
+    s.simulation = e.simulation;
+    s.enabled = e.enabled;
+    s.is_default = e.is_default;
+    s.health = e.health;
+    s.created_at = m.time;
+    return {};
+  }
+
+  status operator()(const cluster_updated& e) {
+    if (!s.exists()) {
+      return make_error(errc::not_found, "cluster update before registration");
+    }
+    if (e.name) s.name = *e.name;
+    if (e.endpoint) s.endpoint = *e.endpoint;
+    if (e.capacity) s.capacity = *e.capacity;
+    if (e.simulation) s.simulation = *e.simulation;
+    if (e.enabled) s.enabled = *e.enabled;
+    if (e.is_default) s.is_default = *e.is_default;
+    if (e.health) s.health = *e.health;
+    return {};
+  }
+};
+
+struct tenant_folder {
+  tenant_state& s;
+  const event_meta& m;
+
+  status operator()(const tenant_created& e) {
+    if (s.exists()) {
+      return make_error(errc::conflict, "tenant " + s.id + " already exists");
+    }
+    s.id = e.tenant_id;
+    s.name = e.name;
+    s.token_sha256 = e.token_sha256;
+    s.quota = e.quota;
+    s.created_at = m.time;
+    return {};
+  }
+
+  status operator()(const tenant_quota_set& e) {
+    if (!s.exists()) {
+      return make_error(errc::not_found, "quota set before the tenant was created");
+    }
+    s.quota = e.quota;
+    return {};
+  }
+};
+
+template <class Folder, class State, class Event>
+status fold_in_place(State& state, const Event& event, const event_meta& meta) {
+  if (auto st = check_sequence(state, meta); !st) {
+    return st;
+  }
+  if (!std::holds_alternative<std::variant_alternative_t<0, Event>>(event) && !state.exists()) {
+    return make_error(errc::not_found, "event before the aggregate was created");
+  }
+  // Every handler checks all its preconditions before it changes anything.
+  Folder folder{state, meta};
+  if (auto st = std::visit(folder, event); !st) {
+    return st;
+  }
+  state.version = meta.sequence;
+  state.updated_at = meta.time;
+  return {};
+}
+
+template <class State, class Event>
+result<State> fold_copy(State state, const Event& event, const event_meta& meta) {
+  if (auto st = apply_to(state, event, meta); !st) {
+    return std::move(st).err();
+  }
+  return state;
+}
+
+template <class State, class Event, auto Narrow>
+result<State> fold_all(std::span<const stored_event> events) {
+  State state;
+  for (const auto& stored : events) {
+    auto any = decode(stored);
+    if (!any) {
+      return std::move(any).err();
+    }
+    auto narrowed = Narrow(std::move(*any));
+    if (!narrowed) {
+      return make_error(errc::corrupt, "event " + std::string{type_name(stored.type_id)} + " in stream " +
+                                           stored.stream + " belongs to another aggregate");
+    }
+    if (auto st = apply_to(state, *narrowed, event_meta{stored.sequence, stored.time}); !st) {
+      return std::move(st).err();
+    }
+  }
+  return state;
+}
+
+}  // namespace
+
+status apply_to(request_state& state, const request_event& event, const event_meta& meta) {
+  return fold_in_place<request_folder>(state, event, meta);
+}
+
+status apply_to(cluster_state& state, const cluster_event& event, const event_meta& meta) {
+  return fold_in_place<cluster_folder>(state, event, meta);
+}
+
+status apply_to(tenant_state& state, const tenant_event& event, const event_meta& meta) {
+  return fold_in_place<tenant_folder>(state, event, meta);
+}
+
+result<request_state> apply(request_state state, const request_event& event, const event_meta& meta) {
+  return fold_copy(std::move(state), event, meta);
+}
+
+result<cluster_state> apply(cluster_state state, const cluster_event& event, const event_meta& meta) {
+  return fold_copy(std::move(state), event, meta);
+}
+
+result<tenant_state> apply(tenant_state state, const tenant_event& event, const event_meta& meta) {
+  return fold_copy(std::move(state), event, meta);
+}
+
+result<request_state> fold_request(std::span<const stored_event> events) {
+  return fold_all<request_state, request_event, as_request_event>(events);
+}
+
+result<cluster_state> fold_cluster(std::span<const stored_event> events) {
+  return fold_all<cluster_state, cluster_event, as_cluster_event>(events);
+}
+
+result<tenant_state> fold_tenant(std::span<const stored_event> events) {
+  return fold_all<tenant_state, tenant_event, as_tenant_event>(events);
+}
+
+}  // namespace prov::events

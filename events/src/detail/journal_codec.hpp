@@ -1,0 +1,168 @@
+#pragma once
+/// Byte-level encodings of the journal's persisted data (format 1). Changing any of these
+/// changes the on-disk format: add a new format version instead of editing.
+///
+/// - log key      : position, 8-byte big-endian (so RocksDB's bytewise order is log order)
+/// - stream key   : stream id, 0x00, sequence as 8-byte big-endian (stream ids never contain 0x00,
+///                  so `<stream>\0` is a prefix no other stream shares)
+/// - stream value : position, 8-byte big-endian
+/// - log record   : u8 format(=1) | varint stream length | stream bytes | varint sequence |
+///                  varint time (microseconds since epoch, two's complement as u64) |
+///                  varint type_id | u8 version | payload bytes (the rest of the value)
+///
+/// Varints are unsigned LEB128 (7 bits per byte, least significant group first, high bit set
+/// on every byte but the last), at most 10 bytes.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "prov/core/error.hpp"
+#include "prov/events/journal.hpp"
+
+namespace prov::events::detail {
+
+inline constexpr std::uint8_t record_format = 1;
+inline constexpr std::size_t be64_size = 8;
+inline constexpr char stream_key_separator = '\0';
+
+inline void append_be64(std::string& out, std::uint64_t v) {
+  char bytes[be64_size];
+  for (std::size_t i = 0; i < be64_size; ++i) {
+    bytes[be64_size - 1 - i] = static_cast<char>(v & 0xffU);
+    v >>= 8U;
+  }
+  out.append(bytes, be64_size);
+}
+
+/// Reads 8 big-endian bytes; the caller checks the size.
+inline std::uint64_t read_be64(const char* p) noexcept {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < be64_size; ++i) {
+    v = (v << 8U) | static_cast<std::uint8_t>(p[i]);
+  }
+  return v;
+}
+
+/// The 8-byte value of `s`, or nullopt if it is not exactly 8 bytes long.
+inline std::optional<std::uint64_t> decode_be64(std::string_view s) noexcept {
+  if (s.size() != be64_size) {
+    return std::nullopt;
+  }
+  return read_be64(s.data());
+}
+
+inline void append_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80U) {
+    out.push_back(static_cast<char>((v & 0x7fU) | 0x80U));
+    v >>= 7U;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+/// Reads a varint from the front of `in` and advances it; nullopt if truncated or too long.
+inline std::optional<std::uint64_t> read_varint(std::string_view& in) noexcept {
+  std::uint64_t v = 0;
+  for (unsigned shift = 0, i = 0; i < 10 && i < in.size(); ++i, shift += 7) {
+    const auto byte = static_cast<std::uint8_t>(in[i]);
+    if (i == 9 && byte > 1) {
+      return std::nullopt;  // more than 64 bits
+    }
+    v |= static_cast<std::uint64_t>(byte & 0x7fU) << shift;
+    if ((byte & 0x80U) == 0) {
+      in.remove_prefix(i + 1);
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+/// `out` = log key of `position`.
+inline void make_log_key(std::string& out, std::uint64_t position) {
+  out.clear();
+  append_be64(out, position);
+}
+
+/// `out` = `<stream>\0` (the prefix of every index key of the stream).
+inline void make_stream_prefix(std::string& out, std::string_view stream) {
+  out.assign(stream);
+  out.push_back(stream_key_separator);
+}
+
+/// `out` = `<stream>\0<sequence BE>`.
+inline void make_stream_key(std::string& out, std::string_view stream, std::uint64_t sequence) {
+  make_stream_prefix(out, stream);
+  append_be64(out, sequence);
+}
+
+/// `out` = the first key after every key of the stream (`<stream>\x01`): an exclusive upper bound.
+inline void make_stream_end(std::string& out, std::string_view stream) {
+  out.assign(stream);
+  out.push_back('\x01');
+}
+
+/// The sequence of an index key of `stream` (whose prefix the caller has checked), or nullopt.
+inline std::optional<std::uint64_t> stream_key_sequence(std::string_view key, std::string_view stream) {
+  if (key.size() != stream.size() + 1 + be64_size) {
+    return std::nullopt;
+  }
+  return read_be64(key.data() + stream.size() + 1);
+}
+
+/// True if `key` is an index key of `stream` (starts with `<stream>\0`).
+inline bool is_stream_key(std::string_view key, std::string_view stream) noexcept {
+  return key.size() > stream.size() && key.substr(0, stream.size()) == stream &&
+         key[stream.size()] == stream_key_separator;
+}
+
+/// Appends the log record of one event to `out` (which the caller clears to reuse it).
+inline void encode_record(std::string& out, std::string_view stream, std::uint64_t sequence,
+                          timestamp time, const event_record& event) {
+  out.push_back(static_cast<char>(record_format));
+  append_varint(out, stream.size());
+  out.append(stream);
+  append_varint(out, sequence);
+  append_varint(out, static_cast<std::uint64_t>(time.time_since_epoch().count()));
+  append_varint(out, event.type_id);
+  out.push_back(static_cast<char>(event.version));
+  out.append(event.payload);
+}
+
+/// Decodes a log record into `out` (every field but `position`). Reuses `out`'s buffers.
+inline status decode_record(std::string_view in, stored_event& out) {
+  const auto bad = [](std::string_view what) {
+    return make_error(errc::corrupt, "journal record: " + std::string(what));
+  };
+  if (in.empty()) {
+    return bad("empty value");
+  }
+  if (static_cast<std::uint8_t>(in.front()) != record_format) {
+    return bad("unknown record format " + std::to_string(static_cast<std::uint8_t>(in.front())));
+  }
+  in.remove_prefix(1);
+  const auto stream_size = read_varint(in);
+  if (!stream_size || *stream_size > in.size()) {
+    return bad("truncated stream id");
+  }
+  out.stream.assign(in.substr(0, *stream_size));
+  in.remove_prefix(*stream_size);
+  const auto sequence = read_varint(in);
+  const auto time = sequence ? read_varint(in) : std::nullopt;
+  const auto type_id = time ? read_varint(in) : std::nullopt;
+  if (!type_id || in.empty()) {
+    return bad("truncated header");
+  }
+  if (*type_id > 0xffffU) {
+    return bad("type id out of range");
+  }
+  out.sequence = *sequence;
+  out.time = timestamp{std::chrono::microseconds{static_cast<std::int64_t>(*time)}};
+  out.type_id = static_cast<std::uint16_t>(*type_id);
+  out.version = static_cast<std::uint8_t>(in.front());
+  in.remove_prefix(1);
+  out.payload.assign(in);
+  return {};
+}
+
+}  // namespace prov::events::detail

@@ -1,0 +1,598 @@
+#include "prov/events/rocks_journal.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "detail/journal_codec.hpp"
+#include "detail/journal_validation.hpp"
+#include "detail/rocks_status.hpp"
+#include "prov/core/log.hpp"
+
+namespace prov::events {
+
+namespace {
+
+/// The writer forgets its cached stream versions beyond this many streams (they are re-read
+/// from the stream index on the next miss), so memory does not grow with the number of streams.
+constexpr std::size_t version_cache_limit = std::size_t{1} << 20U;
+
+/// Log records fetched per MultiGet by `read_stream`.
+constexpr std::size_t read_chunk = 256;
+
+constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
+
+rocksdb::Slice to_slice(std::string_view s) {
+  return {s.data(), s.size()};
+}
+
+std::string_view to_view(const rocksdb::Slice& s) {
+  return {s.data(), s.size()};
+}
+
+/// The last sequence of `stream` whose position is <= `max_position` (0 if none), read from
+/// the stream index through `it`. `key` is a scratch buffer.
+result<std::uint64_t> last_sequence(rocksdb::Iterator& it, std::string& key, std::string_view stream,
+                                    std::uint64_t max_position) {
+  detail::make_stream_key(key, stream, max_u64);
+  for (it.SeekForPrev(to_slice(key)); it.Valid(); it.Prev()) {
+    const auto k = to_view(it.key());
+    if (!detail::is_stream_key(k, stream)) {
+      return std::uint64_t{0};
+    }
+    const auto sequence = detail::stream_key_sequence(k, stream);
+    const auto position = detail::decode_be64(to_view(it.value()));
+    if (!sequence || !position) {
+      return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+    }
+    if (*position <= max_position) {
+      return *sequence;
+    }
+  }
+  if (!it.status().ok()) {
+    return detail::to_error(it.status(), "journal: read stream index of " + std::string(stream));
+  }
+  return std::uint64_t{0};
+}
+
+/// Databases that have a journal: a second writer would hand out the same positions.
+std::mutex attached_mutex;
+std::set<const rocksdb::DB*> attached;
+
+/// One queued append.
+struct pending_append {
+  std::vector<stream_append> batch;
+  append_handler done;
+  std::size_t events = 0;
+};
+
+class rocks_journal final : public journal {
+ public:
+  rocks_journal(rocks_store& store, const clock& clk, rocks_journal_options options, std::uint64_t head)
+      : _store(store),
+        _clock(clk),
+        _options(options),
+        _head(head),
+        _listeners(std::make_shared<const std::vector<commit_listener>>()) {
+    _options.max_batch_events = std::max<std::size_t>(_options.max_batch_events, 1);
+    _write_options.sync = _options.sync;
+  }
+
+  ~rocks_journal() override {
+    stop();
+    std::lock_guard lock(attached_mutex);
+    attached.erase(_store.db());
+  }
+
+  rocks_journal(const rocks_journal&) = delete;
+  rocks_journal& operator=(const rocks_journal&) = delete;
+
+  /// Starts the writer thread.
+  status start() {
+    try {
+      _writer = std::thread([this] { run(); });
+    } catch (const std::system_error& e) {
+      return make_error(errc::unavailable, std::string("journal: cannot start writer: ") + e.what());
+    }
+    return {};
+  }
+
+  /// Completes every queued append, then stops the writer; later appends get `unavailable`.
+  void stop() {
+    {
+      std::lock_guard lock(_mutex);
+      _stopping = true;
+    }
+    _wake.notify_all();
+    if (_writer.joinable()) {
+      _writer.join();
+    }
+  }
+
+  void append(std::vector<stream_append> batch, append_handler done) override {
+    if (auto valid = detail::validate_batch(batch); !valid) {
+      answer(done, std::move(valid).err());
+      return;
+    }
+    std::size_t events = 0;
+    for (const auto& a : batch) {
+      events += a.events.size();
+    }
+    {
+      std::unique_lock lock(_mutex);
+      if (!_stopping) {
+        _queue.push_back(pending_append{std::move(batch), std::move(done), events});
+        ++_accepted;
+        lock.unlock();
+        _wake.notify_one();
+        return;
+      }
+    }
+    answer(done, make_error(errc::unavailable, "journal: stopped"));
+  }
+
+  result<std::vector<stored_event>> read_stream(std::string_view stream, std::uint64_t from_sequence,
+                                                std::uint64_t max) const override {
+    if (auto valid = detail::validate_stream_id(stream); !valid) {
+      return std::move(valid).err();
+    }
+    std::vector<stored_event> out;
+    const auto head = _head.load(std::memory_order_acquire);
+    from_sequence = std::max<std::uint64_t>(from_sequence, 1);
+    if (max == 0) {
+      return out;
+    }
+
+    std::string end;
+    detail::make_stream_end(end, stream);
+    const auto upper = to_slice(end);
+    rocksdb::ReadOptions read;
+    read.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(read, _store.streams_cf()));
+
+    std::string key;
+    detail::make_stream_key(key, stream, from_sequence);
+    it->Seek(to_slice(key));
+
+    // Index entries are gathered a chunk at a time, then their records fetched with one MultiGet.
+    std::vector<std::string> log_keys;
+    std::vector<rocksdb::Slice> slices;
+    std::vector<rocksdb::PinnableSlice> values(read_chunk);
+    std::vector<rocksdb::Status> statuses(read_chunk);
+    log_keys.reserve(read_chunk);
+    slices.reserve(read_chunk);
+    auto next_sequence = from_sequence;
+    bool done = false;
+    while (!done) {
+      log_keys.clear();
+      slices.clear();
+      for (; it->Valid() && log_keys.size() < read_chunk && out.size() + log_keys.size() < max; it->Next()) {
+        const auto sequence = detail::stream_key_sequence(to_view(it->key()), stream);
+        const auto position = detail::decode_be64(to_view(it->value()));
+        if (!sequence || !position) {
+          return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+        }
+        if (*sequence != next_sequence + log_keys.size()) {
+          return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": expected sequence " +
+                                               std::to_string(next_sequence + log_keys.size()) + ", found " +
+                                               std::to_string(*sequence));
+        }
+        if (*position > head) {
+          done = true;  // committed to disk but not yet published: not visible
+          break;
+        }
+        log_keys.emplace_back();
+        detail::make_log_key(log_keys.back(), *position);
+      }
+      if (!it->status().ok()) {
+        return detail::to_error(it->status(), "journal: read stream index of " + std::string(stream));
+      }
+      if (!it->Valid() || out.size() + log_keys.size() >= max) {
+        done = true;
+      }
+      if (log_keys.empty()) {
+        break;
+      }
+      for (const auto& k : log_keys) {
+        slices.push_back(to_slice(k));
+      }
+      // Positions grow with the sequence, so the keys are already sorted.
+      _store.db()->MultiGet(rocksdb::ReadOptions(), _store.log_cf(), slices.size(), slices.data(),
+                            values.data(), statuses.data(), true);
+      for (std::size_t i = 0; i < slices.size(); ++i) {
+        const auto position = detail::read_be64(log_keys[i].data());
+        if (statuses[i].IsNotFound()) {
+          return make_error(errc::corrupt, "stream " + std::string(stream) + ": position " +
+                                               std::to_string(position) + " missing from the log");
+        }
+        if (!statuses[i].ok()) {
+          return detail::to_error(statuses[i], "journal: read log position " + std::to_string(position));
+        }
+        auto& event = out.emplace_back();
+        if (auto decoded = detail::decode_record(to_view(values[i]), event); !decoded) {
+          return std::move(decoded).err();
+        }
+        values[i].Reset();
+        event.position = position;
+        if (event.stream != stream || event.sequence != next_sequence) {
+          return make_error(errc::corrupt, "log position " + std::to_string(position) + " holds " +
+                                               event.stream + "#" + std::to_string(event.sequence) +
+                                               ", index says " + std::string(stream) + "#" +
+                                               std::to_string(next_sequence));
+        }
+        ++next_sequence;
+      }
+    }
+    return out;
+  }
+
+  result<std::uint64_t> stream_version(std::string_view stream) const override {
+    if (auto valid = detail::validate_stream_id(stream); !valid) {
+      return std::move(valid).err();
+    }
+    const auto head = _head.load(std::memory_order_acquire);
+    std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(rocksdb::ReadOptions(), _store.streams_cf()));
+    std::string key;
+    return last_sequence(*it, key, stream, head);
+  }
+
+  result<std::size_t> read_all(std::uint64_t from_position, std::size_t max,
+                               const std::function<void(const stored_event&)>& visit) const override {
+    const auto head = _head.load(std::memory_order_acquire);
+    from_position = std::max<std::uint64_t>(from_position, 1);
+    if (max == 0 || from_position > head) {
+      return std::size_t{0};
+    }
+    const auto last = (head - from_position < max) ? head : from_position + max - 1;
+
+    std::string lower;
+    std::string upper;
+    detail::make_log_key(lower, from_position);
+    detail::make_log_key(upper, last + 1);
+    const auto upper_slice = to_slice(upper);
+    rocksdb::ReadOptions read;
+    read.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(read, _store.log_cf()));
+
+    stored_event event;
+    auto expected = from_position;
+    std::size_t visited = 0;
+    for (it->Seek(to_slice(lower)); it->Valid(); it->Next()) {
+      const auto position = detail::decode_be64(to_view(it->key()));
+      if (!position) {
+        return make_error(errc::corrupt, "log: malformed key");
+      }
+      if (*position != expected) {
+        return make_error(errc::corrupt, "log: expected position " + std::to_string(expected) + ", found " +
+                                             std::to_string(*position));
+      }
+      if (auto decoded = detail::decode_record(to_view(it->value()), event); !decoded) {
+        return make_error(errc::corrupt,
+                          "log position " + std::to_string(*position) + ": " + std::move(decoded).err().message);
+      }
+      event.position = *position;
+      visit(event);
+      ++visited;
+      ++expected;
+    }
+    if (!it->status().ok()) {
+      return detail::to_error(it->status(), "journal: read log");
+    }
+    if (expected != last + 1) {
+      return make_error(errc::corrupt, "log: position " + std::to_string(expected) + " missing (head " +
+                                           std::to_string(head) + ")");
+    }
+    return visited;
+  }
+
+  std::uint64_t head() const override { return _head.load(std::memory_order_acquire); }
+
+  void on_commit(commit_listener listener) override {
+    std::lock_guard lock(_listeners_mutex);
+    auto next = std::make_shared<std::vector<commit_listener>>(*_listeners);
+    next->push_back(std::move(listener));
+    _listeners = std::move(next);
+  }
+
+  void drain() override {
+    if (std::this_thread::get_id() == _writer.get_id()) {
+      return;  // called from a handler or listener: waiting for ourselves would deadlock
+    }
+    std::unique_lock lock(_mutex);
+    const auto target = _accepted;
+    _drained.wait(lock, [&] { return _answered >= target; });
+  }
+
+  rocks_journal_stats stats() const {
+    return {_groups.load(std::memory_order_relaxed), _appends_committed.load(std::memory_order_relaxed),
+            _events_committed.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  /// Calls an append handler; a throwing handler must not take the writer down.
+  static void answer(append_handler& done, result<append_receipt> r) {
+    if (!done) {
+      return;
+    }
+    try {
+      done(std::move(r));
+    } catch (const std::exception& e) {
+      log::error("journal: append handler threw", {{"what", e.what()}});
+    } catch (...) {
+      log::error("journal: append handler threw");
+    }
+  }
+
+  /// The writer thread: takes groups off the queue until stopped and the queue is empty.
+  void run() {
+    std::unique_lock lock(_mutex);
+    for (;;) {
+      _wake.wait(lock, [&] { return !_queue.empty() || _stopping; });
+      if (_queue.empty()) {
+        return;
+      }
+      std::size_t events = 0;
+      while (!_queue.empty() &&
+             (_group.empty() || events + _queue.front().events <= _options.max_batch_events)) {
+        events += _queue.front().events;
+        _group.push_back(std::move(_queue.front()));
+        _queue.pop_front();
+      }
+      lock.unlock();
+      commit_group();
+      const auto answered = _group.size();
+      _group.clear();
+      lock.lock();
+      _answered += answered;
+      _drained.notify_all();
+    }
+  }
+
+  /// Checks, writes and answers `_group`.
+  void commit_group() {
+    if (_versions.size() > version_cache_limit) {
+      _versions.clear();
+    }
+    const auto now = _clock.now();
+    const auto head = _head.load(std::memory_order_relaxed);  // only this thread moves it
+    auto next = head + 1;
+    _batch.Clear();
+    _results.clear();
+    std::size_t staged_appends = 0;
+    for (auto& pending : _group) {
+      _results.push_back(stage(pending.batch, now, next));
+      if (_results.back().ok()) {
+        next = _results.back()->last_position + 1;
+        ++staged_appends;
+      }
+    }
+    _index_it.reset();
+
+    const bool wrote = next != head + 1;
+    bool committed = false;
+    if (wrote) {
+      const auto s = _store.db()->Write(_write_options, &_batch);
+      _groups.fetch_add(1, std::memory_order_relaxed);
+      if (s.ok()) {
+        committed = true;
+        _head.store(next - 1, std::memory_order_release);
+        _appends_committed.fetch_add(staged_appends, std::memory_order_relaxed);
+        _events_committed.fetch_add(next - head - 1, std::memory_order_relaxed);
+      } else {
+        // The versions cached while staging never reached the disk: forget them all.
+        _versions.clear();
+        const auto err = detail::to_error(s, "journal: write");
+        log::error("journal: group commit failed",
+                   {{"error", err.message}, {"appends", _group.size()}, {"first_position", head + 1}});
+        for (auto& r : _results) {
+          r = err;
+        }
+      }
+    }
+
+    for (std::size_t i = 0; i < _group.size(); ++i) {
+      answer(_group[i].done, std::move(_results[i]));
+    }
+    _results.clear();
+    if (!committed) {
+      return;
+    }
+    std::shared_ptr<const std::vector<commit_listener>> listeners;
+    {
+      std::lock_guard lock(_listeners_mutex);
+      listeners = _listeners;
+    }
+    for (const auto& listener : *listeners) {
+      try {
+        listener(next - 1);
+      } catch (const std::exception& e) {
+        log::error("journal: commit listener threw", {{"what", e.what()}});
+      } catch (...) {
+        log::error("journal: commit listener threw");
+      }
+    }
+  }
+
+  /// The current version of `stream` as the writer sees it (including earlier appends of the
+  /// group being staged).
+  result<std::uint64_t> current_version(const std::string& stream) {
+    if (const auto found = _versions.find(stream); found != _versions.end()) {
+      return found->second;
+    }
+    if (!_index_it) {
+      // One iterator per group: it sees every earlier group, and this group is not written yet.
+      _index_it.reset(_store.db()->NewIterator(rocksdb::ReadOptions(), _store.streams_cf()));
+    }
+    auto version = last_sequence(*_index_it, _index_key, stream, max_u64);
+    if (version) {
+      _versions.emplace(stream, *version);
+    }
+    return version;
+  }
+
+  /// Checks one append's expected versions and, if they hold, adds its events to `_batch` at
+  /// positions from `first_position` and records the new versions in the cache.
+  result<append_receipt> stage(const std::vector<stream_append>& batch, timestamp now,
+                               std::uint64_t first_position) {
+    _new_versions.clear();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& append = batch[i];
+      // A stream named twice in one batch continues from its earlier entry.
+      std::uint64_t current = 0;
+      bool chained = false;
+      for (std::size_t k = i; k-- > 0;) {
+        if (batch[k].stream == append.stream) {
+          current = _new_versions[k];
+          chained = true;
+          break;
+        }
+      }
+      if (!chained) {
+        auto version = current_version(append.stream);
+        if (!version) {
+          return std::move(version).err();
+        }
+        current = *version;
+      }
+      if (append.expected_version != any_version && append.expected_version != current) {
+        return detail::version_conflict(append.stream, append.expected_version, current);
+      }
+      _new_versions.push_back(current + append.events.size());
+    }
+
+    append_receipt receipt;
+    receipt.first_position = first_position;
+    receipt.time = now;
+    receipt.versions.reserve(batch.size());
+    _batch.SetSavePoint();
+    auto position = first_position;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& append = batch[i];
+      auto sequence = _new_versions[i] - append.events.size();
+      for (const auto& event : append.events) {
+        ++sequence;
+        detail::make_log_key(_log_key, position);
+        _value.clear();
+        detail::encode_record(_value, append.stream, sequence, now, event);
+        detail::make_stream_key(_index_key, append.stream, sequence);
+        auto s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(_value));
+        if (s.ok()) {
+          s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_log_key));
+        }
+        if (!s.ok()) {
+          _batch.RollbackToSavePoint().PermitUncheckedError();
+          return detail::to_error(s, "journal: stage stream " + append.stream);
+        }
+        ++position;
+      }
+      receipt.versions.push_back(_new_versions[i]);
+    }
+    _batch.PopSavePoint().PermitUncheckedError();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      _versions[batch[i].stream] = _new_versions[i];
+    }
+    receipt.last_position = position - 1;
+    return receipt;
+  }
+
+  rocks_store& _store;
+  const clock& _clock;
+  rocks_journal_options _options;
+  rocksdb::WriteOptions _write_options;
+  std::atomic<std::uint64_t> _head;
+
+  // The queue, shared by appenders and the writer.
+  std::mutex _mutex;
+  std::condition_variable _wake;     ///< the writer waits for work
+  std::condition_variable _drained;  ///< drain() waits for answers
+  std::deque<pending_append> _queue;
+  std::uint64_t _accepted = 0;  ///< appends queued so far
+  std::uint64_t _answered = 0;  ///< queued appends whose handler has run
+  bool _stopping = false;
+
+  // Listeners: replaced (copy on write) on registration, so the writer calls them unlocked.
+  std::mutex _listeners_mutex;
+  std::shared_ptr<const std::vector<commit_listener>> _listeners;
+
+  // Writer-only state, reused across groups.
+  std::vector<pending_append> _group;
+  std::vector<result<append_receipt>> _results;
+  std::vector<std::uint64_t> _new_versions;
+  rocksdb::WriteBatch _batch;
+  std::string _log_key;
+  std::string _index_key;
+  std::string _value;
+  std::unordered_map<std::string, std::uint64_t> _versions;
+  std::unique_ptr<rocksdb::Iterator> _index_it;
+
+  std::atomic<std::uint64_t> _groups{0};
+  std::atomic<std::uint64_t> _appends_committed{0};
+  std::atomic<std::uint64_t> _events_committed{0};
+
+  std::thread _writer;
+};
+
+/// The position of the last record in the log (0 if empty).
+result<std::uint64_t> read_head(rocks_store& store) {
+  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.log_cf()));
+  it->SeekToLast();
+  if (!it->status().ok()) {
+    return detail::to_error(it->status(), "journal: read head");
+  }
+  if (!it->Valid()) {
+    return std::uint64_t{0};
+  }
+  const auto position = detail::decode_be64(to_view(it->key()));
+  if (!position) {
+    return make_error(errc::corrupt, "log: malformed last key");
+  }
+  return *position;
+}
+
+}  // namespace
+
+result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const clock& clk,
+                                                    rocks_journal_options options) {
+  auto head = read_head(store);
+  if (!head) {
+    return std::move(head).err();
+  }
+  {
+    std::lock_guard lock(attached_mutex);
+    if (!attached.insert(store.db()).second) {
+      return make_error(errc::conflict, "journal: the store already has a journal (one writer per database)");
+    }
+  }
+  auto j = std::make_unique<rocks_journal>(store, clk, options, *head);
+  if (auto started = j->start(); !started) {
+    return std::move(started).err();
+  }
+  return std::unique_ptr<journal>(std::move(j));
+}
+
+std::optional<rocks_journal_stats> rocks_journal_stats_of(const journal& j) {
+  if (const auto* rocks = dynamic_cast<const rocks_journal*>(&j)) {
+    return rocks->stats();
+  }
+  return std::nullopt;
+}
+
+}  // namespace prov::events

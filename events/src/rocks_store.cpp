@@ -1,0 +1,182 @@
+#include "prov/events/rocks_store.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+
+#include "detail/rocks_status.hpp"
+
+namespace prov::events {
+
+namespace {
+
+/// The on-disk format this build reads and writes (meta key `format`).
+constexpr std::string_view format_key = "format";
+constexpr std::string_view format_version = "1";
+
+constexpr std::string_view log_cf_name = "log";
+constexpr std::string_view streams_cf_name = "streams";
+constexpr std::string_view projections_cf_name = "projections";
+constexpr std::string_view meta_cf_name = "meta";
+
+constexpr std::size_t mib = 1024 * 1024;
+
+bool lz4_supported() {
+  const auto supported = rocksdb::GetSupportedCompressions();
+  return std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
+}
+
+rocksdb::DBOptions make_db_options(const rocks_store_options& options) {
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  // Two cores: one flush and one compaction at a time.
+  db.max_background_jobs = 2;
+  // Smooth out writeback instead of large bursts at file close.
+  db.bytes_per_sync = 1 * mib;
+  db.wal_bytes_per_sync = 1 * mib;
+  // Caps the memtables of all column families together (each may use write_buffer_mb).
+  db.db_write_buffer_size = std::max<std::size_t>(options.write_buffer_mb, 1) * mib * 4;
+  db.keep_log_file_num = 4;
+  return db;
+}
+
+/// Options shared by every column family; `point_lookups` adds a bloom filter.
+rocksdb::ColumnFamilyOptions make_cf_options(const std::shared_ptr<rocksdb::Cache>& cache,
+                                             rocksdb::CompressionType compression, bool point_lookups,
+                                             std::size_t write_buffer) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  if (point_lookups) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  rocksdb::ColumnFamilyOptions cf;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = write_buffer;
+  cf.compression = compression;
+  cf.level_compaction_dynamic_level_bytes = true;
+  return cf;
+}
+
+}  // namespace
+
+result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options& options) {
+  if (options.path.empty()) {
+    return make_error(errc::invalid_argument, "rocks_store: empty path");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return make_error(errc::io_error, "rocks_store: cannot create " + options.path + ": " + ec.message());
+  }
+
+  const auto db_options = make_db_options(options);
+
+  // Refuse column families this build does not know (a newer format) with a clear message
+  // instead of RocksDB's "column families not opened".
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing).ok()) {
+    for (const auto& name : existing) {
+      if (name != rocksdb::kDefaultColumnFamilyName && name != log_cf_name && name != streams_cf_name &&
+          name != projections_cf_name && name != meta_cf_name) {
+        return make_error(errc::corrupt, "rocks_store: " + options.path + " has unknown column family '" +
+                                             name + "' (written by a newer version?)");
+      }
+    }
+  }
+
+  const auto cache = rocksdb::NewLRUCache(std::max<std::size_t>(options.block_cache_mb, 1) * mib);
+  const auto compression = lz4_supported() ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
+  const auto write_buffer = std::max<std::size_t>(options.write_buffer_mb, 1) * mib;
+  const auto small_buffer = std::min<std::size_t>(write_buffer, 4 * mib);
+
+  const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
+      {rocksdb::kDefaultColumnFamilyName, make_cf_options(cache, compression, true, small_buffer)},
+      // The log is read by position ranges and by exact keys that exist: no filter.
+      {std::string(log_cf_name), make_cf_options(cache, compression, false, write_buffer)},
+      // The stream index is read with prefix iterators: no filter.
+      {std::string(streams_cf_name), make_cf_options(cache, compression, false, write_buffer)},
+      {std::string(projections_cf_name), make_cf_options(cache, compression, true, write_buffer)},
+      {std::string(meta_cf_name), make_cf_options(cache, compression, true, small_buffer)},
+  };
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  const auto s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &db);
+  if (!s.ok()) {
+    return detail::to_error(s, "rocks_store: open " + options.path);
+  }
+
+  // From here on the destructor releases whatever was opened.
+  std::unique_ptr<rocks_store> store(new rocks_store());
+  store->_db = db;
+  store->_default = handles.at(0);
+  store->_log = handles.at(1);
+  store->_streams = handles.at(2);
+  store->_projections = handles.at(3);
+  store->_meta = handles.at(4);
+
+  std::string format;
+  const auto got = db->Get(rocksdb::ReadOptions(), store->_meta, format_key, &format);
+  if (got.IsNotFound()) {
+    // A new database, unless the log already holds data (then the meta was lost).
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), store->_log));
+    it->SeekToFirst();
+    if (!it->status().ok()) {
+      return detail::to_error(it->status(), "rocks_store: read log");
+    }
+    if (it->Valid()) {
+      return make_error(errc::corrupt, "rocks_store: " + options.path +
+                                           " holds a log but no format version in meta");
+    }
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    const auto put = db->Put(sync, store->_meta, format_key, format_version);
+    if (!put.ok()) {
+      return detail::to_error(put, "rocks_store: write format version");
+    }
+  } else if (!got.ok()) {
+    return detail::to_error(got, "rocks_store: read format version");
+  } else if (format != format_version) {
+    return make_error(errc::corrupt, "rocks_store: " + options.path + " has on-disk format '" + format +
+                                         "', this build reads format '" + std::string(format_version) +
+                                         "'");
+  }
+  return store;
+}
+
+rocks_store::~rocks_store() {
+  if (_db == nullptr) {
+    return;
+  }
+  for (auto* handle : {_default, _log, _streams, _projections, _meta}) {
+    if (handle != nullptr) {
+      _db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+  }
+  // Close() reports an error only if something was left unreleased (e.g. a snapshot); the
+  // WAL already holds every acknowledged write, so there is nothing else to do about it.
+  _db->Close().PermitUncheckedError();
+  delete _db;
+}
+
+status rocks_store::flush() {
+  if (auto s = detail::to_status(_db->FlushWAL(true), "rocks_store: sync WAL"); !s) {
+    return s;
+  }
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  const std::vector<rocksdb::ColumnFamilyHandle*> all{_default, _log, _streams, _projections, _meta};
+  return detail::to_status(_db->Flush(options, all), "rocks_store: flush memtables");
+}
+
+}  // namespace prov::events

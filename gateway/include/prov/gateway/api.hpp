@@ -1,0 +1,38 @@
+#pragma once
+/// The HTTP API over an engine: routing, authentication, tenant isolation, and
+/// JSON in and out. Reads come from the projections; commands go to the engine and are
+/// answered once durable and visible.
+///
+/// Authentication: `Authorization: Bearer <token>`. The admin token (constant-time compare)
+/// may do everything; a tenant token acts on its own tenant's requests only (another tenant's
+/// request is reported as not found, so ids do not leak).
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "prov/actors/engine.hpp"
+#include "prov/gateway/http_types.hpp"
+
+namespace prov::gateway {
+
+struct api_options {
+  std::string admin_token;  ///< required, non-empty
+};
+
+class api {
+ public:
+  api(actors::engine& engine, api_options options);
+  ~api();
+  api(const api&) = delete;
+  api& operator=(const api&) = delete;
+
+  /// The `http_handler` for the server.
+  void handle(http_request&& request, responder respond);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> _impl;
+};
+
+}  // namespace prov::gateway

@@ -1,0 +1,60 @@
+#pragma once
+/// The gateway's HTTP/1.1 server: Boost.Beast on an io_context run by a few threads, keep-alive,
+/// one request in flight per connection, asynchronous responses. It frames, limits and decodes
+/// requests and renders responses; routing, auth and JSON bodies are the handler's job.
+///
+/// Bad input never reaches the handler and never takes the server down: malformed HTTP or an
+/// invalid percent-encoding is answered 400, a body over the limit 413 (then the connection is
+/// closed), and an exception thrown by the handler becomes a 500 `internal` error.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "prov/core/error.hpp"
+#include "prov/gateway/http_types.hpp"
+
+namespace prov::gateway {
+
+struct http_server_options {
+  std::string host = "127.0.0.1";   ///< address or resolvable name to listen on
+  unsigned short port = 8080;       ///< 0 picks an ephemeral port (see `start()`'s result)
+  unsigned threads = 2;             ///< I/O threads running handlers (at least 1)
+  std::size_t max_body_bytes = 1 << 20;  ///< larger bodies are refused with 413
+  std::chrono::seconds idle_timeout{60};  ///< closes connections idle (or stalled) this long
+  std::size_t max_connections = 10000;    ///< connections beyond this are closed on accept
+};
+
+namespace detail {
+struct server_core;
+}
+
+/// Owns the listening socket, the I/O threads and every connection. Not copyable or movable.
+class http_server {
+ public:
+  http_server(http_server_options options, http_handler handler);
+  ~http_server();
+
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// Binds, listens and starts the I/O threads. Returns the port actually bound (useful with
+  /// port 0). Errors: `io_error` (e.g. address in use, with the OS message), `invalid_argument`
+  /// (unresolvable host), `conflict` if already started, `unavailable` after `stop()`.
+  result<unsigned short> start();
+
+  /// Stops accepting, closes every connection (responses not yet written are dropped) and joins
+  /// the I/O threads. Idempotent; also run by the destructor. Must not be called from a handler
+  /// running on one of this server's threads (it would have to join itself): from there it only
+  /// stops the I/O loop, and the joining is left to a later call from another thread.
+  void stop();
+
+  /// The options this server was built with (port as configured, not as bound).
+  const http_server_options& options() const noexcept;
+
+ private:
+  std::unique_ptr<detail::server_core> _core;
+};
+
+}  // namespace prov::gateway

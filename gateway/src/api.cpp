@@ -1,0 +1,535 @@
+#include "prov/gateway/api.hpp"
+
+#include <openssl/crypto.h>
+
+#include <array>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "detail/openapi.hpp"
+#include "detail/parse.hpp"
+#include "detail/render.hpp"
+#include "prov/core/ids.hpp"
+#include "prov/core/log.hpp"
+#include "prov/core/time_format.hpp"
+#include "prov/events/apply.hpp"
+#include "prov/events/cloudevents.hpp"
+
+namespace prov::gateway {
+
+namespace {
+
+using nlohmann::json;
+
+struct caller {
+  bool admin = false;
+  std::string tenant;  ///< set for tenant tokens
+};
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') {
+      ++i;
+    }
+    const auto j = path.find('/', i);
+    const auto end = j == std::string_view::npos ? path.size() : j;
+    if (end > i) {
+      out.push_back(path.substr(i, end - i));
+    }
+    i = end;
+  }
+  return out;
+}
+
+http_response error_of(const error& e) { return error_response(e); }
+
+http_response method_not_allowed(std::string_view allow) {
+  auto r = error_response(405, errc::invalid_argument, "method not allowed; allowed: " + std::string{allow});
+  r.headers.emplace_back("Allow", std::string{allow});
+  return r;
+}
+
+}  // namespace
+
+struct api::impl {
+  actors::engine& engine;
+  api_options options;
+  std::mutex token_mutex;
+  std::unordered_map<std::string, std::string> token_cache;  ///< sha256(token) -> tenant
+  std::array<std::atomic<std::uint64_t>, 6> responses{};     ///< by status class 0xx..5xx
+
+  impl(actors::engine& e, api_options o) : engine(e), options(std::move(o)) {}
+
+  // -- authentication ---------------------------------------------------------------------
+
+  result<caller> authenticate(const http_request& req) {
+    constexpr std::string_view scheme = "Bearer ";
+    std::string_view h = req.authorization;
+    if (h.size() <= scheme.size() || h.substr(0, scheme.size()) != scheme) {
+      return make_error(errc::unauthorized, "missing bearer token (Authorization: Bearer <token>)");
+    }
+    const auto token = h.substr(scheme.size());
+    const auto& admin = options.admin_token;
+    if (token.size() == admin.size() && CRYPTO_memcmp(token.data(), admin.data(), admin.size()) == 0) {
+      return caller{true, {}};
+    }
+    const auto hash = sha256_hex(token);
+    {
+      std::lock_guard<std::mutex> guard{token_mutex};
+      if (auto it = token_cache.find(hash); it != token_cache.end()) {
+        return caller{false, it->second};
+      }
+    }
+    auto tenant = engine.views().tenant_by_token_hash(hash);
+    if (!tenant) {
+      return std::move(tenant).err();
+    }
+    if (!*tenant) {
+      return make_error(errc::unauthorized, "unknown token");
+    }
+    std::lock_guard<std::mutex> guard{token_mutex};
+    token_cache.emplace(hash, **tenant);
+    return caller{false, **tenant};
+  }
+
+  // -- requests -----------------------------------------------------------------------------
+
+  void submit(const http_request& req, const caller& who, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto cmd = detail::parse_submit(*body, who.tenant);
+    if (!cmd) {
+      return respond(error_of(cmd.err()));
+    }
+    if (who.admin) {
+      auto tenant = engine.views().tenant(cmd->tenant);
+      if (!tenant) {
+        return respond(error_of(tenant.err()));
+      }
+      if (!*tenant) {
+        return respond(error_response(404, errc::not_found, "tenant " + cmd->tenant + " does not exist"));
+      }
+    }
+    engine.submit(std::move(*cmd), [respond](result<actors::submit_reply> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      auto resp = json_response(202, json{{"id", r->id}, {"state", events::enum_name(r->state)}});
+      resp.headers.emplace_back("Location", "/v1/requests/" + r->id);
+      if (r->replayed) {
+        resp.headers.emplace_back("Idempotent-Replayed", "true");
+      }
+      respond(std::move(resp));
+    });
+  }
+
+  // The request if the caller may see it; another tenant's request is "not found".
+  result<events::request_state> visible_request(const std::string& id, const caller& who) {
+    auto r = engine.views().request(id);
+    if (!r) {
+      return std::move(r).err();
+    }
+    if (!*r || (!who.admin && (*r)->tenant != who.tenant)) {
+      return make_error(errc::not_found, "request " + id + " does not exist");
+    }
+    return std::move(**r);
+  }
+
+  http_response get_request(const std::string& id, const caller& who) {
+    auto r = visible_request(id, who);
+    if (!r) {
+      return error_of(r.err());
+    }
+    return json_response(200, detail::render_request(*r));
+  }
+
+  http_response list_requests(const http_request& req, const caller& who) {
+    projections::request_query q;
+    if (auto it = req.query.find("tenant"); it != req.query.end() && !it->second.empty()) {
+      if (!who.admin && it->second != who.tenant) {
+        return error_response(403, errc::forbidden, "a tenant token can only list its own requests");
+      }
+      q.tenant = it->second;
+    }
+    if (!who.admin) {
+      q.tenant = who.tenant;
+    }
+    if (auto it = req.query.find("state"); it != req.query.end() && !it->second.empty()) {
+      auto s = events::enum_from_name<events::lifecycle_state>(it->second);
+      if (!s) {
+        return error_response(400, errc::invalid_argument, "state '" + it->second + "' is not a lifecycle state");
+      }
+      q.state = *s;
+    }
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      const auto& v = it->second;
+      const bool digits = !v.empty() && v.size() <= 4 && v.find_first_not_of("0123456789") == std::string::npos;
+      const auto n = digits ? std::stoul(v) : 0;
+      if (n < 1 || n > 1000) {
+        return error_response(400, errc::invalid_argument, "limit must be an integer from 1 to 1000");
+      }
+      q.limit = n;
+    }
+    if (auto it = req.query.find("cursor"); it != req.query.end()) {
+      q.cursor = it->second;
+    }
+    auto page = engine.views().requests(q);
+    if (!page) {
+      return error_of(page.err());
+    }
+    json items = json::array();
+    for (const auto& r : page->items) {
+      items.push_back(detail::render_request(r));
+    }
+    return json_response(200, json{{"items", std::move(items)},
+                                   {"nextCursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}});
+  }
+
+  http_response request_events(const http_request& req, const std::string& id, const caller& who) {
+    auto visible = visible_request(id, who);
+    if (!visible) {
+      return error_of(visible.err());
+    }
+    auto stored = engine.journal().read_stream(events::request_stream(id));
+    if (!stored) {
+      return error_of(stored.err());
+    }
+    std::size_t upto = stored->size();
+    const auto as_of = req.query.find("asOf");
+    const auto as_of_time = req.query.find("asOfTime");
+    if (as_of != req.query.end() && as_of_time != req.query.end()) {
+      return error_response(400, errc::invalid_argument, "give asOf or asOfTime, not both");
+    }
+    if (as_of != req.query.end()) {
+      const auto& v = as_of->second;
+      const bool digits = !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
+      const auto n = digits ? std::stoull(v) : 0;
+      if (n < 1 || n > stored->size()) {
+        return error_response(400, errc::invalid_argument,
+                              "asOf must be a sequence from 1 to " + std::to_string(stored->size()));
+      }
+      upto = n;
+    } else if (as_of_time != req.query.end()) {
+      const auto t = parse_rfc3339(as_of_time->second);
+      if (!t) {
+        return error_response(400, errc::invalid_argument, "asOfTime must be an RFC 3339 time");
+      }
+      upto = 0;
+      while (upto < stored->size() && (*stored)[upto].time <= *t) {
+        ++upto;
+      }
+      if (upto == 0) {
+        return error_response(404, errc::not_found, "request " + id + " did not exist yet at " + as_of_time->second);
+      }
+    }
+    json list = json::array();
+    for (std::size_t i = 0; i < upto; ++i) {
+      auto ce = events::to_cloudevent((*stored)[i]);
+      if (!ce) {
+        return error_of(ce.err());
+      }
+      list.push_back(std::move(*ce));
+    }
+    json out{{"requestId", id}, {"events", std::move(list)}};
+    if (as_of != req.query.end() || as_of_time != req.query.end()) {
+      auto state = events::fold_request(std::span<const events::stored_event>{stored->data(), upto});
+      if (!state) {
+        return error_of(state.err());
+      }
+      out["asOf"] = upto;
+      out["state"] = detail::render_request(*state);
+    }
+    return json_response(200, out);
+  }
+
+  // -- tenants ------------------------------------------------------------------------------
+
+  void create_tenant(const http_request& req, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto cmd = detail::parse_tenant(*body);
+    if (!cmd) {
+      return respond(error_of(cmd.err()));
+    }
+    engine.create_tenant(std::move(*cmd), [respond](result<actors::tenant_reply> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      auto resp = json_response(201, json{{"id", r->id}, {"token", r->token}});
+      resp.headers.emplace_back("Location", "/v1/tenants/" + r->id);
+      resp.headers.emplace_back("Cache-Control", "no-store");
+      respond(std::move(resp));
+    });
+  }
+
+  http_response get_tenant(const std::string& id, const caller& who, bool quota_only) {
+    if (!who.admin && who.tenant != id) {
+      return error_response(403, errc::forbidden, "a tenant token can only read its own tenant");
+    }
+    auto t = engine.views().tenant(id);
+    if (!t) {
+      return error_of(t.err());
+    }
+    if (!*t) {
+      return error_response(404, errc::not_found, "tenant " + id + " does not exist");
+    }
+    return json_response(200, quota_only ? detail::render_quota((*t)->quota) : detail::render_tenant(**t));
+  }
+
+  http_response list_tenants() {
+    auto all = engine.views().tenants();
+    if (!all) {
+      return error_of(all.err());
+    }
+    json items = json::array();
+    for (const auto& t : *all) {
+      items.push_back(detail::render_tenant(t));
+    }
+    return json_response(200, json{{"items", std::move(items)}});
+  }
+
+  // -- clusters -----------------------------------------------------------------------------
+
+  http_response list_clusters() {
+    auto all = engine.views().clusters();
+    if (!all) {
+      return error_of(all.err());
+    }
+    json items = json::array();
+    for (const auto& c : *all) {
+      items.push_back(detail::render_cluster(c));
+    }
+    return json_response(200, json{{"items", std::move(items)}});
+  }
+
+  result<events::cluster_state> find_cluster(const std::string& id) {
+    auto c = engine.views().cluster(id);
+    if (!c) {
+      return std::move(c).err();
+    }
+    if (!*c) {
+      return make_error(errc::not_found, "cluster " + id + " is not registered");
+    }
+    return std::move(**c);
+  }
+
+  void register_cluster(const http_request& req, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto cmd = detail::parse_cluster(*body);
+    if (!cmd) {
+      return respond(error_of(cmd.err()));
+    }
+    engine.register_cluster(std::move(*cmd), [respond](result<events::cluster_state> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      auto resp = json_response(201, detail::render_cluster(*r));
+      resp.headers.emplace_back("Location", "/v1/clusters/" + r->id);
+      respond(std::move(resp));
+    });
+  }
+
+  void patch_cluster(const http_request& req, const std::string& id, const responder& respond) {
+    auto current = find_cluster(id);
+    if (!current) {
+      return respond(error_of(current.err()));
+    }
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto cmd = detail::parse_cluster_patch(*body, *current);
+    if (!cmd) {
+      return respond(error_of(cmd.err()));
+    }
+    engine.update_cluster(id, std::move(*cmd), [respond](result<events::cluster_state> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      respond(json_response(200, detail::render_cluster(*r)));
+    });
+  }
+
+  void inventory(const std::string& id, const responder& respond) {
+    if (auto c = find_cluster(id); !c) {
+      return respond(error_of(c.err()));
+    }
+    engine.inventory(id, [respond](result<actors::inventory_listing> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      json items = json::array();
+      for (const auto& item : r->items) {
+        items.push_back(detail::render_inventory_item(item));
+      }
+      respond(json_response(200, json{{"cluster", r->cluster}, {"items", std::move(items)}}));
+    });
+  }
+
+  // -- operability --------------------------------------------------------------------------
+
+  http_response readiness() {
+    auto position = engine.views().position();
+    if (!position) {
+      return error_response(503, errc::unavailable, position.err().message);
+    }
+    return json_response(200, json{{"status", "ready"},
+                                   {"journalHead", engine.journal().head()},
+                                   {"projectionPosition", *position}});
+  }
+
+  http_response metrics() {
+    std::string out;
+    out += "# HELP provisiond_http_responses_total HTTP responses by status class.\n";
+    out += "# TYPE provisiond_http_responses_total counter\n";
+    for (std::size_t i = 1; i < responses.size(); ++i) {
+      out += "provisiond_http_responses_total{class=\"" + std::to_string(i) + "xx\"} " +
+             std::to_string(responses[i].load()) + "\n";
+    }
+    out += "# HELP provisiond_journal_head_position Position of the last committed journal event.\n";
+    out += "# TYPE provisiond_journal_head_position gauge\n";
+    out += "provisiond_journal_head_position " + std::to_string(engine.journal().head()) + "\n";
+    auto position = engine.views().position();
+    out += "# HELP provisiond_projection_position Journal position the read models reflect.\n";
+    out += "# TYPE provisiond_projection_position gauge\n";
+    out += "provisiond_projection_position " + std::to_string(position ? *position : 0) + "\n";
+    out += "# HELP provisiond_live_request_actors Requests whose actors are running.\n";
+    out += "# TYPE provisiond_live_request_actors gauge\n";
+    out += "provisiond_live_request_actors " + std::to_string(engine.live_requests()) + "\n";
+    http_response r;
+    r.body = std::move(out);
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
+  }
+
+  // -- routing ------------------------------------------------------------------------------
+
+  void route(http_request&& req, const responder& respond) {
+    const auto seg = split_path(req.path);
+    const auto& m = req.method;
+    const auto n = seg.size();
+
+    // Unauthenticated operability routes.
+    if (n == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "metrics" || seg[0] == "openapi.json")) {
+      if (m != "GET") {
+        return respond(method_not_allowed("GET"));
+      }
+      if (seg[0] == "healthz") {
+        return respond(json_response(200, json{{"status", "ok"}}));
+      }
+      if (seg[0] == "readyz") {
+        return respond(readiness());
+      }
+      if (seg[0] == "metrics") {
+        return respond(metrics());
+      }
+      return respond(json_response(200, detail::openapi_document()));
+    }
+    if (n < 2 || seg[0] != "v1") {
+      return respond(error_response(404, errc::not_found, "no route for " + m + " " + req.path));
+    }
+    auto who = authenticate(req);
+    if (!who) {
+      auto r = error_of(who.err());
+      if (r.status == 401) {
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      }
+      return respond(std::move(r));
+    }
+    auto admin_only = [&]() -> bool {
+      if (!who->admin) {
+        respond(error_response(403, errc::forbidden, "this operation needs the admin token"));
+        return false;
+      }
+      return true;
+    };
+    const auto collection = seg[1];
+    const std::string id = n >= 3 ? std::string{seg[2]} : std::string{};
+
+    if (collection == "requests") {
+      if (n == 2) {
+        if (m == "POST") {
+          return submit(req, *who, respond);
+        }
+        if (m == "GET") {
+          return respond(list_requests(req, *who));
+        }
+        return respond(method_not_allowed("GET, POST"));
+      }
+      if (n == 3) {
+        return respond(m == "GET" ? get_request(id, *who) : method_not_allowed("GET"));
+      }
+      if (n == 4 && seg[3] == "events") {
+        return respond(m == "GET" ? request_events(req, id, *who) : method_not_allowed("GET"));
+      }
+    } else if (collection == "tenants") {
+      if (n == 2) {
+        if (m == "POST") {
+          return admin_only() ? create_tenant(req, respond) : void();
+        }
+        if (m == "GET") {
+          return admin_only() ? respond(list_tenants()) : void();
+        }
+        return respond(method_not_allowed("GET, POST"));
+      }
+      if (n == 3 || (n == 4 && seg[3] == "quota")) {
+        return respond(m == "GET" ? get_tenant(id, *who, n == 4) : method_not_allowed("GET"));
+      }
+    } else if (collection == "clusters") {
+      if (!admin_only()) {
+        return;
+      }
+      if (n == 2) {
+        if (m == "POST") {
+          return register_cluster(req, respond);
+        }
+        return respond(m == "GET" ? list_clusters() : method_not_allowed("GET, POST"));
+      }
+      if (n == 3) {
+        if (m == "GET") {
+          auto c = find_cluster(id);
+          return respond(c ? json_response(200, detail::render_cluster(*c)) : error_of(c.err()));
+        }
+        if (m == "PATCH") {
+          return patch_cluster(req, id, respond);
+        }
+        return respond(method_not_allowed("GET, PATCH"));
+      }
+      if (n == 4 && seg[3] == "inventory") {
+        return m == "GET" ? inventory(id, respond) : respond(method_not_allowed("GET"));
+      }
+    }
+    respond(error_response(404, errc::not_found, "no route for " + m + " " + req.path));
+  }
+};
+
+api::api(actors::engine& engine, api_options options) : _impl(std::make_unique<impl>(engine, std::move(options))) {}
+
+api::~api() = default;
+
+void api::handle(http_request&& request, responder respond) {
+  auto* self = _impl.get();
+  // Count every response by status class, whichever path answers it.
+  responder counted = [self, respond = std::move(respond)](http_response r) {
+    self->responses[std::min<std::size_t>(r.status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
+    respond(std::move(r));
+  };
+  try {
+    self->route(std::move(request), counted);
+  } catch (const std::exception& e) {
+    log::error("handler_exception", {{"error", e.what()}});
+    counted(error_response(500, errc::internal, "internal error"));
+  }
+}
+
+}  // namespace prov::gateway

@@ -1,0 +1,164 @@
+#include "detail/openapi.hpp"
+
+namespace prov::gateway::detail {
+
+namespace {
+
+using nlohmann::json;
+
+json ref(const char* name) { return json{{"$ref", std::string{"#/components/schemas/"} + name}}; }
+
+json op(const char* summary, bool admin, json responses, json body = nullptr, json params = json::array()) {
+  json o{{"summary", summary}, {"responses", std::move(responses)}};
+  o["security"] = json::array({json{{"bearer", json::array()}}});
+  if (admin) {
+    o["description"] = "Requires the admin token.";
+  }
+  if (!body.is_null()) {
+    o["requestBody"] = {{"required", true}, {"content", {{"application/json", {{"schema", std::move(body)}}}}}};
+  }
+  if (!params.empty()) {
+    o["parameters"] = std::move(params);
+  }
+  return o;
+}
+
+json resp(const char* description, json schema = nullptr) {
+  json r{{"description", description}};
+  if (!schema.is_null()) {
+    r["content"] = {{"application/json", {{"schema", std::move(schema)}}}};
+  }
+  return r;
+}
+
+json errors() { return resp("Error", ref("Error")); }
+
+json path_param(const char* name) {
+  return json{{"name", name}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}};
+}
+
+json query_param(const char* name, const char* type, const char* description) {
+  return json{{"name", name}, {"in", "query"}, {"required", false}, {"description", description},
+              {"schema", {{"type", type}}}};
+}
+
+json build() {
+  json states = json::array({"queued", "pending_approval", "allocating", "configuring", "activating", "verifying",
+                             "completed", "suspended", "failed", "rolling_back", "rolled_back"});
+  json schemas{
+      {"Error",
+       {{"type", "object"},
+        {"properties",
+         {{"error", {{"type", "object"},
+                     {"properties", {{"code", {{"type", "string"}}}, {"message", {{"type", "string"}}}}}}}}}}},
+      {"Spec",
+       {{"type", "object"},
+        {"required", {"cpu", "memoryGb"}},
+        {"properties",
+         {{"cpu", {{"type", "number"}, {"minimum", 0.001}}},
+          {"memoryGb", {{"type", "number"}, {"minimum", 0.001}}},
+          {"storageGb", {{"type", "integer"}, {"minimum", 0}}}}},
+        {"additionalProperties", true}}},
+      {"SubmitRequest",
+       {{"type", "object"},
+        {"required", {"type", "provider", "spec"}},
+        {"properties",
+         {{"tenant", {{"type", "string"}, {"description", "required with the admin token"}}},
+          {"type", {{"type", "string"}, {"enum", {"vps", "namespace", "managed"}}}},
+          {"provider",
+           {{"type", "string"},
+            {"enum", {"openstack", "openshift", "kubernetes", "vmware", "proxmox", "simulation", "manual"}}}},
+          {"region", {{"type", "string"}}},
+          {"cluster", {{"type", "string"}, {"description", "pin a cluster instead of letting the engine choose"}}},
+          {"spec", ref("Spec")},
+          {"dependsOn", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+          {"idempotencyKey", {{"type", "string"}, {"maxLength", 255}}}}}}},
+      {"Request",
+       {{"type", "object"},
+        {"properties",
+         {{"id", {{"type", "string"}}},
+          {"tenant", {{"type", "string"}}},
+          {"state", {{"type", "string"}, {"enum", states}}},
+          {"reason", {{"type", "string"}, {"nullable", true}}},
+          {"cluster", {{"type", "string"}, {"nullable", true}}},
+          {"steps", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+          {"resources", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+          {"endpoints", {{"type", "object"}, {"additionalProperties", {{"type", "string"}}}}},
+          {"createdAt", {{"type", "string"}, {"format", "date-time"}}},
+          {"updatedAt", {{"type", "string"}, {"format", "date-time"}}},
+          {"version", {{"type", "integer"}}}}}}},
+      {"CloudEvent",
+       {{"type", "object"},
+        {"properties",
+         {{"specversion", {{"type", "string"}}},
+          {"id", {{"type", "string"}}},
+          {"source", {{"type", "string"}}},
+          {"type", {{"type", "string"}}},
+          {"subject", {{"type", "string"}}},
+          {"time", {{"type", "string"}, {"format", "date-time"}}},
+          {"sequence", {{"type", "integer"}}},
+          {"data", {{"type", "object"}}}}}}},
+      {"Tenant", {{"type", "object"}}},
+      {"Cluster", {{"type", "object"}}},
+  };
+  json paths{
+      {"/v1/requests",
+       {{"post", op("Submit a provisioning request", false,
+                    {{"202", resp("Accepted", json{{"type", "object"}})}, {"4XX", errors()}}, ref("SubmitRequest"))},
+        {"get", op("List requests, newest first", false,
+                   {{"200", resp("A page", json{{"type", "object"}})}, {"4XX", errors()}}, nullptr,
+                   json::array({query_param("state", "string", "lifecycle state"),
+                                query_param("tenant", "string", "tenant id (admin)"),
+                                query_param("limit", "integer", "1 to 1000, default 50"),
+                                query_param("cursor", "string", "nextCursor of the previous page")}))}}},
+      {"/v1/requests/{id}",
+       {{"get", op("A request's view", false, {{"200", resp("The request", ref("Request"))}, {"4XX", errors()}},
+                   nullptr, json::array({path_param("id")}))}}},
+      {"/v1/requests/{id}/events",
+       {{"get", op("A request's events (audit); with asOf or asOfTime also its state then", false,
+                   {{"200", resp("Events", json{{"type", "object"}})}, {"4XX", errors()}}, nullptr,
+                   json::array({path_param("id"), query_param("asOf", "integer", "a sequence number"),
+                                query_param("asOfTime", "string", "an RFC 3339 time")}))}}},
+      {"/v1/tenants",
+       {{"post", op("Create a tenant and its token (shown once)", true,
+                    {{"201", resp("Created", json{{"type", "object"}})}, {"4XX", errors()}}, ref("Tenant"))},
+        {"get", op("List tenants", true, {{"200", resp("Tenants", json{{"type", "object"}})}})}}},
+      {"/v1/tenants/{id}",
+       {{"get", op("A tenant", false, {{"200", resp("Tenant", ref("Tenant"))}, {"4XX", errors()}}, nullptr,
+                   json::array({path_param("id")}))}}},
+      {"/v1/tenants/{id}/quota",
+       {{"get", op("A tenant's quota", false, {{"200", resp("Quota", json{{"type", "object"}})}}, nullptr,
+                   json::array({path_param("id")}))}}},
+      {"/v1/clusters",
+       {{"post", op("Register a cluster", true, {{"201", resp("Registered", ref("Cluster"))}, {"4XX", errors()}},
+                    ref("Cluster"))},
+        {"get", op("List clusters", true, {{"200", resp("Clusters", json{{"type", "object"}})}})}}},
+      {"/v1/clusters/{id}",
+       {{"get", op("A cluster", true, {{"200", resp("Cluster", ref("Cluster"))}, {"4XX", errors()}}, nullptr,
+                   json::array({path_param("id")}))},
+        {"patch", op("Change a cluster", true, {{"200", resp("Cluster", ref("Cluster"))}, {"4XX", errors()}},
+                     ref("Cluster"), json::array({path_param("id")}))}}},
+      {"/v1/clusters/{id}/inventory",
+       {{"get", op("Resources at the provider, each with its request (orphan audit)", true,
+                   {{"200", resp("Inventory", json{{"type", "object"}})}, {"4XX", errors()}}, nullptr,
+                   json::array({path_param("id")}))}}},
+      {"/healthz", {{"get", {{"summary", "Liveness"}, {"responses", {{"200", resp("Alive")}}}}}}},
+      {"/readyz", {{"get", {{"summary", "Readiness"}, {"responses", {{"200", resp("Ready")}}}}}}},
+      {"/metrics", {{"get", {{"summary", "Prometheus metrics"}, {"responses", {{"200", resp("Metrics")}}}}}}},
+  };
+  return json{{"openapi", "3.0.3"},
+              {"info", {{"title", "provisiond"}, {"version", "0.1.0"}}},
+              {"paths", std::move(paths)},
+              {"components",
+               {{"schemas", std::move(schemas)},
+                {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}}};
+}
+
+}  // namespace
+
+const nlohmann::json& openapi_document() {
+  static const nlohmann::json doc = build();
+  return doc;
+}
+
+}  // namespace prov::gateway::detail

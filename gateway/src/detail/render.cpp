@@ -1,0 +1,148 @@
+#include "detail/render.hpp"
+
+#include "prov/core/time_format.hpp"
+#include "prov/events/codec.hpp"
+
+namespace prov::gateway::detail {
+
+namespace {
+
+using nlohmann::json;
+
+json optional_time(const std::optional<timestamp>& t) { return t ? json(format_rfc3339(*t)) : json(nullptr); }
+
+// Exact integer units back to the API's numbers: 1500 millicores -> 1.5.
+json cores(std::int64_t millis) {
+  if (millis % 1000 == 0) {
+    return millis / 1000;
+  }
+  return static_cast<double>(millis) / 1000.0;
+}
+
+json gigabytes(std::int64_t mb) {
+  if (mb % 1024 == 0) {
+    return mb / 1024;
+  }
+  return static_cast<double>(mb) / 1024.0;
+}
+
+json render_spec(const events::resource_spec& s) {
+  json out = json::object();
+  if (!s.extra_json.empty()) {
+    out = json::parse(s.extra_json, nullptr, false);
+    if (!out.is_object()) {
+      out = json::object();
+    }
+  }
+  out["cpu"] = cores(s.cpu_millis);
+  out["memoryGb"] = gigabytes(s.memory_mb);
+  out["storageGb"] = s.storage_gb;
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json render_request(const events::request_state& r) {
+  json steps = json::array();
+  for (std::size_t i = 0; i < r.steps.size(); ++i) {
+    const auto& s = r.steps[i];
+    steps.push_back({{"name", events::enum_name(static_cast<events::step_kind>(i))},
+                     {"status", events::enum_name(s.status)},
+                     {"attempts", s.attempts},
+                     {"startedAt", optional_time(s.started_at)},
+                     {"finishedAt", optional_time(s.finished_at)},
+                     {"error", s.error.empty() ? json(nullptr) : json(s.error)}});
+  }
+  json resources = json::array();
+  for (const auto& res : r.resources) {
+    resources.push_back({{"kind", res.kind},
+                         {"id", res.id},
+                         {"name", res.name},
+                         {"step", events::enum_name(res.step)},
+                         {"status", res.released ? "released" : "active"}});
+  }
+  json out{{"id", r.id},
+           {"tenant", r.tenant},
+           {"type", events::enum_name(r.type)},
+           {"provider", events::enum_name(r.provider)},
+           {"region", r.region},
+           {"spec", render_spec(r.spec)},
+           {"dependsOn", r.depends_on},
+           {"state", events::enum_name(r.state)},
+           {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+           {"reasonMessage", r.reason_message.empty() ? json(nullptr) : json(r.reason_message)},
+           {"cluster", r.cluster.empty() ? json(nullptr) : json(r.cluster)},
+           {"steps", steps},
+           {"resources", resources},
+           {"endpoints", r.endpoints},
+           {"createdAt", format_rfc3339(r.created_at)},
+           {"updatedAt", format_rfc3339(r.updated_at)},
+           {"version", r.version}};
+  if (!r.idempotency_key.empty()) {
+    out["idempotencyKey"] = r.idempotency_key;
+  }
+  if (!r.requested_cluster.empty()) {
+    out["requestedCluster"] = r.requested_cluster;
+  }
+  return out;
+}
+
+nlohmann::json render_cluster(const events::cluster_state& c) {
+  json out{{"id", c.id},
+           {"name", c.name},
+           {"type", events::enum_name(c.type)},
+           {"region", c.region},
+           {"endpoint", c.endpoint.empty() ? json(nullptr) : json(c.endpoint)},
+           {"capacity",
+            {{"cpu", cores(c.capacity.cpu_millis)},
+             {"memoryGb", gigabytes(c.capacity.memory_mb)},
+             {"storageGb", c.capacity.storage_gb},
+             {"vmSlots", c.capacity.vm_slots}}},
+           {"enabled", c.enabled},
+           {"isDefault", c.is_default},
+           {"health", events::enum_name(c.health)},
+           {"createdAt", format_rfc3339(c.created_at)},
+           {"updatedAt", format_rfc3339(c.updated_at)},
+           {"version", c.version}};
+  if (c.type == events::provider_type::simulation) {
+    const auto& s = c.simulation;
+    out["simulation"] = {{"failureRate",
+                          {{"allocate", s.fail_allocate},
+                           {"configure", s.fail_configure},
+                           {"activate", s.fail_activate},
+                           {"verify", s.fail_verify},
+                           {"rollback", s.fail_rollback}}},
+                         {"delayMs", {{"min", s.delay_min_ms}, {"max", s.delay_max_ms}}},
+                         {"seed", s.seed}};
+  }
+  return out;
+}
+
+nlohmann::json render_quota(const events::tenant_quota& q) {
+  auto dim = [](const std::optional<std::int64_t>& v, auto convert) { return v ? convert(*v) : json(nullptr); };
+  return {{"cpu", dim(q.cpu_millis, cores)},
+          {"memoryGb", dim(q.memory_mb, gigabytes)},
+          {"storageGb", dim(q.storage_gb, [](std::int64_t v) { return json(v); })},
+          {"instances", dim(q.instances, [](std::int64_t v) { return json(v); })}};
+}
+
+nlohmann::json render_tenant(const events::tenant_state& t) {
+  return {{"id", t.id},
+          {"name", t.name},
+          {"quota", render_quota(t.quota)},
+          {"createdAt", format_rfc3339(t.created_at)},
+          {"updatedAt", format_rfc3339(t.updated_at)},
+          {"version", t.version}};
+}
+
+nlohmann::json render_inventory_item(const providers::inventory_item& i) {
+  return {{"kind", i.kind},
+          {"id", i.id},
+          {"name", i.name},
+          {"requestId", i.request_id},
+          {"step", events::enum_name(i.step)},
+          {"idempotencyKey", i.idempotency_key},
+          {"createdAt", format_rfc3339(i.created_at)}};
+}
+
+}  // namespace prov::gateway::detail

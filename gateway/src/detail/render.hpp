@@ -1,0 +1,20 @@
+#pragma once
+// JSON shapes of the HTTP API. One function per resource; the field names here are
+// the public contract.
+
+#include <nlohmann/json.hpp>
+
+#include "prov/events/cluster.hpp"
+#include "prov/events/request.hpp"
+#include "prov/events/tenant.hpp"
+#include "prov/providers/provider.hpp"
+
+namespace prov::gateway::detail {
+
+nlohmann::json render_request(const events::request_state& r);
+nlohmann::json render_cluster(const events::cluster_state& c);
+nlohmann::json render_tenant(const events::tenant_state& t);
+nlohmann::json render_quota(const events::tenant_quota& q);
+nlohmann::json render_inventory_item(const providers::inventory_item& i);
+
+}  // namespace prov::gateway::detail

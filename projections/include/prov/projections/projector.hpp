@@ -1,0 +1,67 @@
+#pragma once
+/// Keeps the read models current: tails the journal from the stored position and applies
+/// each event to the views' keys, many events per RocksDB write batch (the position is
+/// written in the same batch, so a crash never leaves them out of step). Projections are
+/// disposable: `rebuild` clears them and replays the whole journal with identical results.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "prov/core/error.hpp"
+#include "prov/events/cluster.hpp"
+#include "prov/events/journal.hpp"
+#include "prov/events/request.hpp"
+#include "prov/events/rocks_store.hpp"
+
+namespace prov::projections {
+
+struct projector_options {
+  std::size_t max_batch_events = 8192;  ///< events per write batch
+};
+
+/// Called on the projector's thread after a batch is written, for every request whose state
+/// changed in it (with the state before and after; `before.version == 0` for new ones).
+using request_listener =
+    std::function<void(const events::request_state& before, const events::request_state& after)>;
+using cluster_listener = std::function<void(const events::cluster_state& after)>;
+
+class projector {
+ public:
+  projector(events::rocks_store& store, events::journal& journal, projector_options options = {});
+  ~projector();  ///< stops the thread if running
+  projector(const projector&) = delete;
+  projector& operator=(const projector&) = delete;
+
+  /// Applies everything up to the journal's head on the calling thread. Not concurrent with
+  /// the background thread: call before `start` or after `stop`.
+  status catch_up();
+
+  /// Clears every projection key and the position, then catches up from position 1.
+  status rebuild();
+
+  /// Starts a thread that catches up whenever the journal commits (via `on_commit`).
+  void start();
+  /// Stops the thread after its current batch (idempotent).
+  void stop();
+
+  /// The last journal position applied.
+  std::uint64_t position() const noexcept;
+
+  /// Runs `done` once the projections reflect `position` (immediately, on the caller's thread,
+  /// if they already do; otherwise on the projector's thread). `done` must not block.
+  void when_applied(std::uint64_t position, std::function<void()> done);
+
+  /// Listeners, registered before `start`.
+  void on_request_change(request_listener listener);
+  void on_cluster_change(cluster_listener listener);
+
+  /// Events that could not be decoded or applied (logged and skipped).
+  std::uint64_t skipped() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> _impl;
+};
+
+}  // namespace prov::projections

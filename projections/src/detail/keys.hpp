@@ -1,0 +1,90 @@
+#pragma once
+/// The key layout of the `projections` column family (format 1, documented in `views.hpp`),
+/// shared by the projector (writer) and the views (readers). Builders append to a caller's
+/// buffer so the projector can reuse one string for every key of a batch.
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "prov/events/request.hpp"
+
+namespace prov::projections::detail {
+
+inline constexpr std::string_view position_key = "m/position";
+inline constexpr std::string_view request_prefix = "r/";
+inline constexpr std::string_view all_index_prefix = "x/a/";
+inline constexpr std::string_view tenant_index_prefix = "x/t/";
+inline constexpr std::string_view state_index_prefix = "x/s/";
+inline constexpr std::string_view tenant_state_index_prefix = "x/u/";
+inline constexpr std::string_view live_prefix = "x/live/";
+inline constexpr std::string_view cluster_prefix = "c/";
+inline constexpr std::string_view tenant_prefix = "t/";
+inline constexpr std::string_view token_prefix = "k/";
+
+/// Bytes of the inverted creation time that starts every index suffix.
+inline constexpr std::size_t inv_size = 8;
+
+inline void append_be64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+}
+
+/// Reads 8 big-endian bytes; `in` must hold at least 8.
+inline std::uint64_t read_be64(std::string_view in) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) {
+    v = (v << 8) | static_cast<unsigned char>(in[i]);
+  }
+  return v;
+}
+
+/// UINT64_MAX - createdAt microseconds (times before the epoch count as the epoch), so that
+/// ascending key order is newest first.
+inline std::uint64_t inverted_time(timestamp created) {
+  const auto us = std::max<std::int64_t>(created.time_since_epoch().count(), 0);
+  return std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(us);
+}
+
+/// `<inv><id>`: the part of every request index key after its prefix.
+inline void append_index_suffix(std::string& out, const events::request_state& s) {
+  append_be64(out, inverted_time(s.created_at));
+  out.append(s.id);
+}
+
+/// The index prefix for a request list filter: "x/a/", "x/t/<tenant>\0", "x/s/<state>" or
+/// "x/u/<tenant>\0<state>".
+inline void append_index_prefix(std::string& out, const std::optional<std::string_view>& tenant,
+                                const std::optional<events::lifecycle_state>& state) {
+  if (tenant && state) {
+    out.append(tenant_state_index_prefix).append(*tenant).push_back('\0');
+    out.push_back(static_cast<char>(*state));
+  } else if (tenant) {
+    out.append(tenant_index_prefix).append(*tenant).push_back('\0');
+  } else if (state) {
+    out.append(state_index_prefix).push_back(static_cast<char>(*state));
+  } else {
+    out.append(all_index_prefix);
+  }
+}
+
+/// Overwrites `out` with `prefix` + `id` (the shape of "r/<id>", "c/<id>", "x/live/<id>", ...).
+inline const std::string& make_key(std::string& out, std::string_view prefix, std::string_view id) {
+  out.assign(prefix);
+  out.append(id);
+  return out;
+}
+
+/// The smallest key greater than every key starting with `prefix` (an iterator upper bound).
+/// Our prefixes never end in 0xff.
+inline std::string prefix_successor(std::string_view prefix) {
+  std::string out{prefix};
+  out.back() = static_cast<char>(static_cast<unsigned char>(out.back()) + 1);
+  return out;
+}
+
+}  // namespace prov::projections::detail

@@ -1,0 +1,816 @@
+#include "prov/projections/projector.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/write_batch.h>
+
+#include "detail/keys.hpp"
+#include "detail/rocks_status.hpp"
+#include "prov/core/log.hpp"
+#include "prov/events/apply.hpp"
+#include "prov/events/catalog.hpp"
+#include "prov/events/codec.hpp"
+#include "prov/events/tenant.hpp"
+
+namespace prov::projections {
+
+namespace {
+
+/// How long the thread waits before retrying after a failed batch (storage error).
+constexpr std::chrono::seconds retry_delay{1};
+
+constexpr std::string_view request_category = "request";
+constexpr std::string_view cluster_category = "cluster";
+constexpr std::string_view tenant_category = "tenant";
+
+rocksdb::Slice slice_of(std::string_view s) { return {s.data(), s.size()}; }
+
+/// Lets the batch caches be searched with a `std::string_view` without building a string.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+/// An aggregate touched by a batch: its state before the batch and as folded so far.
+template <class State>
+struct cached_state {
+  State before;
+  State after;
+  bool changed = false;
+};
+
+/// The states one batch touched, and the order it first touched them in (so listeners and
+/// writes follow the journal's order, deterministically).
+template <class State>
+struct batch_cache {
+  using map_type = std::unordered_map<std::string, cached_state<State>, string_hash, std::equal_to<>>;
+  map_type states;
+  std::vector<typename map_type::value_type*> touched;
+
+  void clear() {
+    states.clear();
+    touched.clear();
+  }
+
+  const State* find_after(std::string_view id) const {
+    const auto found = states.find(id);
+    return found == states.end() ? nullptr : &found->second.after;
+  }
+};
+
+/// A write of a batch: its key and value are ranges of the batch's arena.
+struct pending_write {
+  std::size_t key_at;
+  std::size_t key_size;
+  std::size_t value_at;
+  std::size_t value_size;
+  bool erase;
+};
+
+/// One batch: the events it folded (positions `first`..`last`), the states they touched, and
+/// the RocksDB batch that writes them. Two of these alternate so that one batch can be folded
+/// while the previous one is written.
+struct batch {
+  std::uint64_t first = 0;  ///< position of the first event to fold
+  std::uint64_t last = 0;   ///< position of the last event folded (first - 1 if none)
+  std::optional<error> failure;  ///< a storage error that ended the fold early
+  batch_cache<events::request_state> requests;
+  batch_cache<events::cluster_state> clusters;
+  batch_cache<events::tenant_state> tenants;
+  std::string arena;  ///< keys and values of `writes`
+  std::vector<pending_write> writes;
+  rocksdb::WriteBatch write_batch;
+
+  void reset(std::uint64_t from) {
+    first = from;
+    last = from - 1;
+    failure.reset();
+    requests.clear();
+    clusters.clear();
+    tenants.clear();
+  }
+
+  std::uint64_t consumed() const noexcept { return last + 1 - first; }
+
+  template <class State>
+  batch_cache<State>& cache() {
+    if constexpr (std::is_same_v<State, events::request_state>) {
+      return requests;
+    } else if constexpr (std::is_same_v<State, events::cluster_state>) {
+      return clusters;
+    } else {
+      return tenants;
+    }
+  }
+
+  template <class State>
+  const batch_cache<State>& cache() const {
+    return const_cast<batch*>(this)->cache<State>();
+  }
+};
+
+/// What the journal's commit listener shares with the projector's thread. Owned jointly by
+/// the listener (which cannot be unregistered) and the projector, so a journal that outlives
+/// the projector only signals an orphan.
+struct commit_signal {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::uint64_t head = 0;  ///< highest head any commit reported
+  bool stop = false;
+};
+
+/// A helper thread that writes one batch at a time while the projector folds the next. It is
+/// started on first use and lives as long as the projector: with a new thread per batch,
+/// memtable inserts measured several times slower (RocksDB keeps per-thread state for them).
+class batch_writer {
+ public:
+  explicit batch_writer(std::function<rocksdb::Status(batch&)> write) : _write(std::move(write)) {}
+  ~batch_writer() {
+    {
+      std::lock_guard lock(_mutex);
+      _stopping = true;
+    }
+    _cv.notify_all();
+    if (_thread.joinable()) {
+      _thread.join();
+    }
+  }
+  batch_writer(const batch_writer&) = delete;
+  batch_writer& operator=(const batch_writer&) = delete;
+
+  /// Hands `b` to the thread (started on first use); false if no thread could be started.
+  /// At most one batch is in flight: call `wait` before the next `submit`.
+  bool submit(batch& b) {
+    if (!_thread.joinable()) {
+      try {
+        _thread = std::thread([this] { run(); });
+      } catch (const std::exception&) {
+        return false;
+      }
+    }
+    {
+      std::lock_guard lock(_mutex);
+      _job = &b;
+      _done.reset();
+    }
+    _cv.notify_all();
+    return true;
+  }
+
+  /// The outcome of the submitted batch's write, once it is done.
+  rocksdb::Status wait() {
+    std::unique_lock lock(_mutex);
+    _cv.wait(lock, [this] { return _done.has_value(); });
+    auto s = std::move(*_done);
+    _done.reset();
+    return s;
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(_mutex);
+    while (true) {
+      _cv.wait(lock, [this] { return _stopping || _job != nullptr; });
+      if (_job == nullptr) {
+        return;  // stopping with nothing to write
+      }
+      auto* job = std::exchange(_job, nullptr);
+      lock.unlock();
+      auto s = _write(*job);
+      lock.lock();
+      _done = std::move(s);
+      _cv.notify_all();
+    }
+  }
+
+  std::function<rocksdb::Status(batch&)> _write;
+  std::mutex _mutex;
+  std::condition_variable _cv;
+  batch* _job = nullptr;
+  std::optional<rocksdb::Status> _done;
+  bool _stopping = false;
+  std::thread _thread;
+};
+
+/// Runs a callback; an exception is logged, never allowed to end the projector's thread.
+template <class F>
+void guarded(std::string_view what, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& ex) {
+    log::error("projector: callback threw", {{"callback", what}, {"error", ex.what()}});
+  } catch (...) {
+    log::error("projector: callback threw", {{"callback", what}});
+  }
+}
+
+}  // namespace
+
+struct projector::impl {
+  impl(events::rocks_store& s, events::journal& j, projector_options o)
+      : store(s), journal(j), options(o), signal(std::make_shared<commit_signal>()) {
+    options.max_batch_events = std::max<std::size_t>(options.max_batch_events, 1);
+    position.store(load_position());
+    // Registered before anyone reads the head, so no commit after that read goes unnoticed.
+    // Only records the head and wakes the thread: it runs on the journal's writer.
+    journal.on_commit([signal = signal](std::uint64_t head) {
+      {
+        std::lock_guard lock(signal->mutex);
+        signal->head = std::max(signal->head, head);
+      }
+      signal->cv.notify_one();
+    });
+  }
+
+  events::rocks_store& store;
+  events::journal& journal;
+  projector_options options;
+  std::shared_ptr<commit_signal> signal;
+
+  std::atomic<std::uint64_t> position{0};
+  std::atomic<std::uint64_t> skipped{0};
+
+  std::vector<request_listener> request_listeners;
+  std::vector<cluster_listener> cluster_listeners;
+
+  /// Guards `waiters` and every store to `position`, so a waiter is either registered before
+  /// the batch that reaches it resolves waiters, or sees that batch's position and runs at once.
+  std::mutex waiters_mutex;
+  std::multimap<std::uint64_t, std::function<void()>> waiters;
+
+  std::thread thread;
+  std::atomic<bool> running{false};
+
+  /// The two alternating batches, kept to reuse their memory.
+  std::array<batch, 2> batches;
+  /// The batch folded before the current one while it may still be unwritten: states missing
+  /// from the current batch are looked up there before the store.
+  const batch* previous = nullptr;
+  std::string key;  ///< scratch for building keys
+  /// True while `rebuild` replays into the cleared column family. Otherwise even a stream's
+  /// first event reads its state, so a stored position behind the states (which atomic
+  /// batches rule out) still never applies an event twice.
+  bool replaying_from_empty = false;
+  /// Writes full batches while the next is folded. Declared last: its thread stops first.
+  batch_writer writer{[this](batch& b) { return write(b); }};
+
+  // -------------------------------------------------------------------------------------------
+  // Folding
+
+  std::uint64_t load_position() {
+    rocksdb::PinnableSlice v;
+    const auto s = store.db()->Get(rocksdb::ReadOptions{}, store.projections_cf(), slice_of(detail::position_key), &v);
+    if (s.IsNotFound()) {
+      return 0;
+    }
+    if (!s.ok() || v.size() != 8) {
+      // Starting from 0 re-reads the journal; states that already hold an event skip it.
+      log::error("projector: cannot read the stored position, starting from 0",
+                 {{"error", s.ok() ? std::string{"malformed value"} : s.ToString()}});
+      return 0;
+    }
+    return detail::read_be64({v.data(), v.size()});
+  }
+
+  void skip(const events::stored_event& e, const error& why) {
+    skipped.fetch_add(1, std::memory_order_relaxed);
+    // Never the payload: only where the event is and why it did not fit.
+    log::error("projector: event skipped", {{"stream", e.stream},
+                                            {"sequence", e.sequence},
+                                            {"position", e.position},
+                                            {"type_id", e.type_id},
+                                            {"code", std::string{to_string(why.code)}},
+                                            {"error", why.message}});
+  }
+
+  /// The cached state of `id` in batch `b`, on first touch taken from the previous batch or
+  /// loaded from "<prefix><id>" (absent: a new aggregate). `starts_stream`: the event has
+  /// sequence 1.
+  template <class State>
+  cached_state<State>* touch(batch& b, std::string_view prefix, std::string_view id, bool starts_stream) {
+    auto& cache = b.cache<State>();
+    if (const auto found = cache.states.find(id); found != cache.states.end()) {
+      return &found->second;
+    }
+    cached_state<State> entry;
+    const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr;
+    if (earlier != nullptr) {
+      entry.before = *earlier;
+    } else if (replaying_from_empty && starts_stream) {
+      // Nothing is stored since the clear but what this replay wrote, and a stream's first
+      // event comes before any other of its events: a new aggregate, no read needed.
+    } else {
+      rocksdb::PinnableSlice v;
+      const auto s = store.db()->Get(rocksdb::ReadOptions{}, store.projections_cf(),
+                                     detail::make_key(key, prefix, id), &v);
+      if (s.ok()) {
+        auto decoded = events::decode_binary<State>({v.data(), v.size()});
+        if (!decoded) {
+          b.failure = make_error(errc::corrupt, "projector: stored state " + key + " is malformed (rebuild the projections)");
+          return nullptr;
+        }
+        entry.before = std::move(*decoded);
+      } else if (!s.IsNotFound()) {
+        b.failure = detail::to_error(s, "projector: read " + key);
+        return nullptr;
+      }
+    }
+    entry.after = entry.before;
+    auto [it, inserted] = cache.states.emplace(std::string{id}, std::move(entry));
+    cache.touched.push_back(&*it);
+    return &it->second;
+  }
+
+  /// Folds one event into its aggregate's cached state.
+  template <class State, auto Narrow>
+  void fold(batch& b, std::string_view prefix, const events::stored_event& e) {
+    auto* entry = touch<State>(b, prefix, events::stream_key(e.stream), e.sequence == 1);
+    if (entry == nullptr) {
+      return;
+    }
+    auto& state = entry->after;
+    if (e.sequence <= state.version) {
+      return;  // already applied
+    }
+    auto any = events::decode(e);
+    if (!any) {
+      skip(e, any.err());
+      return;
+    }
+    auto event = Narrow(std::move(*any));
+    if (!event) {
+      skip(e, make_error(errc::corrupt, "event " + std::string{events::type_name(e.type_id)} +
+                                            " belongs to another aggregate"));
+      return;
+    }
+    // A gap left by a skipped event is bridged, so one bad event does not freeze the view.
+    const auto version = state.version;
+    if (state.exists() && e.sequence > version + 1) {
+      state.version = e.sequence - 1;
+    }
+    if (auto applied = events::apply_to(state, *event, events::event_meta{e.sequence, e.time}); !applied) {
+      state.version = version;
+      skip(e, applied.err());
+      return;
+    }
+    entry->changed = true;
+  }
+
+  void visit(batch& b, const events::stored_event& e) {
+    if (b.failure) {
+      return;  // the rest waits for the next batch
+    }
+    const auto category = events::stream_category(e.stream);
+    if (category == request_category) {
+      fold<events::request_state, events::as_request_event>(b, detail::request_prefix, e);
+    } else if (category == cluster_category) {
+      fold<events::cluster_state, events::as_cluster_event>(b, detail::cluster_prefix, e);
+    } else if (category == tenant_category) {
+      fold<events::tenant_state, events::as_tenant_event>(b, detail::tenant_prefix, e);
+    }
+    // Other categories (idempotency claims) have no read model.
+    if (!b.failure) {
+      b.last = e.position;
+    }
+  }
+
+  /// Reads up to a batch of events from `from` and folds them into `b`.
+  status fold_batch(batch& b, std::uint64_t from) {
+    b.reset(from);
+    auto read = journal.read_all(from, options.max_batch_events,
+                                 [this, &b](const events::stored_event& e) { visit(b, e); });
+    if (!read) {
+      return std::move(read).err();
+    }
+    return {};
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Writing
+
+  static void add_put(batch& b, std::string_view k, std::string_view v) {
+    const auto key_at = b.arena.size();
+    b.arena.append(k);
+    const auto value_at = b.arena.size();
+    b.arena.append(v);
+    b.writes.push_back({key_at, k.size(), value_at, v.size(), false});
+  }
+
+  static void add_delete(batch& b, std::string_view k) {
+    const auto key_at = b.arena.size();
+    b.arena.append(k);
+    b.writes.push_back({key_at, k.size(), b.arena.size(), 0, true});
+  }
+
+  /// Puts "<prefix><id>" -> the binary encoding of `state`, encoded straight into the arena.
+  static void add_state(batch& b, std::string_view prefix, std::string_view id, const auto& state) {
+    const auto key_at = b.arena.size();
+    b.arena.append(prefix).append(id);
+    const auto value_at = b.arena.size();
+    events::encode_binary(state, b.arena);
+    b.writes.push_back({key_at, value_at - key_at, value_at, b.arena.size() - value_at, false});
+  }
+
+  /// "x/s/<state><inv><id>", or by tenant "x/u/<tenant>\0<state><inv><id>", into `key`.
+  const std::string& state_index_key(const events::request_state& s, bool by_tenant) {
+    key.clear();
+    detail::append_index_prefix(key, by_tenant ? std::optional<std::string_view>{s.tenant} : std::nullopt, s.state);
+    detail::append_index_suffix(key, s);
+    return key;
+  }
+
+  void collect_requests(batch& b) {
+    for (auto* entry : b.requests.touched) {
+      const auto& id = entry->first;
+      const auto& c = entry->second;
+      if (!c.changed) {
+        continue;
+      }
+      const auto& before = c.before;
+      const auto& after = c.after;
+      add_state(b, detail::request_prefix, id, after);
+      // Tenant and creation time never change: "x/a" and "x/t" are written once.
+      if (!before.exists()) {
+        key.clear();
+        detail::append_index_prefix(key, std::nullopt, std::nullopt);
+        detail::append_index_suffix(key, after);
+        add_put(b, key, {});
+        key.clear();
+        detail::append_index_prefix(key, std::string_view{after.tenant}, std::nullopt);
+        detail::append_index_suffix(key, after);
+        add_put(b, key, {});
+      }
+      if (!before.exists() || before.state != after.state) {
+        if (before.exists()) {
+          add_delete(b, state_index_key(before, false));
+          add_delete(b, state_index_key(before, true));
+        }
+        add_put(b, state_index_key(after, false), {});
+        add_put(b, state_index_key(after, true), {});
+      }
+      const bool was_live = before.exists() && !events::is_at_rest(before.state);
+      const bool live = !events::is_at_rest(after.state);
+      if (live != was_live) {
+        detail::make_key(key, detail::live_prefix, id);
+        if (live) {
+          add_put(b, key, {});
+        } else {
+          add_delete(b, key);
+        }
+      }
+    }
+  }
+
+  void collect_clusters(batch& b) {
+    for (auto* entry : b.clusters.touched) {
+      if (entry->second.changed) {
+        add_state(b, detail::cluster_prefix, entry->first, entry->second.after);
+      }
+    }
+  }
+
+  void collect_tenants(batch& b) {
+    for (auto* entry : b.tenants.touched) {
+      const auto& c = entry->second;
+      if (!c.changed) {
+        continue;
+      }
+      add_state(b, detail::tenant_prefix, entry->first, c.after);
+      if (c.before.token_sha256 != c.after.token_sha256) {
+        if (!c.before.token_sha256.empty()) {
+          add_delete(b, detail::make_key(key, detail::token_prefix, c.before.token_sha256));
+        }
+        if (!c.after.token_sha256.empty()) {
+          add_put(b, detail::make_key(key, detail::token_prefix, c.after.token_sha256), entry->first);
+        }
+      }
+    }
+  }
+
+  /// Fills `b.write_batch` with the batch's changes and its position. The writes are sorted
+  /// by key: the memtable inserts them much faster in order (its skip list reuses the previous
+  /// insert's search path). No key is written twice in a batch, so the order does not change
+  /// the result.
+  status build(batch& b) {
+    b.arena.clear();
+    b.writes.clear();
+    collect_requests(b);
+    collect_clusters(b);
+    collect_tenants(b);
+    key.clear();
+    detail::append_be64(key, b.last);
+    add_put(b, detail::position_key, key);
+    const char* arena = b.arena.data();
+    std::sort(b.writes.begin(), b.writes.end(), [arena](const pending_write& x, const pending_write& y) {
+      return std::string_view{arena + x.key_at, x.key_size} < std::string_view{arena + y.key_at, y.key_size};
+    });
+
+    b.write_batch.Clear();
+    auto* cf = store.projections_cf();
+    for (const auto& w : b.writes) {
+      const rocksdb::Slice k{arena + w.key_at, w.key_size};
+      const auto s =
+          w.erase ? b.write_batch.Delete(cf, k) : b.write_batch.Put(cf, k, rocksdb::Slice{arena + w.value_at, w.value_size});
+      if (!s.ok()) {
+        return detail::to_error(s, "projector: build a write batch");
+      }
+    }
+    return {};
+  }
+
+  /// Writes a built batch: states, indexes and position together, atomically.
+  rocksdb::Status write(batch& b) {
+    rocksdb::WriteOptions options;
+    options.sync = false;  // rebuildable; the WAL still makes the batch survive a process crash
+    return store.db()->Write(options, &b.write_batch);
+  }
+
+  /// After a batch is written: the new position, the listeners, then the waiters it reaches.
+  void publish(const batch& b) {
+    const auto reached = b.last;
+    {
+      std::lock_guard lock(waiters_mutex);
+      position.store(reached);
+    }
+    if (!request_listeners.empty()) {
+      for (const auto* entry : b.requests.touched) {
+        if (entry->second.changed) {
+          for (const auto& listener : request_listeners) {
+            guarded("request listener", [&] { listener(entry->second.before, entry->second.after); });
+          }
+        }
+      }
+    }
+    if (!cluster_listeners.empty()) {
+      for (const auto* entry : b.clusters.touched) {
+        if (entry->second.changed) {
+          for (const auto& listener : cluster_listeners) {
+            guarded("cluster listener", [&] { listener(entry->second.after); });
+          }
+        }
+      }
+    }
+    std::vector<std::function<void()>> ready;
+    {
+      std::lock_guard lock(waiters_mutex);
+      const auto end = waiters.upper_bound(reached);
+      for (auto it = waiters.begin(); it != end; ++it) {
+        ready.push_back(std::move(it->second));
+      }
+      waiters.erase(waiters.begin(), end);
+    }
+    for (auto& done : ready) {
+      guarded("when_applied callback", done);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Driving
+
+  /// Applies batches until the position reaches `target`, the journal has nothing more, or
+  /// `stop` says so (checked between batches).
+  ///
+  /// Two batches overlap: while a full batch is written on a helper thread, the next one is
+  /// folded here (looking up states the written one holds in its cache, not in the store);
+  /// it is built only after, and published only once the previous write succeeded. A batch
+  /// that is not full (the journal's tail) is written here directly, so the steady state
+  /// creates no threads. Listeners and waiters always run on this thread.
+  template <class Stop>
+  status advance_to(std::uint64_t target, const Stop& stop) {
+    batch* pending = nullptr;  // the batch `writer` is writing
+    std::size_t next = 0;
+    std::uint64_t from = position.load() + 1;
+    status outcome;
+    previous = nullptr;
+
+    // Waits for the write in flight and publishes its batch.
+    const auto finish_pending = [&]() -> status {
+      if (pending == nullptr) {
+        return {};
+      }
+      const auto s = writer.wait();
+      auto* done = std::exchange(pending, nullptr);
+      if (!s.ok()) {
+        previous = nullptr;  // its states were not written
+        return detail::to_error(s, "projector: write batch");
+      }
+      publish(*done);
+      return {};
+    };
+
+    while (from <= target && !stop()) {
+      batch& b = batches[next];
+      next ^= 1;
+      if (auto folded = fold_batch(b, from); !folded) {
+        outcome = std::move(folded).err();
+        break;
+      }
+      if (b.consumed() > 0) {
+        if (auto built = build(b); !built) {
+          outcome = std::move(built).err();
+          break;
+        }
+      }
+      if (auto finished = finish_pending(); !finished) {
+        outcome = std::move(finished).err();
+        break;  // `b` was folded on unwritten states: dropped
+      }
+      if (b.consumed() == 0) {
+        if (!b.failure) {
+          outcome = make_error(errc::io_error, "projector: the journal returned no event at position " +
+                                                   std::to_string(from) + " (head " + std::to_string(target) + ")");
+        }
+      } else if (b.consumed() == options.max_batch_events && !b.failure && b.last < target) {
+        // More follows: write in the background and fold the next batch meanwhile.
+        if (writer.submit(b)) {
+          pending = &b;
+        }  // else no thread: written here below
+      }
+      if (b.consumed() > 0 && pending != &b) {
+        if (const auto s = write(b); !s.ok()) {
+          outcome = detail::to_error(s, "projector: write batch");
+          previous = nullptr;
+          break;
+        }
+        publish(b);
+      }
+      previous = &b;
+      from = b.last + 1;
+      if (b.failure) {
+        outcome = *b.failure;
+        break;
+      }
+      if (!outcome.ok()) {
+        break;
+      }
+    }
+    if (auto finished = finish_pending(); !finished && outcome.ok()) {
+      outcome = std::move(finished).err();
+    }
+    previous = nullptr;
+    return outcome;
+  }
+
+  status catch_up() {
+    return advance_to(journal.head(), [] { return false; });
+  }
+
+  status clear() {
+    auto* db = store.db();
+    auto* cf = store.projections_cf();
+    std::string last;
+    {
+      std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(rocksdb::ReadOptions{}, cf)};
+      it->SeekToLast();
+      if (!it->status().ok()) {
+        return detail::to_error(it->status(), "projector: find the last projection key");
+      }
+      if (!it->Valid()) {
+        return {};  // already empty
+      }
+      last = it->key().ToString();
+    }
+    rocksdb::WriteBatch wb;
+    // Everything before the last key by range, then the last key itself.
+    if (auto s = wb.DeleteRange(cf, rocksdb::Slice{}, last); !s.ok()) {
+      return detail::to_error(s, "projector: clear projections");
+    }
+    if (auto s = wb.Delete(cf, last); !s.ok()) {
+      return detail::to_error(s, "projector: clear projections");
+    }
+    if (auto s = db->Write(rocksdb::WriteOptions{}, &wb); !s.ok()) {
+      return detail::to_error(s, "projector: clear projections");
+    }
+    // Moves the old entries and the range tombstone out of the memtable: the replay then
+    // inserts into an empty one (much faster) and reads skip a tombstone RocksDB 7 would
+    // otherwise re-fragment on every read.
+    return detail::to_status(db->Flush(rocksdb::FlushOptions{}, cf), "projector: flush cleared projections");
+  }
+
+  void run() {
+    while (true) {
+      std::uint64_t target = 0;
+      {
+        std::unique_lock lock(signal->mutex);
+        // The head is checked under the lock the listener records it under: a commit is
+        // either seen here or its notification comes after this wait begins.
+        signal->cv.wait(lock, [&] { return signal->stop || signal->head > position.load(); });
+        if (signal->stop) {
+          return;
+        }
+        target = signal->head;
+      }
+      const auto stop_requested = [this] {
+        std::lock_guard lock(signal->mutex);
+        return signal->stop;
+      };
+      if (auto advanced = advance_to(target, stop_requested); !advanced) {
+        log::error("projector: catching up failed, retrying",
+                   {{"code", std::string{to_string(advanced.err().code)}}, {"error", advanced.err().message}});
+        std::unique_lock lock(signal->mutex);
+        signal->cv.wait_for(lock, retry_delay, [&] { return signal->stop; });
+      }
+    }
+  }
+};
+
+projector::projector(events::rocks_store& store, events::journal& journal, projector_options options)
+    : _impl(std::make_unique<impl>(store, journal, options)) {}
+
+projector::~projector() { stop(); }
+
+status projector::catch_up() {
+  if (_impl->running.load()) {
+    return make_error(errc::conflict, "projector: catch_up while the projector's thread runs");
+  }
+  return _impl->catch_up();
+}
+
+status projector::rebuild() {
+  if (_impl->running.load()) {
+    return make_error(errc::conflict, "projector: rebuild while the projector's thread runs");
+  }
+  if (auto cleared = _impl->clear(); !cleared) {
+    return cleared;
+  }
+  {
+    std::lock_guard lock(_impl->waiters_mutex);
+    _impl->position.store(0);
+  }
+  _impl->skipped.store(0);
+  _impl->replaying_from_empty = true;
+  auto replayed = _impl->catch_up();
+  _impl->replaying_from_empty = false;
+  return replayed;
+}
+
+void projector::start() {
+  if (_impl->running.exchange(true)) {
+    return;
+  }
+  {
+    std::lock_guard lock(_impl->signal->mutex);
+    _impl->signal->stop = false;
+    // Covers commits made before the listener was registered or while nobody listened.
+    _impl->signal->head = std::max(_impl->signal->head, _impl->journal.head());
+  }
+  _impl->thread = std::thread([impl = _impl.get()] { impl->run(); });
+}
+
+void projector::stop() {
+  {
+    std::lock_guard lock(_impl->signal->mutex);
+    _impl->signal->stop = true;
+  }
+  _impl->signal->cv.notify_all();
+  if (_impl->thread.joinable()) {
+    _impl->thread.join();
+  }
+  _impl->running.store(false);
+}
+
+std::uint64_t projector::position() const noexcept { return _impl->position.load(); }
+
+void projector::when_applied(std::uint64_t position, std::function<void()> done) {
+  if (!done) {
+    return;
+  }
+  {
+    std::lock_guard lock(_impl->waiters_mutex);
+    if (position > _impl->position.load()) {
+      _impl->waiters.emplace(position, std::move(done));
+      return;
+    }
+  }
+  done();
+}
+
+void projector::on_request_change(request_listener listener) {
+  _impl->request_listeners.push_back(std::move(listener));
+}
+
+void projector::on_cluster_change(cluster_listener listener) {
+  _impl->cluster_listeners.push_back(std::move(listener));
+}
+
+std::uint64_t projector::skipped() const noexcept { return _impl->skipped.load(); }
+
+}  // namespace prov::projections

@@ -1,0 +1,280 @@
+#include "prov/projections/views.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/snapshot.h>
+
+#include "detail/keys.hpp"
+#include "detail/rocks_status.hpp"
+#include "prov/events/codec.hpp"
+
+namespace prov::projections {
+
+namespace {
+
+constexpr std::size_t default_limit = 50;
+constexpr std::size_t max_limit = 1000;
+/// Longest id a cursor may carry (ids are at most 128 characters; leave room).
+constexpr std::size_t max_cursor_id = 1024;
+
+constexpr std::string_view hex_digits = "0123456789abcdef";
+
+std::string to_hex(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out.push_back(hex_digits[b >> 4]);
+    out.push_back(hex_digits[b & 0x0f]);
+  }
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+/// The index suffix (`<inv><id>`) a cursor carries, or `errc::invalid_argument`.
+result<std::string> decode_cursor(std::string_view cursor) {
+  const auto invalid = [] { return make_error(errc::invalid_argument, "invalid cursor"); };
+  if (cursor.size() % 2 != 0 || cursor.size() < 2 * (detail::inv_size + 1) ||
+      cursor.size() > 2 * (detail::inv_size + max_cursor_id)) {
+    return invalid();
+  }
+  std::string out;
+  out.reserve(cursor.size() / 2);
+  for (std::size_t i = 0; i < cursor.size(); i += 2) {
+    const int hi = hex_value(cursor[i]);
+    const int lo = hex_value(cursor[i + 1]);
+    if (hi < 0 || lo < 0) {
+      return invalid();
+    }
+    out.push_back(static_cast<char>((hi << 4) | lo));
+  }
+  return out;
+}
+
+std::string_view view_of(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+/// Reads and decodes one value; nullopt if the key is absent.
+template <class T>
+result<std::optional<T>> get_value(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                                   const rocksdb::ReadOptions& read, const std::string& key) {
+  rocksdb::PinnableSlice value;
+  const auto s = db->Get(read, cf, key, &value);
+  if (s.IsNotFound()) {
+    return std::optional<T>{};
+  }
+  if (!s.ok()) {
+    return detail::to_error(s, "projections: read " + key);
+  }
+  auto decoded = events::decode_binary<T>(view_of(value));
+  if (!decoded) {
+    return make_error(errc::corrupt, "projections: value of " + key + " is malformed (rebuild the projections)");
+  }
+  return std::optional<T>{std::move(*decoded)};
+}
+
+/// Decodes every value under `prefix`, in key order.
+template <class T>
+result<std::vector<T>> scan_values(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view prefix) {
+  const auto upper = detail::prefix_successor(prefix);
+  const rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(read, cf)};
+  std::vector<T> out;
+  for (it->Seek(rocksdb::Slice{prefix.data(), prefix.size()}); it->Valid(); it->Next()) {
+    auto decoded = events::decode_binary<T>(view_of(it->value()));
+    if (!decoded) {
+      return make_error(errc::corrupt, "projections: value of " + it->key().ToString() +
+                                           " is malformed (rebuild the projections)");
+    }
+    out.push_back(std::move(*decoded));
+  }
+  if (!it->status().ok()) {
+    return detail::to_error(it->status(), "projections: scan " + std::string{prefix});
+  }
+  return out;
+}
+
+}  // namespace
+
+result<std::optional<events::request_state>> views::request(const std::string& id) const {
+  std::string key;
+  return get_value<events::request_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
+                                          detail::make_key(key, detail::request_prefix, id));
+}
+
+result<request_page> views::requests(const request_query& query) const {
+  const std::size_t limit = query.limit == 0 ? default_limit : std::min(query.limit, max_limit);
+
+  std::string start;
+  if (!query.cursor.empty()) {
+    auto suffix = decode_cursor(query.cursor);
+    if (!suffix) {
+      return std::move(suffix).err();
+    }
+    start = std::move(*suffix);
+  }
+
+  std::string prefix;
+  std::optional<std::string_view> tenant;
+  if (query.tenant) {
+    tenant = *query.tenant;
+  }
+  detail::append_index_prefix(prefix, tenant, query.state);
+  const auto upper = detail::prefix_successor(prefix);
+  const rocksdb::Slice upper_slice{upper};
+
+  auto* db = _store.db();
+  auto* cf = _store.projections_cf();
+  // One snapshot for the index and the values: every item matches the filter it was found by.
+  rocksdb::ManagedSnapshot snapshot{db};
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.snapshot();
+  rocksdb::ReadOptions scan = read;
+  scan.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(scan, cf)};
+
+  std::string seek_key = prefix + start;
+  it->Seek(seek_key);
+  if (!start.empty() && it->Valid() && view_of(it->key()) == seek_key) {
+    it->Next();  // the cursor names the last item of the previous page
+  }
+
+  request_page page;
+  std::string key;
+  std::string last_suffix;
+  for (; it->Valid() && page.items.size() < limit; it->Next()) {
+    const auto index_key = view_of(it->key());
+    const auto suffix = index_key.substr(prefix.size());
+    if (suffix.size() <= detail::inv_size) {
+      return make_error(errc::corrupt, "projections: malformed index key (rebuild the projections)");
+    }
+    const auto id = suffix.substr(detail::inv_size);
+    auto state = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
+    if (!state) {
+      return std::move(state).err();
+    }
+    if (!*state) {
+      return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
+    }
+    page.items.push_back(std::move(**state));
+    last_suffix.assign(suffix);
+  }
+  if (!it->status().ok()) {
+    return detail::to_error(it->status(), "projections: list requests");
+  }
+  if (it->Valid() && !page.items.empty()) {
+    page.next_cursor = to_hex(last_suffix);
+  }
+  return page;
+}
+
+result<std::vector<std::string>> views::live_requests() const {
+  auto* db = _store.db();
+  auto* cf = _store.projections_cf();
+  rocksdb::ManagedSnapshot snapshot{db};
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.snapshot();
+
+  const auto upper = detail::prefix_successor(detail::live_prefix);
+  const rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions scan = read;
+  scan.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(scan, cf)};
+
+  // The live set is keyed by id; order it by creation (then id) from the request values.
+  std::vector<std::pair<timestamp, std::string>> live;
+  std::string key;
+  for (it->Seek(rocksdb::Slice{detail::live_prefix.data(), detail::live_prefix.size()}); it->Valid(); it->Next()) {
+    const auto id = view_of(it->key()).substr(detail::live_prefix.size());
+    auto state = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
+    if (!state) {
+      return std::move(state).err();
+    }
+    if (!*state) {
+      return make_error(errc::corrupt, "projections: live set names a missing request (rebuild the projections)");
+    }
+    live.emplace_back((*state)->created_at, std::string{id});
+  }
+  if (!it->status().ok()) {
+    return detail::to_error(it->status(), "projections: list live requests");
+  }
+  std::sort(live.begin(), live.end());
+  std::vector<std::string> out;
+  out.reserve(live.size());
+  for (auto& [created, id] : live) {
+    out.push_back(std::move(id));
+  }
+  return out;
+}
+
+result<std::optional<events::cluster_state>> views::cluster(const std::string& id) const {
+  std::string key;
+  return get_value<events::cluster_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
+                                          detail::make_key(key, detail::cluster_prefix, id));
+}
+
+result<std::vector<events::cluster_state>> views::clusters() const {
+  return scan_values<events::cluster_state>(_store.db(), _store.projections_cf(), detail::cluster_prefix);
+}
+
+result<std::optional<events::tenant_state>> views::tenant(const std::string& id) const {
+  std::string key;
+  return get_value<events::tenant_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
+                                         detail::make_key(key, detail::tenant_prefix, id));
+}
+
+result<std::vector<events::tenant_state>> views::tenants() const {
+  return scan_values<events::tenant_state>(_store.db(), _store.projections_cf(), detail::tenant_prefix);
+}
+
+result<std::optional<std::string>> views::tenant_by_token_hash(const std::string& sha256_hex) const {
+  std::string key;
+  detail::make_key(key, detail::token_prefix, sha256_hex);
+  rocksdb::PinnableSlice value;
+  const auto s = _store.db()->Get(rocksdb::ReadOptions{}, _store.projections_cf(), key, &value);
+  if (s.IsNotFound()) {
+    return std::optional<std::string>{};
+  }
+  if (!s.ok()) {
+    return detail::to_error(s, "projections: read token");
+  }
+  return std::optional<std::string>{value.ToString()};
+}
+
+result<std::uint64_t> views::position() const {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Slice key{detail::position_key.data(), detail::position_key.size()};
+  const auto s = _store.db()->Get(rocksdb::ReadOptions{}, _store.projections_cf(), key, &value);
+  if (s.IsNotFound()) {
+    return std::uint64_t{0};
+  }
+  if (!s.ok()) {
+    return detail::to_error(s, "projections: read position");
+  }
+  if (value.size() != 8) {
+    return make_error(errc::corrupt, "projections: malformed position (rebuild the projections)");
+  }
+  return detail::read_be64(view_of(value));
+}
+
+}  // namespace prov::projections

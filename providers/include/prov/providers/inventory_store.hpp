@@ -1,0 +1,40 @@
+#pragma once
+/// Durable storage for the simulated cloud's resources. The simulation provider keeps them
+/// here so that they survive an engine restart, as resources in a real cloud would: this is
+/// the "provider side" the orphan audit compares with the journal. It is deliberately a
+/// separate database from the journal (`<data-dir>/simcloud`).
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "prov/core/error.hpp"
+#include "prov/providers/provider.hpp"
+
+namespace prov::providers {
+
+class inventory_store {
+ public:
+  virtual ~inventory_store() = default;
+
+  virtual status put(const inventory_item& item) = 0;
+  /// Removes a resource; returns whether it existed.
+  virtual result<bool> erase(const std::string& cluster, const std::string& id) = 0;
+  virtual result<std::vector<inventory_item>> by_key(const std::string& cluster,
+                                                     const std::string& idempotency_key) = 0;
+  virtual result<std::vector<inventory_item>> by_request(const std::string& cluster,
+                                                         const std::string& request_id) = 0;
+  virtual result<std::vector<inventory_item>> list(const std::string& cluster) = 0;
+};
+
+/// In memory, thread-safe: for tests that "restart" the engine but keep the cloud.
+std::unique_ptr<inventory_store> make_memory_inventory_store();
+
+/// RocksDB in `path` (created if missing). Keys (format 1):
+///   "r\x1f<cluster>\x1f<id>"                       -> inventory_item (binary codec)
+///   "k\x1f<cluster>\x1f<idempotency key>\x1f<id>"  -> "" (lookup by call)
+///   "q\x1f<cluster>\x1f<request id>\x1f<id>"       -> "" (lookup by request)
+result<std::unique_ptr<inventory_store>> open_rocks_inventory_store(const std::string& path);
+
+}  // namespace prov::providers

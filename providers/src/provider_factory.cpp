@@ -1,0 +1,41 @@
+#include "prov/providers/provider_factory.hpp"
+
+#include "prov/events/codec.hpp"
+#include "prov/providers/simulation_provider.hpp"
+
+namespace prov::providers {
+
+namespace {
+
+class unsupported_provider final : public provider {
+ public:
+  explicit unsupported_provider(events::provider_type type)
+      : _error{"unsupported", "no driver for provider type " + std::string{events::enum_name(type)} + " in this build",
+               false} {}
+
+  step_outcome run_step(const step_call&) override {
+    step_outcome out;
+    out.error = _error;
+    return out;
+  }
+  release_outcome release(const release_call&) override { return release_outcome{true, {}, {}}; }
+  sweep_outcome sweep(const std::string&) override { return sweep_outcome{true, {}, {}, {}}; }
+  result<std::vector<inventory_item>> inventory() override { return std::vector<inventory_item>{}; }
+  connectivity_report test_connectivity() override { return connectivity_report{false, {}, _error.message}; }
+
+ private:
+  provider_error _error;
+};
+
+}  // namespace
+
+bool has_driver(events::provider_type type) noexcept { return type == events::provider_type::simulation; }
+
+std::unique_ptr<provider> make_provider(const events::cluster_state& cluster, const provider_context& ctx) {
+  if (cluster.type == events::provider_type::simulation && ctx.simulation_inventory != nullptr && ctx.clk != nullptr) {
+    return std::make_unique<simulation_provider>(cluster.id, cluster.simulation, *ctx.simulation_inventory, *ctx.clk);
+  }
+  return std::make_unique<unsupported_provider>(cluster.type);
+}
+
+}  // namespace prov::providers

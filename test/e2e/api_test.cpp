@@ -1,0 +1,346 @@
+// End to end, as a new user would: start provisiond, create a tenant, submit requests over
+// HTTP, watch them finish, and check what the simulated cloud holds.
+
+#include <set>
+#include <sys/stat.h>
+
+#include "server_fixture.hpp"
+
+using namespace prov::test;
+using nlohmann::json;
+
+namespace {
+
+json vps(const std::string& region = "local") {
+  return json{{"type", "vps"},
+              {"provider", "simulation"},
+              {"region", region},
+              {"spec", {{"cpu", 2}, {"memoryGb", 4}, {"storageGb", 40}, {"image", "debian-12"}}}};
+}
+
+std::string state_of(http_client& c, const std::string& token, const std::string& id) {
+  auto r = c.get("/v1/requests/" + id, token);
+  return r.status == 200 ? r.json()["state"].get<std::string>() : "http " + std::to_string(r.status);
+}
+
+}  // namespace
+
+TEST_CASE("a new user's requests complete through the four steps", "[e2e]") {
+  server s{fresh_dir("happy")};
+  s.start();
+  auto c = s.client();
+  CHECK(c.get("/healthz").status == 200);
+  CHECK(c.get("/readyz").status == 200);
+  const auto token = make_tenant(c, s.admin(), "acme");
+
+  std::vector<std::string> ids;
+  for (const auto* type : {"vps", "namespace", "managed"}) {
+    for (int i = 0; i < 5; ++i) {
+      auto body = vps();
+      body["type"] = type;
+      auto r = c.post("/v1/requests", body, token);
+      REQUIRE(r.status == 202);
+      CHECK(r.json()["state"] == "queued");
+      CHECK(r.header("location") == "/v1/requests/" + r.json()["id"].get<std::string>());
+      ids.push_back(r.json()["id"].get<std::string>());
+      // Read your write: the request is visible at once.
+      CHECK(c.get("/v1/requests/" + ids.back(), token).status == 200);
+    }
+  }
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      if (state_of(c, token, id) != "completed") {
+        return false;
+      }
+    }
+    return true;
+  }));
+  auto view = c.get("/v1/requests/" + ids.front(), token).json();
+  CHECK(view["cluster"] == "simulation-local");
+  CHECK(view["spec"]["image"] == "debian-12");
+  CHECK(view["spec"]["cpu"] == 2);
+  REQUIRE(view["steps"].size() == 4);
+  for (const auto& step : view["steps"]) {
+    CHECK(step["status"] == "succeeded");
+    CHECK(step["attempts"] == 1);
+    CHECK(step["startedAt"].is_string());
+  }
+  CHECK(view["endpoints"].contains("ssh"));
+
+  // The event log: CloudEvents, dense sequences, and the state as it was at any point.
+  auto events = c.get("/v1/requests/" + ids.front() + "/events", token).json()["events"];
+  REQUIRE(events.size() == view["version"].get<std::size_t>());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    CHECK(events[i]["specversion"] == "1.0");
+    CHECK(events[i]["sequence"] == i + 1);
+  }
+  CHECK(events.front()["type"] == "request.submitted");
+  CHECK(events.back()["type"] == "request.completed");
+  auto then = c.get("/v1/requests/" + ids.front() + "/events?asOf=3", token).json();
+  CHECK(then["state"]["state"] == "allocating");
+  CHECK(then["events"].size() == 3);
+
+  // The cloud holds exactly the resources of the completed requests.
+  auto inventory = c.get("/v1/clusters/simulation-local/inventory", s.admin()).json()["items"];
+  std::size_t held = 0;
+  for (const auto& id : ids) {
+    held += c.get("/v1/requests/" + id, token).json()["resources"].size();
+  }
+  CHECK(inventory.size() == held);
+
+  // Logs: one structured line per state change.
+  CHECK(s.log().find("\"msg\":\"state_changed\"") != std::string::npos);
+  CHECK(s.stop() == 0);
+}
+
+TEST_CASE("a failing cluster: failed requests roll back and leave nothing at the provider", "[e2e][rollback]") {
+  server s{fresh_dir("failing")};
+  s.start();
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  auto reg = c.post("/v1/clusters",
+                    json{{"id", "flaky"},
+                         {"type", "simulation"},
+                         {"region", "eu-west-1"},
+                         {"simulation",
+                          {{"failureRate", {{"allocate", 0.2}, {"configure", 0.2}, {"activate", 0.2}, {"verify", 0.2}}},
+                           {"delayMs", {{"min", 0}, {"max", 20}}},
+                           {"seed", 42}}}},
+                    s.admin());
+  REQUIRE(reg.status == 201);
+  CHECK(reg.json()["simulation"]["failureRate"]["verify"] == 0.2);
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i) {
+    auto r = c.post("/v1/requests", vps("eu-west-1"), token);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      const auto st = state_of(c, token, id);
+      if (st != "completed" && st != "rolled_back") {
+        return false;
+      }
+    }
+    return true;
+  }));
+  std::set<std::string> expected;  // resources of completed requests
+  std::size_t rolled_back = 0;
+  for (const auto& id : ids) {
+    auto view = c.get("/v1/requests/" + id, token).json();
+    CHECK(view["cluster"] == "flaky");
+    if (view["state"] == "rolled_back") {
+      ++rolled_back;
+      CHECK(view["reason"] == "provider_error");
+      for (const auto& r : view["resources"]) {
+        CHECK(r["status"] == "released");
+      }
+      auto types = c.get("/v1/requests/" + id + "/events", token).json()["events"];
+      std::vector<std::string> names;
+      for (const auto& e : types) {
+        names.push_back(e["type"].get<std::string>());
+      }
+      CHECK(std::find(names.begin(), names.end(), "request.failed") != names.end());
+      CHECK(names.back() == "request.rolled_back");
+    } else {
+      for (const auto& r : view["resources"]) {
+        expected.insert(r["id"].get<std::string>());
+      }
+    }
+  }
+  CHECK(rolled_back > 0);
+  CHECK(rolled_back < ids.size());
+  std::set<std::string> at_provider;
+  const auto inventory = c.get("/v1/clusters/flaky/inventory", s.admin()).json();
+  for (const auto& item : inventory["items"]) {
+    at_provider.insert(item["id"].get<std::string>());
+  }
+  CHECK(at_provider == expected);
+  auto failed_list = c.get("/v1/requests?state=rolled_back&limit=1000", token).json()["items"];
+  CHECK(failed_list.size() == rolled_back);
+}
+
+TEST_CASE("bad input gets a 4xx JSON error and the server stays up", "[e2e][validation]") {
+  server s{fresh_dir("bad-input")};
+  s.start();
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+
+  auto expect_error = [&](http_client::reply r, unsigned status, const std::string& code) {
+    INFO(r.body);
+    CHECK(r.status == status);
+    auto body = json::parse(r.body, nullptr, false);
+    REQUIRE(body.is_object());
+    CHECK(body["error"]["code"] == code);
+    CHECK(body["error"]["message"].is_string());
+  };
+  const std::vector<std::pair<std::string, std::string>> json_header{{"Content-Type", "application/json"},
+                                                                     {"Authorization", "Bearer " + token}};
+  expect_error(c.request("POST", "/v1/requests", "{not json", json_header), 400, "invalid_argument");
+  expect_error(c.request("POST", "/v1/requests", "[1,2]", json_header), 400, "invalid_argument");
+  expect_error(c.request("POST", "/v1/requests", "", json_header), 400, "invalid_argument");
+  auto bad = vps();
+  bad["provider"] = "aws";
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  bad = vps();
+  bad["spec"]["cpu"] = -2;
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  bad = vps();
+  bad["spec"]["memoryGb"] = "lots";
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  bad = vps();
+  bad["spec"]["storageGb"] = -1;
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  bad = vps();
+  bad["type"] = 7;
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  bad = vps();
+  bad["colour"] = "blue";
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  bad = vps();
+  bad["type"] = "namespace";
+  bad["provider"] = "openstack";
+  expect_error(c.post("/v1/requests", bad, token), 400, "invalid_argument");
+  std::string huge = R"({"type":"vps","provider":"simulation","spec":{"cpu":1,"memoryGb":1,"pad":")" +
+                     std::string(1100 * 1024, 'x') + "\"}}";
+  expect_error(c.request("POST", "/v1/requests", huge, json_header), 413, "payload_too_large");
+  expect_error(c.get("/v1/nowhere", token), 404, "not_found");
+  expect_error(c.get("/nowhere"), 404, "not_found");
+  expect_error(c.get("/v1/requests/does-not-exist", token), 404, "not_found");
+  expect_error(c.get("/v1/requests?state=sideways", token), 400, "invalid_argument");
+  expect_error(c.get("/v1/requests?limit=0", token), 400, "invalid_argument");
+  expect_error(c.get("/v1/requests?cursor=zz", token), 400, "invalid_argument");
+  expect_error(c.request("DELETE", "/v1/requests", "", json_header), 405, "invalid_argument");
+  // Authentication and authorization.
+  expect_error(c.get("/v1/requests"), 401, "unauthorized");
+  expect_error(c.get("/v1/requests", "not-a-token"), 401, "unauthorized");
+  expect_error(c.get("/v1/clusters", token), 403, "forbidden");
+  expect_error(c.post("/v1/tenants", json{{"id", "evil"}}, token), 403, "forbidden");
+  expect_error(c.post("/v1/tenants", json{{"id", "acme"}}, s.admin()), 409, "conflict");
+  expect_error(c.post("/v1/tenants", json{{"id", "has space"}}, s.admin()), 400, "invalid_argument");
+  expect_error(c.post("/v1/clusters", json{{"id", "x"}, {"type", "simulation"}}, s.admin()), 400, "invalid_argument");
+  expect_error(c.post("/v1/clusters",
+                      json{{"id", "x"}, {"type", "simulation"}, {"region", "r"},
+                           {"simulation", {{"failureRate", {{"allocate", 1.5}}}}}},
+                      s.admin()),
+               400, "invalid_argument");
+  expect_error(c.patch("/v1/clusters/nope", json{{"enabled", false}}, s.admin()), 404, "not_found");
+  // A malformed request line: 400 and the server carries on.
+  const auto raw = c.send_raw("GARBAGE\r\n\r\n");
+  CHECK(raw.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(c.get("/healthz").status == 200);
+  auto ok = c.post("/v1/requests", vps(), token);
+  CHECK(ok.status == 202);
+}
+
+TEST_CASE("tenants see only their own requests", "[e2e][security]") {
+  server s{fresh_dir("isolation")};
+  s.start();
+  auto c = s.client();
+  const auto a = make_tenant(c, s.admin(), "tenant-a");
+  const auto b = make_tenant(c, s.admin(), "tenant-b");
+  auto ra = c.post("/v1/requests", vps(), a).json()["id"].get<std::string>();
+  auto rb = c.post("/v1/requests", vps(), b).json()["id"].get<std::string>();
+  CHECK(c.get("/v1/requests/" + ra, a).status == 200);
+  CHECK(c.get("/v1/requests/" + ra, b).status == 404);
+  CHECK(c.get("/v1/requests/" + ra + "/events", b).status == 404);
+  auto list_b = c.get("/v1/requests", b).json()["items"];
+  REQUIRE(list_b.size() == 1);
+  CHECK(list_b[0]["id"] == rb);
+  CHECK(c.get("/v1/requests?tenant=tenant-a", b).status == 403);
+  // A tenant cannot submit for another tenant.
+  auto body = vps();
+  body["tenant"] = "tenant-a";
+  CHECK(c.post("/v1/requests", body, b).status == 403);
+  // The admin sees everything and must name the tenant when submitting.
+  CHECK(c.get("/v1/requests", s.admin()).json()["items"].size() == 2);
+  CHECK(c.post("/v1/requests", vps(), s.admin()).status == 400);
+  body["tenant"] = "nobody";
+  CHECK(c.post("/v1/requests", body, s.admin()).status == 404);
+  // The admin token file is private.
+  struct stat st{};
+  REQUIRE(::stat((s.dir() / "data" / "admin.token").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("the same idempotency key returns the same request", "[e2e][idempotency]") {
+  server s{fresh_dir("idempotency")};
+  s.start();
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  auto body = vps();
+  body["idempotencyKey"] = "order-1001";
+  auto first = c.post("/v1/requests", body, token);
+  auto second = c.post("/v1/requests", body, token);
+  REQUIRE(first.status == 202);
+  REQUIRE(second.status == 202);
+  CHECK(first.json()["id"] == second.json()["id"]);
+  CHECK(second.header("idempotent-replayed") == "true");
+  // Another tenant may use the same key for its own request.
+  const auto other = make_tenant(c, s.admin(), "other");
+  CHECK(c.post("/v1/requests", body, other).json()["id"] != first.json()["id"]);
+  // The same key with a different body is a conflict, not a silent replay.
+  body["spec"]["cpu"] = 8;
+  auto clash = c.post("/v1/requests", body, token);
+  CHECK(clash.status == 409);
+  CHECK(c.get("/v1/requests", token).json()["items"].size() == 1);
+}
+
+TEST_CASE("SIGTERM exits 0 and a restart resumes the work", "[e2e][shutdown]") {
+  server s{fresh_dir("sigterm")};
+  s.start();
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  auto reg = c.post("/v1/clusters",
+                    json{{"id", "slow"},
+                         {"type", "simulation"},
+                         {"region", "local"},
+                         {"isDefault", true},
+                         {"simulation", {{"delayMs", {{"min", 100}, {"max", 300}}}}}},
+                    s.admin());
+  REQUIRE(reg.status == 201);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) {
+    auto body = vps();
+    body["cluster"] = "slow";
+    ids.push_back(c.post("/v1/requests", body, token).json()["id"].get<std::string>());
+  }
+  CHECK(s.stop() == 0);
+  CHECK(s.log().find("\"msg\":\"engine_stopped\"") != std::string::npos);
+
+  s.start();
+  auto c2 = s.client();
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      if (state_of(c2, token, id) != "completed") {
+        return false;
+      }
+    }
+    return true;
+  }));
+}
+
+TEST_CASE("provisiond --help lists the flags; bad flags are refused", "[e2e][cli]") {
+  const auto dir = fresh_dir("cli");
+  {
+    child_process help{{PROVISIOND_BINARY, "--help"}, (dir / "err.log").string()};
+    std::string text;
+    while (auto line = help.read_line(std::chrono::seconds{30})) {
+      text += *line + "\n";
+    }
+    CHECK(help.wait(std::chrono::seconds{30}) == 0);
+    for (const auto* flag : {"--data-dir", "--listen", "--admin-token", "--kafka-brokers", "--config"}) {
+      CHECK(text.find(flag) != std::string::npos);
+    }
+  }
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"--listen", "nonsense"},
+                                                               {"--listen", "127.0.0.1:99999"},
+                                                               {"--http-threads", "0"},
+                                                               {"--no-such-flag"}}) {
+    std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (dir / "d").string()};
+    argv.insert(argv.end(), bad.begin(), bad.end());
+    child_process p{argv, (dir / "err.log").string()};
+    CHECK(p.wait(std::chrono::seconds{30}) == 2);
+  }
+}

@@ -1,0 +1,762 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rocksdb/db.h>
+
+#include "prov/core/ids.hpp"
+#include "prov/events/memory_journal.hpp"
+#include "prov/events/rocks_journal.hpp"
+#include "prov/events/rocks_store.hpp"
+
+using namespace prov;
+using namespace prov::events;
+
+namespace {
+
+enum class kind { memory, rocks };
+
+}  // namespace
+
+namespace Catch {
+
+template <>
+struct StringMaker<kind> {
+  static std::string convert(kind k) { return k == kind::memory ? "memory" : "rocks"; }
+};
+
+template <>
+struct StringMaker<stored_event> {
+  static std::string convert(const stored_event& e) {
+    std::ostringstream out;
+    out << "{#" << e.position << " " << e.stream << "@" << e.sequence << " t=" << e.time.time_since_epoch().count()
+        << "us type=" << e.type_id << "/v" << int{e.version} << " payload=" << e.payload.size() << "B}";
+    return out.str();
+  }
+};
+
+}  // namespace Catch
+
+namespace {
+
+/// "ok" or "<code>: <message>", for INFO.
+template <class T>
+std::string describe(const result<T>& r) {
+  return r.ok() ? std::string("ok") : std::string(prov::to_string(r.err().code)) + ": " + r.err().message;
+}
+
+#define REQUIRE_OK(expr)         \
+  do {                           \
+    const auto& r_ = (expr);     \
+    INFO(describe(r_));          \
+    REQUIRE(r_.ok());            \
+  } while (false)
+
+/// A fresh directory under the system temp dir, removed with its contents at scope end.
+class temp_dir {
+ public:
+  temp_dir() : _path(std::filesystem::temp_directory_path() / ("prov-journal-test-" + random_hex(8))) {
+    std::filesystem::create_directories(_path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(_path, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  const std::filesystem::path& path() const { return _path; }
+
+ private:
+  std::filesystem::path _path;
+};
+
+/// One journal under test (in memory, or RocksDB in a temp dir) with a manual clock.
+class journal_env {
+ public:
+  explicit journal_env(kind k, rocks_journal_options options = {}) : _options(options) {
+    if (k == kind::memory) {
+      _journal = std::make_unique<memory_journal>(clk);
+    } else {
+      _dir.emplace();
+      open();
+    }
+  }
+
+  journal& j() { return *_journal; }
+  rocks_store& store() { return *_store; }
+  bool is_rocks() const { return _dir.has_value(); }
+  std::string db_path() const { return (_dir->path() / "db").string(); }
+
+  /// Destroys the journal (completing queued appends) and the store.
+  void close() {
+    _journal.reset();
+    _store.reset();
+  }
+
+  /// Opens the store and a journal over it (RocksDB only).
+  void open() {
+    auto store = rocks_store::open({db_path()});
+    REQUIRE_OK(store);
+    _store = std::move(store).value();
+    auto journal = make_rocks_journal(*_store, clk, _options);
+    REQUIRE_OK(journal);
+    _journal = std::move(journal).value();
+  }
+
+  manual_clock clk;
+
+ private:
+  rocks_journal_options _options;
+  std::optional<temp_dir> _dir;
+  std::unique_ptr<rocks_store> _store;
+  std::unique_ptr<journal> _journal;
+};
+
+event_record ev(std::uint16_t type_id, std::string payload, std::uint8_t version = 1) {
+  return event_record{type_id, version, std::move(payload)};
+}
+
+stream_append to(std::string stream, std::uint64_t expected, std::vector<event_record> events) {
+  return stream_append{std::move(stream), expected, std::move(events)};
+}
+
+/// Appends and waits for the handler.
+result<append_receipt> append_now(journal& j, std::vector<stream_append> batch) {
+  std::promise<result<append_receipt>> done;
+  auto answer = done.get_future();
+  j.append(std::move(batch), [&done](result<append_receipt> r) { done.set_value(std::move(r)); });
+  return answer.get();
+}
+
+std::vector<stored_event> read_all(const journal& j, std::uint64_t from = 1,
+                                   std::size_t max = std::numeric_limits<std::size_t>::max()) {
+  std::vector<stored_event> out;
+  const auto visited = j.read_all(from, max, [&](const stored_event& e) { out.push_back(e); });
+  REQUIRE_OK(visited);
+  REQUIRE(*visited == out.size());
+  return out;
+}
+
+std::vector<stored_event> read_stream(const journal& j, std::string_view stream, std::uint64_t from = 1,
+                                      std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+  auto events = j.read_stream(stream, from, max);
+  REQUIRE_OK(events);
+  return std::move(events).value();
+}
+
+std::uint64_t version_of(const journal& j, std::string_view stream) {
+  const auto v = j.stream_version(stream);
+  REQUIRE_OK(v);
+  return *v;
+}
+
+std::vector<std::uint64_t> positions(const std::vector<stored_event>& events) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : events) {
+    out.push_back(e.position);
+  }
+  return out;
+}
+
+std::vector<std::uint64_t> sequences(const std::vector<stored_event>& events) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : events) {
+    out.push_back(e.sequence);
+  }
+  return out;
+}
+
+using u64s = std::vector<std::uint64_t>;
+
+}  // namespace
+
+TEST_CASE("journal: appended events read back by stream and from the log", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+  const auto t1 = env.clk.now();
+
+  CHECK(j.head() == 0);
+  CHECK(read_all(j).empty());
+  CHECK(read_stream(j, "request/a").empty());
+  CHECK(version_of(j, "request/a") == 0);
+
+  const std::string binary("\x00\x01\xff payload", 11);
+  const auto first = append_now(j, {to("request/a", 0, {ev(1, "created"), ev(2, binary, 3)}),
+                                    to("cluster/x", 0, {ev(7, "")})});
+  REQUIRE_OK(first);
+  CHECK(first->first_position == 1);
+  CHECK(first->last_position == 3);
+  CHECK(first->time == t1);
+  CHECK(first->versions == u64s{2, 1});
+
+  env.clk.advance(std::chrono::milliseconds{5});
+  const auto t2 = env.clk.now();
+  const auto second = append_now(j, {to("request/a", 2, {ev(3, "done")})});
+  REQUIRE_OK(second);
+  CHECK(second->first_position == 4);
+  CHECK(second->last_position == 4);
+  CHECK(second->time == t2);
+  CHECK(second->versions == u64s{3});
+
+  const std::vector<stored_event> expected{
+      {1, "request/a", 1, t1, 1, 1, "created"},
+      {2, "request/a", 2, t1, 2, 3, binary},
+      {3, "cluster/x", 1, t1, 7, 1, ""},
+      {4, "request/a", 3, t2, 3, 1, "done"},
+  };
+  CHECK(j.head() == 4);
+  CHECK(read_all(j) == expected);
+  CHECK(read_all(j, 0) == expected);
+  CHECK(read_all(j, 2, 2) == std::vector<stored_event>{expected[1], expected[2]});
+  CHECK(read_all(j, 4, 10) == std::vector<stored_event>{expected[3]});
+  CHECK(read_all(j, 5).empty());
+  CHECK(read_all(j, 1, 0).empty());
+
+  CHECK(read_stream(j, "request/a") == std::vector<stored_event>{expected[0], expected[1], expected[3]});
+  CHECK(read_stream(j, "request/a", 2, 1) == std::vector<stored_event>{expected[1]});
+  CHECK(read_stream(j, "request/a", 3) == std::vector<stored_event>{expected[3]});
+  CHECK(read_stream(j, "request/a", 4).empty());
+  CHECK(read_stream(j, "request/a", 1, 0).empty());
+  CHECK(read_stream(j, "cluster/x") == std::vector<stored_event>{expected[2]});
+  CHECK(read_stream(j, "request/").empty());  // a prefix of another stream is not that stream
+  CHECK(read_stream(j, "request/ab").empty());
+  CHECK(version_of(j, "request/a") == 3);
+  CHECK(version_of(j, "cluster/x") == 1);
+  CHECK(version_of(j, "request/") == 0);
+}
+
+TEST_CASE("journal: sequences and positions are dense", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+
+  const std::vector<std::string> streams{"s/1", "s/2", "s/3"};
+  for (int round = 0; round < 5; ++round) {
+    for (const auto& s : streams) {
+      REQUIRE_OK(append_now(j, {to(s, any_version, {ev(1, "a"), ev(1, "b")})}));
+    }
+  }
+  const auto all = read_all(j);
+  REQUIRE(all.size() == 30);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    CHECK(all[i].position == i + 1);
+  }
+  for (const auto& s : streams) {
+    const auto events = read_stream(j, s);
+    u64s expected;
+    for (std::uint64_t q = 1; q <= 10; ++q) {
+      expected.push_back(q);
+    }
+    CHECK(sequences(events) == expected);
+    CHECK(version_of(j, s) == 10);
+  }
+}
+
+TEST_CASE("journal: expected versions are enforced", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+  REQUIRE_OK(append_now(j, {to("request/abc", 0, {ev(1, "1"), ev(1, "2"), ev(1, "3")})}));
+
+  SECTION("0 on an existing stream") {
+    const auto r = append_now(j, {to("request/abc", 0, {ev(1, "x")})});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().code == errc::version_conflict);
+    CHECK(r.err().message == "stream request/abc: expected version 0, actual 3");
+  }
+  SECTION("a stale version") {
+    const auto r = append_now(j, {to("request/abc", 2, {ev(1, "x")})});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().code == errc::version_conflict);
+    CHECK(r.err().message == "stream request/abc: expected version 2, actual 3");
+  }
+  SECTION("a version from the future") {
+    const auto r = append_now(j, {to("request/abc", 4, {ev(1, "x")})});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().code == errc::version_conflict);
+  }
+  SECTION("a non-zero version on a new stream") {
+    const auto r = append_now(j, {to("request/new", 1, {ev(1, "x")})});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().message == "stream request/new: expected version 1, actual 0");
+  }
+  SECTION("the current version and any_version succeed") {
+    const auto exact = append_now(j, {to("request/abc", 3, {ev(1, "4")})});
+    REQUIRE_OK(exact);
+    CHECK(exact->versions == u64s{4});
+    const auto any = append_now(j, {to("request/abc", any_version, {ev(1, "5")})});
+    REQUIRE_OK(any);
+    CHECK(any->versions == u64s{5});
+    CHECK(version_of(j, "request/abc") == 5);
+    return;
+  }
+  // Every failed section wrote nothing.
+  CHECK(j.head() == 3);
+  CHECK(version_of(j, "request/abc") == 3);
+}
+
+TEST_CASE("journal: a multi-stream append is all or nothing", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+  REQUIRE_OK(append_now(j, {to("b", 0, {ev(1, "b1")})}));
+
+  const auto conflict =
+      append_now(j, {to("a", 0, {ev(1, "a1")}), to("b", 0, {ev(1, "b2")}), to("c", 0, {ev(1, "c1")})});
+  REQUIRE_FALSE(conflict.ok());
+  CHECK(conflict.err().code == errc::version_conflict);
+  CHECK(conflict.err().message == "stream b: expected version 0, actual 1");
+  CHECK(j.head() == 1);
+  CHECK(read_stream(j, "a").empty());
+  CHECK(read_stream(j, "c").empty());
+  CHECK(version_of(j, "a") == 0);
+
+  // The rejected append left no trace in the version bookkeeping either.
+  const auto ok = append_now(j, {to("a", 0, {ev(1, "a1")}), to("b", 1, {ev(1, "b2")})});
+  REQUIRE_OK(ok);
+  CHECK(ok->first_position == 2);
+  CHECK(ok->last_position == 3);
+  CHECK(ok->versions == u64s{1, 2});
+}
+
+TEST_CASE("journal: a stream named twice in one batch chains its versions", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+
+  const auto chained = append_now(j, {to("s", 0, {ev(1, "1")}), to("s", 1, {ev(1, "2"), ev(1, "3")})});
+  REQUIRE_OK(chained);
+  CHECK(chained->versions == u64s{1, 3});
+  CHECK(sequences(read_stream(j, "s")) == u64s{1, 2, 3});
+
+  const auto broken = append_now(j, {to("s", 3, {ev(1, "4")}), to("s", 3, {ev(1, "5")})});
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.err().message == "stream s: expected version 3, actual 4");
+  CHECK(version_of(j, "s") == 3);
+  CHECK(j.head() == 3);
+}
+
+TEST_CASE("journal: malformed appends are invalid arguments", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+
+  std::vector<std::vector<stream_append>> bad{
+      {},
+      {to("s", 0, {})},
+      {to("ok", 0, {ev(1, "x")}), to("s", 0, {})},
+      {to("", 0, {ev(1, "x")})},
+      {to(std::string("a\0b", 3), 0, {ev(1, "x")})},
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    CAPTURE(i);
+    const auto r = append_now(j, bad[i]);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().code == errc::invalid_argument);
+  }
+  CHECK(j.head() == 0);
+  CHECK(version_of(j, "ok") == 0);
+  CHECK(j.read_stream("", 1, 10).err().code == errc::invalid_argument);
+  CHECK(j.stream_version(std::string("a\0b", 3)).err().code == errc::invalid_argument);
+}
+
+TEST_CASE("journal: commit listeners see the new head", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+
+  struct call {
+    int listener;
+    std::uint64_t head;
+    std::uint64_t journal_head;
+    std::size_t readable;
+  };
+  std::mutex mutex;
+  std::vector<call> calls;
+  for (int id = 1; id <= 2; ++id) {
+    j.on_commit([&, id](std::uint64_t head) {
+      // A listener may read the journal: everything up to the head is visible.
+      std::size_t readable = 0;
+      const auto visited = j.read_all(1, 1000, [&](const stored_event&) { ++readable; });
+      std::lock_guard lock(mutex);
+      calls.push_back({id, head, j.head(), visited.ok() ? readable : 0});
+    });
+  }
+
+  std::uint64_t head_in_handler = 0;
+  std::promise<void> answered;
+  j.append({to("s", 0, {ev(1, "a"), ev(1, "b")})}, [&](result<append_receipt> r) {
+    head_in_handler = j.head();
+    answered.set_value();
+  });
+  answered.get_future().wait();
+  REQUIRE_OK(append_now(j, {to("s", 2, {ev(1, "c")})}));
+  CHECK_FALSE(append_now(j, {to("s", 0, {ev(1, "conflict")})}).ok());  // no commit, no call
+  j.drain();
+
+  CHECK(head_in_handler == 2);
+  std::lock_guard lock(mutex);
+  REQUIRE(calls.size() == 4);
+  const std::vector<std::pair<int, std::uint64_t>> order{{1, 2}, {2, 2}, {1, 3}, {2, 3}};
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    CAPTURE(i);
+    CHECK(calls[i].listener == order[i].first);
+    CHECK(calls[i].head == order[i].second);
+    CHECK(calls[i].journal_head == calls[i].head);
+    CHECK(calls[i].readable == calls[i].head);
+  }
+}
+
+TEST_CASE("journal: concurrent appends get every position exactly once", "[events][journal]") {
+  struct setup {
+    kind k;
+    std::size_t max_batch_events;
+  };
+  const auto s = GENERATE(setup{kind::memory, 4096}, setup{kind::rocks, 4096}, setup{kind::rocks, 7});
+  CAPTURE(s.k, s.max_batch_events);
+  rocks_journal_options options;
+  options.max_batch_events = s.max_batch_events;
+  journal_env env(s.k, options);
+  auto& j = env.j();
+
+  constexpr int workers = 8;
+  constexpr int appends_per_worker = 500;
+  constexpr int contended_every = 10;  // each worker also extends the shared stream 50 times
+  const std::string contended = "contended";
+
+  std::mutex mutex;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // committed [first, last]
+  std::vector<std::string> failures;                            // checked on this thread
+  std::atomic<int> contended_ok{0};
+  std::atomic<int> contended_conflicts{0};
+  const auto record = [&](const result<append_receipt>& r) {
+    std::lock_guard lock(mutex);
+    if (r.ok()) {
+      ranges.emplace_back(r->first_position, r->last_position);
+    } else {
+      failures.push_back(describe(r));
+    }
+  };
+
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      const auto own = "worker/" + std::to_string(w);
+      std::uint64_t seen = 0;  // the contended stream's version as last seen by this worker
+      for (int i = 0; i < appends_per_worker; ++i) {
+        // Own stream: queued without waiting; the queue keeps this thread's order.
+        j.append({to(own, static_cast<std::uint64_t>(i), {ev(1, own + "#" + std::to_string(i + 1))})},
+                 [&](result<append_receipt> r) { record(r); });
+        if (i % contended_every != 0) {
+          continue;
+        }
+        for (;;) {
+          auto r = append_now(j, {to(contended, seen, {ev(2, own)})});
+          if (r.ok()) {
+            record(r);
+            seen = r->versions.at(0);
+            ++contended_ok;
+            break;
+          }
+          if (r.err().code != errc::version_conflict) {
+            record(r);
+            break;
+          }
+          ++contended_conflicts;
+          const auto v = j.stream_version(contended);
+          if (!v) {
+            record(v.err());
+            break;
+          }
+          seen = *v;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  j.drain();
+
+  std::lock_guard lock(mutex);
+  CHECK(failures.empty());
+  if (!failures.empty()) {
+    FAIL_CHECK(failures.front());
+  }
+  const auto total_appends = std::uint64_t{workers} * appends_per_worker + contended_ok.load();
+  CHECK(contended_ok == workers * (appends_per_worker / contended_every));
+  CHECK(ranges.size() == total_appends);
+  CHECK(j.head() == total_appends);  // one event per append
+
+  std::vector<int> hits(j.head() + 1, 0);
+  for (const auto& [first, last] : ranges) {
+    for (auto p = first; p <= last && p < hits.size(); ++p) {
+      ++hits[p];
+    }
+  }
+  std::size_t wrong = 0;
+  for (std::size_t p = 1; p < hits.size(); ++p) {
+    wrong += hits[p] == 1 ? 0 : 1;
+  }
+  CHECK(wrong == 0);
+
+  // The log itself: dense positions, dense sequences per stream, payloads in append order.
+  std::map<std::string, std::uint64_t> last_sequence;
+  std::uint64_t expected_position = 1;
+  std::size_t gaps = 0;
+  std::size_t misordered = 0;
+  const auto visited = j.read_all(1, std::numeric_limits<std::size_t>::max(), [&](const stored_event& e) {
+    gaps += e.position == expected_position ? 0 : 1;
+    ++expected_position;
+    auto& last = last_sequence[e.stream];
+    misordered += e.sequence == last + 1 ? 0 : 1;
+    last = e.sequence;
+    if (e.stream != contended && e.payload != e.stream + "#" + std::to_string(e.sequence)) {
+      ++misordered;
+    }
+  });
+  REQUIRE_OK(visited);
+  CHECK(*visited == total_appends);
+  CHECK(gaps == 0);
+  CHECK(misordered == 0);
+  CHECK(last_sequence.size() == workers + 1);
+  CHECK(last_sequence[contended] == static_cast<std::uint64_t>(contended_ok.load()));
+  CHECK(version_of(j, contended) == static_cast<std::uint64_t>(contended_ok.load()));
+  for (int w = 0; w < workers; ++w) {
+    const auto own = "worker/" + std::to_string(w);
+    CHECK(last_sequence[own] == appends_per_worker);
+    CHECK(read_stream(j, own).size() == appends_per_worker);
+  }
+
+  if (env.is_rocks()) {
+    const auto stats = rocks_journal_stats_of(j);
+    REQUIRE(stats.has_value());
+    INFO("groups " << stats->groups << ", appends " << stats->appends << ", conflicts "
+                   << contended_conflicts.load());
+    CHECK(stats->appends == total_appends);
+    CHECK(stats->events == total_appends);
+    CHECK(stats->groups < stats->appends);
+  } else {
+    CHECK_FALSE(rocks_journal_stats_of(j).has_value());
+  }
+}
+
+TEST_CASE("rocks journal: a reopened store has the same log and continues it", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 0, {ev(1, "a1"), ev(2, "a2")}), to("cluster/x", 0, {ev(3, "x1")})}));
+  env.clk.advance(std::chrono::seconds{3});
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 2, {ev(4, "a3")})}));
+  const auto before = read_all(env.j());
+  REQUIRE(before.size() == 4);
+
+  env.close();
+  env.clk.advance(std::chrono::seconds{60});
+  env.open();
+  auto& j = env.j();
+
+  CHECK(j.head() == 4);
+  CHECK(read_all(j) == before);
+  CHECK(read_stream(j, "request/a") == std::vector<stored_event>{before[0], before[1], before[3]});
+  CHECK(version_of(j, "request/a") == 3);
+  CHECK(version_of(j, "cluster/x") == 1);
+
+  // A cold version cache still enforces versions from disk.
+  const auto conflict = append_now(j, {to("request/a", 0, {ev(1, "again")})});
+  REQUIRE_FALSE(conflict.ok());
+  CHECK(conflict.err().message == "stream request/a: expected version 0, actual 3");
+
+  const auto next = append_now(j, {to("request/a", 3, {ev(5, "a4")}), to("new", 0, {ev(6, "n1")})});
+  REQUIRE_OK(next);
+  CHECK(next->first_position == 5);
+  CHECK(next->last_position == 6);
+  CHECK(next->versions == u64s{4, 1});
+  CHECK(positions(read_stream(j, "request/a")) == u64s{1, 2, 4, 5});
+
+  REQUIRE_OK(env.store().flush());
+  env.close();
+  env.open();
+  CHECK(env.j().head() == 6);
+  CHECK(read_all(env.j()).size() == 6);
+}
+
+TEST_CASE("rocks journal: destruction completes queued appends", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  constexpr int count = 300;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::atomic<int> late_answers{0};
+  std::atomic<int> late_unexpected{0};
+  for (int i = 0; i < count; ++i) {
+    env.j().append({to("s", static_cast<std::uint64_t>(i), {ev(1, std::to_string(i))})},
+                   [&](result<append_receipt> r) { ++(r.ok() ? ok : failed); });
+  }
+  // An append made from a handler while the journal shuts down either commits (it was
+  // queued before the stop) or is refused as unavailable, but is always answered once.
+  auto* j = &env.j();
+  j->append({to("t", 0, {ev(1, "first")})}, [&, j](result<append_receipt> r) {
+    j->append({to("t", 1, {ev(1, "second")})}, [&](result<append_receipt> late) {
+      ++late_answers;
+      if (!late.ok() && late.err().code != errc::unavailable) {
+        ++late_unexpected;
+      }
+    });
+  });
+  env.close();
+  CHECK(ok == count);
+  CHECK(failed == 0);
+  CHECK(late_answers == 1);
+  CHECK(late_unexpected == 0);
+
+  env.open();
+  CHECK(version_of(env.j(), "s") == count);
+  CHECK(version_of(env.j(), "t") >= 1);
+}
+
+TEST_CASE("rocks journal: an append larger than a group commits on its own", "[events][journal][rocks]") {
+  rocks_journal_options options;
+  options.sync = false;
+  options.max_batch_events = 3;
+  journal_env env(kind::rocks, options);
+  std::vector<event_record> many;
+  for (int i = 0; i < 10; ++i) {
+    many.push_back(ev(1, std::to_string(i)));
+  }
+  std::vector<result<append_receipt>> answers;
+  std::mutex mutex;
+  for (int i = 0; i < 3; ++i) {
+    env.j().append({to("s", any_version, many)}, [&](result<append_receipt> r) {
+      std::lock_guard lock(mutex);
+      answers.push_back(std::move(r));
+    });
+  }
+  env.j().drain();
+  std::lock_guard lock(mutex);
+  REQUIRE(answers.size() == 3);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    REQUIRE_OK(answers[i]);
+    CHECK(answers[i]->first_position == 10 * i + 1);
+    CHECK(answers[i]->versions == u64s{10 * (i + 1)});
+  }
+  CHECK(env.j().head() == 30);
+  const auto stats = rocks_journal_stats_of(env.j());
+  REQUIRE(stats.has_value());
+  CHECK(stats->groups == 3);
+  CHECK(stats->events == 30);
+}
+
+TEST_CASE("rocks journal: one journal per store", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  const auto second = make_rocks_journal(env.store(), env.clk);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.err().code == errc::conflict);
+}
+
+TEST_CASE("rocks journal: on-disk record and index format 1", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  env.clk.set(timestamp{std::chrono::microseconds{1'234'567}});
+  REQUIRE_OK(append_now(env.j(), {to("s/1", 0, {ev(300, std::string("a\0b", 3), 2)})}));
+
+  auto& store = env.store();
+  const auto be64 = [](std::uint64_t v) {
+    std::string out(8, '\0');
+    for (int i = 7; i >= 0; --i) {
+      out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+      v >>= 8;
+    }
+    return out;
+  };
+  std::string value;
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(1), &value).ok());
+  const std::string record{
+      "\x01"              // format
+      "\x03" "s/1"        // stream
+      "\x01"              // sequence
+      "\x87\xad\x4b"      // time: 1234567 us
+      "\xac\x02"          // type id 300
+      "\x02"              // version
+      "a\0b",             // payload
+      15};
+  CHECK(value == record);
+
+  std::string index;
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(1), &index).ok());
+  CHECK(index == be64(1));
+
+  std::string format;
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.meta_cf(), "format", &format).ok());
+  CHECK(format == "1");
+}
+
+TEST_CASE("rocks journal: undecodable records are corrupt", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a"), ev(1, "b")})}));
+  const std::string key1("\0\0\0\0\0\0\0\x01", 8);
+  const auto garbage = GENERATE(std::string("\x02whatever"), std::string("\x01\x7fs"), std::string());
+  REQUIRE(env.store().db()->Put(rocksdb::WriteOptions(), env.store().log_cf(), key1, garbage).ok());
+
+  const auto all = env.j().read_all(1, 10, [](const stored_event&) {});
+  REQUIRE_FALSE(all.ok());
+  CHECK(all.err().code == errc::corrupt);
+  const auto stream = env.j().read_stream("s", 1, 10);
+  REQUIRE_FALSE(stream.ok());
+  CHECK(stream.err().code == errc::corrupt);
+  // The intact record is still readable on its own.
+  CHECK(read_all(env.j(), 2).size() == 1);
+}
+
+TEST_CASE("rocks store: refuses a database of another format", "[events][journal][rocks]") {
+  temp_dir dir;
+  const auto path = (dir.path() / "db").string();
+  {
+    auto store = rocks_store::open({path});
+    REQUIRE_OK(store);
+    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "2").ok());
+  }
+  const auto reopened = rocks_store::open({path});
+  REQUIRE_FALSE(reopened.ok());
+  CHECK(reopened.err().code == errc::corrupt);
+  CHECK_THAT(reopened.err().message, Catch::Contains("format '2'"));
+}
+
+TEST_CASE("memory journal: crash hook, events and clone", "[events][journal]") {
+  manual_clock clk;
+  memory_journal j(clk);
+  REQUIRE_OK(append_now(j, {to("a", 0, {ev(1, "a1")})}));
+
+  int answered = 0;
+  j.set_crash_hook([](const std::vector<stream_append>& batch) { return batch.front().stream != "boom"; });
+  j.append({to("boom", 0, {ev(1, "lost")})}, [&](result<append_receipt>) { ++answered; });
+  CHECK(answered == 0);
+  CHECK(j.head() == 1);
+  CHECK(read_stream(j, "boom").empty());
+  j.set_crash_hook(nullptr);
+
+  const auto copy = j.clone();
+  CHECK(copy->events() == j.events());
+  REQUIRE(copy->events().size() == 1);
+  REQUIRE_OK(append_now(*copy, {to("a", 1, {ev(1, "a2")})}));
+  CHECK(copy->head() == 2);
+  CHECK(j.head() == 1);  // the clone is independent
+  CHECK(version_of(*copy, "a") == 2);
+  CHECK(version_of(j, "a") == 1);
+}

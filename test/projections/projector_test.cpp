@@ -1,0 +1,394 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <rocksdb/db.h>
+
+#include "projection_fixture.hpp"
+
+using namespace projection_test;
+
+namespace {
+
+constexpr auto generous = std::chrono::seconds{30};
+
+/// A mixed history: requests in every reachable state, clusters, tenants, idempotency claims.
+void write_history(world& w) {
+  create_tenant(w, "acme", "token-a");
+  create_tenant(w, "globex", "token-g");
+  register_cluster(w, "sim-1", "Simulation 1");
+  for (int i = 0; i < 12; ++i) {
+    const auto id = "req-" + std::to_string(i);
+    const auto tenant = i % 3 == 0 ? "globex" : "acme";
+    submit(w, id, tenant);
+    w.append(idempotency_stream(tenant, id), {to_record(idempotency_claimed{id})});
+    if (i % 4 == 0) {
+      continue;  // stays queued
+    }
+    start_allocating(w, id);
+    if (i % 4 == 1) {
+      complete(w, id);
+    } else if (i % 4 == 2) {
+      fail(w, id);
+      start_rollback(w, id);
+      if (i % 8 == 2) {
+        finish_rollback(w, id);
+      }
+    }
+  }
+  cluster_updated update;
+  update.enabled = false;
+  w.append(cluster_stream("sim-1"), {to_record(update)});
+  submit_together(w, {"batch-b", "batch-a", "batch-c"}, "acme");
+}
+
+/// The views' answers, rendered: equal renderings mean equal views.
+std::vector<std::string> render_views(const views& v) {
+  std::vector<std::string> out;
+  request_query all;
+  all.limit = 1000;
+  for (const auto& s : must(v.requests(all)).items) {
+    out.push_back(s.id + " " + std::string{enum_name(s.state)} + " v" + std::to_string(s.version));
+  }
+  for (const auto& id : must(v.live_requests())) {
+    out.push_back("live " + id);
+  }
+  for (const auto& c : must(v.clusters())) {
+    out.push_back("cluster " + c.id + " v" + std::to_string(c.version));
+  }
+  for (const auto& t : must(v.tenants())) {
+    out.push_back("tenant " + t.id + " v" + std::to_string(t.version));
+  }
+  out.push_back("position " + std::to_string(must(v.position())));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("projector: rebuild yields byte-identical projections and views", "[projections][projector]") {
+  world w;
+  const views v{w.store()};
+  write_history(w);
+  // Small batches first, so batch boundaries fall inside request histories.
+  projector p{w.store(), w.j(), projector_options{7}};
+  REQUIRE_OK(p.catch_up());
+  CHECK(p.position() == w.j().head());
+  const auto dump = dump_projections(w.store());
+  const auto rendered = render_views(v);
+  REQUIRE(dump.size() > 50);
+
+  REQUIRE_OK(p.rebuild());
+  CHECK(p.position() == w.j().head());
+  CHECK(dump_projections(w.store()) == dump);
+  CHECK(render_views(v) == rendered);
+
+  // One big batch gives the same bytes as many small ones.
+  projector big{w.store(), w.j(), projector_options{100000}};
+  REQUIRE_OK(big.rebuild());
+  CHECK(dump_projections(w.store()) == dump);
+  CHECK(render_views(v) == rendered);
+  CHECK(big.skipped() == 0);
+
+  // And one event per batch.
+  projector tiny{w.store(), w.j(), projector_options{1}};
+  REQUIRE_OK(tiny.rebuild());
+  CHECK(dump_projections(w.store()) == dump);
+}
+
+TEST_CASE("projector: a new projector continues from the stored position", "[projections][projector]") {
+  world w;
+  const views v{w.store()};
+  submit(w, "r1", "acme");
+  start_allocating(w, "r1");
+  submit(w, "r2", "acme");
+  std::uint64_t first_position = 0;
+  {
+    projector p{w.store(), w.j()};
+    CHECK(p.position() == 0);
+    REQUIRE_OK(p.catch_up());
+    first_position = p.position();
+  }
+  CHECK(must(v.position()) == first_position);
+
+  complete(w, "r1");
+  submit(w, "r3", "globex");
+
+  projector again{w.store(), w.j()};
+  CHECK(again.position() == first_position);
+  std::vector<std::pair<request_state, request_state>> changes;
+  again.on_request_change([&](const request_state& before, const request_state& after) {
+    changes.emplace_back(before, after);
+  });
+  REQUIRE_OK(again.catch_up());
+  CHECK(again.position() == w.j().head());
+  CHECK(again.skipped() == 0);
+
+  // Only what followed the stored position was applied, each event once.
+  REQUIRE(changes.size() == 2);
+  CHECK(changes[0].first.id == "r1");
+  CHECK(changes[0].first.version == 3);
+  CHECK(changes[0].second.version == 11);
+  CHECK(changes[1].first.version == 0);
+  CHECK(changes[1].second.id == "r3");
+  for (const std::string id : {"r1", "r2", "r3"}) {
+    CAPTURE(id);
+    CHECK(must(v.request(id)) == std::optional<request_state>{folded(w, id)});
+  }
+  const auto dump = dump_projections(w.store());
+
+  // Catching up again changes nothing.
+  REQUIRE_OK(again.catch_up());
+  CHECK(dump_projections(w.store()) == dump);
+
+  // A stored position behind the states (defensive: the batch is atomic, so this should not
+  // happen): events the states already hold are skipped silently, nothing changes.
+  {
+    std::string older;
+    for (int shift = 56; shift >= 0; shift -= 8) {
+      older.push_back(static_cast<char>((first_position >> shift) & 0xff));
+    }
+    REQUIRE(w.store().db()->Put(rocksdb::WriteOptions{}, w.store().projections_cf(), "m/position", older).ok());
+  }
+  projector behind{w.store(), w.j()};
+  CHECK(behind.position() == first_position);
+  std::size_t reported = 0;
+  behind.on_request_change([&](const request_state&, const request_state&) { ++reported; });
+  REQUIRE_OK(behind.catch_up());
+  CHECK(reported == 0);
+  CHECK(behind.skipped() == 0);
+  CHECK(dump_projections(w.store()) == dump);
+}
+
+TEST_CASE("projector: events that do not decode or apply are skipped, counted and logged", "[projections][projector]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  submit(w, "r1", "acme");
+  w.append(request_stream("r1"), {event_record{999, 1, "\x01\x02 not an event"}});  // unknown type id
+  start_allocating(w, "r1");
+  w.append(request_stream("r1"), {to_record(request_completed{})});  // not allowed while allocating
+  w.append(request_stream("r1"), {to_record(tenant_quota_set{})});    // another aggregate's event
+  submit(w, "r2", "acme");
+  w.append(request_stream("r2"), {event_record{1, 1, std::string{"\xff\xff\xff"}}});  // malformed payload
+  w.append(request_stream("r2"), {to_record(cluster_assigned{"sim-9"})});
+  // A stream whose first event is bad: every later event has nothing to apply to.
+  w.append(request_stream("r3"), {event_record{1, 7, "future schema version"}});
+  w.append(request_stream("r3"), {to_record(cluster_assigned{"sim-9"})});
+
+  REQUIRE_OK(p.catch_up());
+  CHECK(p.position() == w.j().head());
+  CHECK(p.skipped() == 6);
+
+  const auto r1 = must(v.request("r1"));
+  REQUIRE(r1.has_value());
+  CHECK(r1->state == lifecycle_state::allocating);
+  CHECK(r1->cluster == "sim-local");
+  CHECK(r1->version == 4);  // events 1, 3 and 4 applied; 2, 5 and 6 skipped
+  const auto r2 = must(v.request("r2"));
+  REQUIRE(r2.has_value());
+  CHECK(r2->cluster == "sim-9");
+  CHECK_FALSE(must(v.request("r3")).has_value());
+
+  // Later events still apply.
+  complete(w, "r1");
+  REQUIRE_OK(p.catch_up());
+  CHECK(must(v.request("r1"))->state == lifecycle_state::completed);
+  CHECK(p.skipped() == 6);
+
+  // A rebuild counts the same events again, from zero.
+  REQUIRE_OK(p.rebuild());
+  CHECK(p.skipped() == 6);
+  CHECK(must(v.request("r1"))->state == lifecycle_state::completed);
+}
+
+TEST_CASE("projector: listeners see each changed aggregate with its state before and after", "[projections][projector]") {
+  world w;
+  projector p{w.store(), w.j()};
+  struct change {
+    std::string id;
+    std::uint64_t before_version;
+    lifecycle_state before_state;
+    std::uint64_t after_version;
+    lifecycle_state after_state;
+    bool operator==(const change&) const = default;
+  };
+  std::vector<change> changes;
+  std::vector<cluster_state> cluster_changes;
+  p.on_request_change([&](const request_state& before, const request_state& after) {
+    changes.push_back({after.id, before.version, before.state, after.version, after.state});
+  });
+  p.on_cluster_change([&](const cluster_state& after) { cluster_changes.push_back(after); });
+
+  using ls = lifecycle_state;
+  submit(w, "r1", "acme");
+  submit(w, "r2", "acme");
+  REQUIRE_OK(p.catch_up());
+  CHECK(changes == std::vector<change>{{"r1", 0, ls::queued, 1, ls::queued}, {"r2", 0, ls::queued, 1, ls::queued}});
+  CHECK(cluster_changes.empty());
+
+  changes.clear();
+  start_allocating(w, "r1");
+  fail(w, "r1");
+  register_cluster(w, "sim-1", "one");
+  create_tenant(w, "acme", "t");
+  REQUIRE_OK(p.catch_up());
+  // One call per request per batch, from its state before the batch to its state after.
+  CHECK(changes == std::vector<change>{{"r1", 1, ls::queued, 5, ls::failed}});
+  REQUIRE(cluster_changes.size() == 1);
+  CHECK(cluster_changes[0].id == "sim-1");
+  CHECK(cluster_changes[0].version == 1);
+
+  // An event that is skipped changes nothing and is not reported.
+  changes.clear();
+  w.append(request_stream("r2"), {to_record(request_completed{})});
+  REQUIRE_OK(p.catch_up());
+  CHECK(changes.empty());
+  CHECK(p.skipped() == 1);
+}
+
+TEST_CASE("projector: when_applied fires at once when applied, else from the thread", "[projections][projector]") {
+  world w{journal_kind::rocks};
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  const auto first = submit(w, "r1", "acme");
+  REQUIRE_OK(p.catch_up());
+
+  bool ran = false;
+  p.when_applied(first.last_position, [&] { ran = true; });
+  CHECK(ran);  // on the caller's thread, before returning
+  ran = false;
+  p.when_applied(0, [&] { ran = true; });
+  CHECK(ran);
+
+  // Waiting for positions not yet written: resolved by the thread once the appends commit.
+  std::promise<void> second_applied;
+  std::promise<void> third_applied;
+  p.when_applied(first.last_position + 1, [&] { second_applied.set_value(); });
+  p.when_applied(first.last_position + 2, [&] { third_applied.set_value(); });
+  std::promise<std::pair<request_state, request_state>> changed;
+  std::atomic<int> changes{0};
+  p.on_request_change([&](const request_state& before, const request_state& after) {
+    if (changes.fetch_add(1) == 0) {
+      changed.set_value({before, after});
+    }
+  });
+  p.start();
+  p.start();  // idempotent
+
+  const auto second = submit(w, "r2", "acme");
+  CHECK(second.last_position == first.last_position + 1);
+  REQUIRE(second_applied.get_future().wait_for(generous) == std::future_status::ready);
+  CHECK(p.position() >= second.last_position);
+  CHECK(must(v.request("r2")).has_value());
+  auto change = changed.get_future();
+  REQUIRE(change.wait_for(generous) == std::future_status::ready);
+  const auto [before, after] = change.get();
+  CHECK(before.version == 0);
+  CHECK(after.id == "r2");
+
+  start_allocating(w, "r2");
+  REQUIRE(third_applied.get_future().wait_for(generous) == std::future_status::ready);
+
+  // catch_up and rebuild refuse to run beside the thread.
+  CHECK(p.catch_up().err().code == errc::conflict);
+  CHECK(p.rebuild().err().code == errc::conflict);
+
+  p.stop();
+  p.stop();  // idempotent
+  REQUIRE_OK(p.catch_up());
+}
+
+TEST_CASE("projector: no waiter is lost while appends race with registration", "[projections][projector]") {
+  world w{journal_kind::rocks};
+  projector p{w.store(), w.j(), projector_options{3}};
+  p.start();
+
+  constexpr int appends = 200;
+  std::atomic<int> fired{0};
+  std::promise<void> all_fired;
+  const auto on_fired = [&] {
+    if (fired.fetch_add(1) + 1 == appends) {
+      all_fired.set_value();
+    }
+  };
+  // Registered from the journal's writer thread right after each commit, racing the
+  // projector's thread that applies it.
+  std::vector<std::future<void>> committed;
+  std::vector<std::promise<void>> commit_promises(appends);
+  for (int i = 0; i < appends; ++i) {
+    const auto id = "race-" + std::to_string(i);
+    w.j().append({stream_append{request_stream(id), 0, {to_record(submitted(id, "acme"))}}},
+                 [&, i](result<append_receipt> r) {
+                   if (r) {
+                     p.when_applied(r->last_position, on_fired);
+                   }
+                   commit_promises[i].set_value();
+                 });
+  }
+  for (auto& c : commit_promises) {
+    REQUIRE(c.get_future().wait_for(generous) == std::future_status::ready);
+  }
+  REQUIRE(all_fired.get_future().wait_for(generous) == std::future_status::ready);
+  CHECK(fired.load() == appends);
+  p.stop();
+  CHECK(p.position() == w.j().head());
+  CHECK(p.skipped() == 0);
+}
+
+TEST_CASE("projector: the thread catches up with commits made before start", "[projections][projector]") {
+  world w;  // memory journal: appends commit inline, before the thread exists
+  write_history(w);
+  projector p{w.store(), w.j(), projector_options{5}};
+  std::promise<void> applied;
+  p.when_applied(w.j().head(), [&] { applied.set_value(); });
+  p.start();
+  REQUIRE(applied.get_future().wait_for(generous) == std::future_status::ready);
+  p.stop();
+  CHECK(p.position() == w.j().head());
+
+  // Appends on this thread while the projector runs (commit listener called inline).
+  p.start();
+  std::promise<void> later;
+  const auto receipt = submit(w, "after-start", "acme");
+  p.when_applied(receipt.last_position, [&] { later.set_value(); });
+  REQUIRE(later.get_future().wait_for(generous) == std::future_status::ready);
+  p.stop();
+  CHECK(must(views{w.store()}.request("after-start")).has_value());
+}
+
+TEST_CASE("projector: across batch boundaries each change starts where the last ended", "[projections][projector]") {
+  world w;
+  write_history(w);
+  const auto batch_size = GENERATE(std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{64});
+  CAPTURE(batch_size);
+  projector p{w.store(), w.j(), projector_options{batch_size}};
+  std::map<std::string, std::vector<std::pair<request_state, request_state>>> changes;
+  p.on_request_change([&](const request_state& before, const request_state& after) {
+    changes[after.id].emplace_back(before, after);
+  });
+  std::vector<std::string> cluster_versions;
+  p.on_cluster_change([&](const cluster_state& after) {
+    cluster_versions.push_back(after.id + " v" + std::to_string(after.version));
+  });
+  REQUIRE_OK(p.catch_up());
+
+  REQUIRE(changes.size() == 15);
+  for (const auto& [id, chain] : changes) {
+    CAPTURE(id);
+    REQUIRE_FALSE(chain.empty());
+    CHECK(chain.front().first == request_state{});
+    for (std::size_t i = 1; i < chain.size(); ++i) {
+      CHECK(chain[i].first == chain[i - 1].second);
+    }
+    CHECK(chain.back().second == folded(w, id));
+  }
+  CHECK(cluster_versions == std::vector<std::string>{"sim-1 v1", "sim-1 v2"});
+}

@@ -1,0 +1,448 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "projection_fixture.hpp"
+
+using namespace projection_test;
+
+namespace {
+
+/// "r-07" style ids, in creation order.
+std::string rid(int i) {
+  std::string n = std::to_string(i);
+  return "r-" + std::string(n.size() < 4 ? 4 - n.size() : 0, '0') + n;
+}
+
+std::vector<std::string> reversed(std::vector<std::string> v) {
+  std::reverse(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("views: a request's view is the fold of its stream", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  submit(w, "r1", "acme");
+  start_allocating(w, "r1");
+  complete(w, "r1");
+  submit(w, "r2", "acme");
+  start_allocating(w, "r2");
+  fail(w, "r2");
+  start_rollback(w, "r2");
+  finish_rollback(w, "r2");
+  submit(w, "r3", "globex");
+  // An idempotency claim has no read model, but it moves the position.
+  const auto last = w.append(idempotency_stream("globex", "key-1"), {to_record(idempotency_claimed{"r3"})});
+
+  REQUIRE_OK(p.catch_up());
+  CHECK(p.position() == last.last_position);
+  CHECK(must(v.position()) == last.last_position);
+  CHECK(p.skipped() == 0);
+
+  for (const std::string id : {"r1", "r2", "r3"}) {
+    CAPTURE(id);
+    const auto view = must(v.request(id));
+    REQUIRE(view.has_value());
+    CHECK(*view == folded(w, id));
+  }
+  CHECK(must(v.request("r1"))->state == lifecycle_state::completed);
+  CHECK(must(v.request("r2"))->state == lifecycle_state::rolled_back);
+  CHECK_FALSE(must(v.request("missing")).has_value());
+
+  // Nothing but the documented prefixes.
+  const auto dump = dump_projections(w.store());
+  std::size_t known = 0;
+  for (const std::string_view prefix : {"m/position", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/"}) {
+    known += count_prefix(dump, prefix);
+  }
+  CHECK(known == dump.size());
+  CHECK(count_prefix(dump, "r/") == 3);
+  CHECK(count_prefix(dump, "x/a/") == 3);
+}
+
+TEST_CASE("views: requests are listed newest first and paged without gaps or duplicates", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  // 10 apart, 5 sharing one commit time (ordered by id among themselves), 8 apart.
+  std::vector<std::string> expected;
+  for (int i = 0; i < 10; ++i) {
+    submit(w, rid(i), "acme");
+    expected.push_back(rid(i));
+  }
+  std::vector<std::string> together;
+  for (int i = 10; i < 15; ++i) {
+    together.push_back(rid(i));
+  }
+  submit_together(w, reversed(together), "acme");
+  std::vector<std::string> newer;
+  for (int i = 15; i < 23; ++i) {
+    submit(w, rid(i), "acme");
+    newer.push_back(rid(i));
+  }
+  REQUIRE_OK(p.catch_up());
+  // Newest first: the last 8 newest first, then the shared-time group by id, then the first 10.
+  expected = reversed(expected);
+  auto newest_first = reversed(newer);
+  newest_first.insert(newest_first.end(), together.begin(), together.end());
+  newest_first.insert(newest_first.end(), expected.begin(), expected.end());
+  REQUIRE(newest_first.size() == 23);
+
+  for (const std::size_t limit : {1, 2, 3, 5, 7, 22, 23, 24, 50}) {
+    CAPTURE(limit);
+    request_query q;
+    q.limit = limit;
+    std::size_t pages = 0;
+    CHECK(list_all(v, q, &pages) == newest_first);
+    CHECK(pages == std::max<std::size_t>(1, (23 + limit - 1) / limit));
+  }
+
+  SECTION("a cursor continues exactly where its page ended") {
+    request_query q;
+    q.limit = 5;
+    const auto first = must(v.requests(q));
+    CHECK(ids_of(first.items) == std::vector<std::string>(newest_first.begin(), newest_first.begin() + 5));
+    REQUIRE_FALSE(first.next_cursor.empty());
+    q.cursor = first.next_cursor;
+    const auto second = must(v.requests(q));
+    CHECK(ids_of(second.items) == std::vector<std::string>(newest_first.begin() + 5, newest_first.begin() + 10));
+    // The same cursor gives the same page.
+    CHECK(ids_of(must(v.requests(q)).items) == ids_of(second.items));
+  }
+
+  SECTION("requests added while paging do not shift the pages that follow") {
+    request_query q;
+    q.limit = 4;
+    const auto first = must(v.requests(q));
+    submit(w, "r-late", "acme");
+    REQUIRE_OK(p.catch_up());
+    q.cursor = first.next_cursor;
+    auto rest = list_all(v, q);
+    auto seen = ids_of(first.items);
+    seen.insert(seen.end(), rest.begin(), rest.end());
+    CHECK(seen == newest_first);
+    // A fresh listing starts with the new one.
+    CHECK(must(v.requests(request_query{})).items.front().id == "r-late");
+  }
+
+  SECTION("an empty page has no cursor") {
+    request_query q;
+    q.tenant = "nobody";
+    const auto page = must(v.requests(q));
+    CHECK(page.items.empty());
+    CHECK(page.next_cursor.empty());
+  }
+}
+
+TEST_CASE("views: request lists filter by tenant, by state, and by both", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  submit(w, "a1", "acme");  // queued
+  submit(w, "a2", "acme");  // allocating
+  start_allocating(w, "a2");
+  submit(w, "g1", "globex");  // queued
+  submit(w, "a3", "acme");    // completed
+  start_allocating(w, "a3");
+  complete(w, "a3");
+  submit(w, "x1", "acme2");  // queued; its tenant starts with another tenant's name
+  submit(w, "g2", "globex");  // allocating
+  start_allocating(w, "g2");
+  submit(w, "a4", "acme");  // failed
+  start_allocating(w, "a4");
+  fail(w, "a4");
+  REQUIRE_OK(p.catch_up());
+
+  const auto list = [&](std::optional<std::string> tenant, std::optional<lifecycle_state> state) {
+    request_query q;
+    q.tenant = std::move(tenant);
+    q.state = state;
+    q.limit = 2;  // several pages for the longer lists
+    return list_all(v, q);
+  };
+  using strings = std::vector<std::string>;
+  using ls = lifecycle_state;
+
+  CHECK(list(std::nullopt, std::nullopt) == strings{"a4", "g2", "x1", "a3", "g1", "a2", "a1"});
+  CHECK(list("acme", std::nullopt) == strings{"a4", "a3", "a2", "a1"});
+  CHECK(list("acme2", std::nullopt) == strings{"x1"});
+  CHECK(list("globex", std::nullopt) == strings{"g2", "g1"});
+  CHECK(list("nobody", std::nullopt).empty());
+  CHECK(list(std::nullopt, ls::queued) == strings{"x1", "g1", "a1"});
+  CHECK(list(std::nullopt, ls::allocating) == strings{"g2", "a2"});
+  CHECK(list(std::nullopt, ls::completed) == strings{"a3"});
+  CHECK(list(std::nullopt, ls::failed) == strings{"a4"});
+  CHECK(list(std::nullopt, ls::verifying).empty());
+  CHECK(list("acme", ls::queued) == strings{"a1"});
+  CHECK(list("acme", ls::allocating) == strings{"a2"});
+  CHECK(list("globex", ls::allocating) == strings{"g2"});
+  CHECK(list("globex", ls::completed).empty());
+  CHECK(list("acme2", ls::queued) == strings{"x1"});
+
+  // Items carry their whole state.
+  request_query q;
+  q.tenant = "acme";
+  q.state = ls::completed;
+  const auto page = must(v.requests(q));
+  REQUIRE(page.items.size() == 1);
+  CHECK(page.items[0] == folded(w, "a3"));
+}
+
+TEST_CASE("views: a state change moves a request between state indexes", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+  submit(w, "other", "acme");
+
+  const auto lists_for = [&](lifecycle_state s) {
+    request_query q;
+    q.state = s;
+    auto in_state = list_all(v, q);
+    q.tenant = "acme";
+    CHECK(list_all(v, q) == in_state);
+    return in_state;
+  };
+  /// Checks that "m" is listed under `expected` and under no other state.
+  const auto check_only_in = [&](lifecycle_state expected) {
+    REQUIRE_OK(p.catch_up());
+    for (std::size_t i = 0; i < lifecycle_state_count; ++i) {
+      const auto s = static_cast<lifecycle_state>(i);
+      CAPTURE(enum_name(s));
+      const auto ids = lists_for(s);
+      const bool listed = std::find(ids.begin(), ids.end(), "m") != ids.end();
+      CHECK(listed == (s == expected));
+    }
+    const auto dump = dump_projections(w.store());
+    CHECK(count_prefix(dump, "x/s/") == 2);
+    CHECK(count_prefix(dump, "x/u/") == 2);
+    CHECK(count_prefix(dump, "x/a/") == 2);
+    CHECK(count_prefix(dump, "x/t/") == 2);
+    CHECK(must(v.request("m"))->state == expected);
+  };
+
+  submit(w, "m", "acme");
+  check_only_in(lifecycle_state::queued);
+  start_allocating(w, "m");
+  check_only_in(lifecycle_state::allocating);
+  fail(w, "m");
+  check_only_in(lifecycle_state::failed);
+  start_rollback(w, "m");
+  check_only_in(lifecycle_state::rolling_back);
+  finish_rollback(w, "m");
+  check_only_in(lifecycle_state::rolled_back);
+}
+
+TEST_CASE("views: invalid cursors are rejected and limits are clamped", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  // 1005 requests, a few hundred per append.
+  for (int start = 0; start < 1005; start += 335) {
+    std::vector<stream_append> batch;
+    for (int i = start; i < start + 335; ++i) {
+      batch.push_back(stream_append{request_stream(rid(i)), 0, {to_record(submitted(rid(i), "acme"))}});
+    }
+    w.append(std::move(batch));
+  }
+  REQUIRE_OK(p.catch_up());
+
+  request_query q;
+  q.limit = 0;
+  auto page = must(v.requests(q));
+  CHECK(page.items.size() == 50);
+  CHECK_FALSE(page.next_cursor.empty());
+
+  q.limit = 5000;
+  page = must(v.requests(q));
+  CHECK(page.items.size() == 1000);
+  REQUIRE_FALSE(page.next_cursor.empty());
+  q.cursor = page.next_cursor;
+  page = must(v.requests(q));
+  CHECK(page.items.size() == 5);
+  CHECK(page.next_cursor.empty());
+
+  q.limit = 1;
+  q.cursor.clear();
+  const auto first = must(v.requests(q));
+  REQUIRE(first.next_cursor.size() > 18);
+  for (const std::string& bad : {std::string{"zz"}, std::string{"0"}, std::string{"00"},
+                                std::string(16, '0'),  // a time but no id
+                                first.next_cursor.substr(1),  // odd length
+                                "g" + first.next_cursor.substr(1),  // not hex
+                                std::string(5000, 'a')}) {
+    CAPTURE(bad);
+    q.cursor = bad;
+    const auto r = v.requests(q);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().code == errc::invalid_argument);
+  }
+
+  // A well-formed cursor past the end is just an empty page.
+  q.cursor = std::string(16, 'f') + "7a7a";
+  page = must(v.requests(q));
+  CHECK(page.items.empty());
+  CHECK(page.next_cursor.empty());
+}
+
+TEST_CASE("views: live requests are exactly those not at rest, oldest first", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+  using strings = std::vector<std::string>;
+
+  submit(w, "z-queued", "acme");
+  submit(w, "b-allocating", "acme");
+  start_allocating(w, "b-allocating");
+  submit(w, "y-done", "acme");
+  start_allocating(w, "y-done");
+  complete(w, "y-done");
+  submit(w, "a-failed", "globex");
+  start_allocating(w, "a-failed");
+  fail(w, "a-failed");
+  submit(w, "c-rolled", "globex");
+  start_allocating(w, "c-rolled");
+  fail(w, "c-rolled");
+  start_rollback(w, "c-rolled");
+  REQUIRE_OK(p.catch_up());
+
+  CHECK(must(v.live_requests()) == strings{"z-queued", "b-allocating", "a-failed", "c-rolled"});
+
+  finish_rollback(w, "c-rolled");
+  complete(w, "b-allocating");
+  REQUIRE_OK(p.catch_up());
+  CHECK(must(v.live_requests()) == strings{"z-queued", "a-failed"});
+  CHECK(count_prefix(dump_projections(w.store()), "x/live/") == 2);
+
+  // The same from a rebuild.
+  REQUIRE_OK(p.rebuild());
+  CHECK(must(v.live_requests()) == strings{"z-queued", "a-failed"});
+}
+
+TEST_CASE("views: clusters, tenants and the token lookup", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+
+  register_cluster(w, "sim-b", "Simulation B");
+  register_cluster(w, "sim-a", "Simulation A");
+  cluster_updated update;
+  update.name = "Simulation A (renamed)";
+  update.health = cluster_health::degraded;
+  w.append(cluster_stream("sim-a"), {to_record(update)});
+  create_tenant(w, "globex", "token-g");
+  create_tenant(w, "acme", "token-a");
+  tenant_quota_set quota;
+  quota.quota.instances = 3;
+  w.append(tenant_stream("acme"), {to_record(quota)});
+  REQUIRE_OK(p.catch_up());
+  CHECK(p.skipped() == 0);
+
+  const auto clusters = must(v.clusters());
+  REQUIRE(clusters.size() == 2);
+  CHECK(clusters[0].id == "sim-a");
+  CHECK(clusters[0].name == "Simulation A (renamed)");
+  CHECK(clusters[0].health == cluster_health::degraded);
+  CHECK(clusters[0].version == 2);
+  CHECK(clusters[1].id == "sim-b");
+  const auto a = must(v.cluster("sim-a"));
+  REQUIRE(a.has_value());
+  CHECK(*a == clusters[0]);
+  CHECK(*a == must(fold_cluster(must(w.j().read_stream(cluster_stream("sim-a"), 1, 100)))));
+  CHECK_FALSE(must(v.cluster("sim-c")).has_value());
+
+  const auto tenants = must(v.tenants());
+  REQUIRE(tenants.size() == 2);
+  CHECK(tenants[0].id == "acme");
+  CHECK(tenants[0].quota.instances == std::optional<std::int64_t>{3});
+  CHECK(tenants[1].id == "globex");
+  const auto acme = must(v.tenant("acme"));
+  REQUIRE(acme.has_value());
+  CHECK(*acme == must(fold_tenant(must(w.j().read_stream(tenant_stream("acme"), 1, 100)))));
+  CHECK_FALSE(must(v.tenant("initech")).has_value());
+
+  CHECK(must(v.tenant_by_token_hash(sha256_hex("token-a"))) == std::optional<std::string>{"acme"});
+  CHECK(must(v.tenant_by_token_hash(sha256_hex("token-g"))) == std::optional<std::string>{"globex"});
+  CHECK_FALSE(must(v.tenant_by_token_hash(sha256_hex("token-x"))).has_value());
+  CHECK_FALSE(must(v.tenant_by_token_hash("")).has_value());
+}
+
+namespace {
+
+/// Printable bytes as they are, others as \xNN: keys a failure message can show.
+std::string readable(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b >= 0x20 && b < 0x7f && b != '\\') {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(digits[b >> 4]);
+      out.push_back(digits[b & 0x0f]);
+    }
+  }
+  return out;
+}
+
+std::string be64(std::uint64_t v) {
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("views: the on-disk key layout is format 1", "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  create_tenant(w, "acme", "token-a");
+  register_cluster(w, "sim-1", "one");
+  const auto submit_receipt = submit(w, "r1", "acme");
+  start_allocating(w, "r1");
+  const auto last = fail(w, "r1");
+  REQUIRE_OK(p.catch_up());
+
+  const auto created = static_cast<std::uint64_t>(submit_receipt.time.time_since_epoch().count());
+  const auto inv = be64(std::numeric_limits<std::uint64_t>::max() - created);
+  const std::string failed(1, static_cast<char>(lifecycle_state::failed));
+  const std::string nul(1, '\0');
+
+  std::map<std::string, std::string> expected{
+      {"m/position", be64(last.last_position)},
+      {"r/r1", encode_binary(folded(w, "r1"))},
+      {"x/a/" + inv + "r1", ""},
+      {"x/t/acme" + nul + inv + "r1", ""},
+      {"x/s/" + failed + inv + "r1", ""},
+      {"x/u/acme" + nul + failed + inv + "r1", ""},
+      {"x/live/r1", ""},
+      {"c/sim-1", encode_binary(must(fold_cluster(must(w.j().read_stream(cluster_stream("sim-1"), 1, 10)))))},
+      {"t/acme", encode_binary(must(fold_tenant(must(w.j().read_stream(tenant_stream("acme"), 1, 10)))))},
+      {"k/" + sha256_hex("token-a"), "acme"},
+  };
+  const auto render = [](const std::map<std::string, std::string>& kv) {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : kv) {
+      out.push_back(readable(k) + " = " + (v.size() > 40 ? std::to_string(v.size()) + " bytes" : readable(v)));
+    }
+    return out;
+  };
+  const auto dump = dump_projections(w.store());
+  CHECK(render(dump) == render(expected));
+  CHECK(dump == expected);
+
+  // Values decode back to the states they encode.
+  CHECK(must(decode_binary<request_state>(dump.at("r/r1"))) == folded(w, "r1"));
+}
