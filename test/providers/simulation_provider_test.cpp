@@ -1,0 +1,189 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <set>
+
+#include "prov/providers/provider_factory.hpp"
+#include "prov/providers/simulation_provider.hpp"
+
+using namespace prov;
+using namespace prov::providers;
+using events::service_type;
+using events::step_kind;
+
+namespace {
+
+step_call call_for(step_kind step, const std::string& key, service_type type = service_type::vps) {
+  step_call c;
+  c.request_id = "0193a6f0-0000-7000-8000-00000000abcd";
+  c.tenant = "Acme Corp";
+  c.type = type;
+  c.step = step;
+  c.idempotency_key = key;
+  c.region = "local";
+  return c;
+}
+
+std::set<std::string> ids(const std::vector<events::resource>& rs) {
+  std::set<std::string> out;
+  for (const auto& r : rs) {
+    out.insert(r.id);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("simulation: each step creates its provider-style resources and endpoints", "[providers][simulation]") {
+  manual_clock clk;
+  auto store = make_memory_inventory_store();
+  simulation_provider sim{"sim", {}, *store, clk};
+
+  auto alloc = sim.run_step(call_for(step_kind::allocate, "k/allocate/1"));
+  REQUIRE(alloc.ok);
+  REQUIRE(alloc.resources.size() == 3);
+  CHECK(alloc.resources[0].kind == "security_group");
+  CHECK(alloc.resources[1].kind == "volume");
+  CHECK(alloc.resources[2].kind == "server");
+  CHECK(alloc.resources[2].id.size() == 36);  // a UUID, as OpenStack would answer
+  auto configure = call_for(step_kind::configure, "k/configure/1");
+  configure.resources = alloc.resources;
+  auto conf = sim.run_step(configure);
+  REQUIRE(conf.ok);
+  REQUIRE(conf.resources.size() == 1);
+  CHECK(conf.endpoints.at("ssh").rfind("ssh://cloud-user@198.1", 0) == 0);
+  CHECK(sim.run_step(call_for(step_kind::activate, "k/activate/1")).resources.empty());
+
+  auto ns = sim.run_step(call_for(step_kind::allocate, "n/allocate/1", service_type::namespace_));
+  REQUIRE(ns.ok);
+  CHECK(ns.resources.front().id == "prov-acme-corp-00000000abcd");  // DNS-1123 safe
+  auto ns_conf = call_for(step_kind::configure, "n/configure/1", service_type::namespace_);
+  ns_conf.resources = ns.resources;
+  auto nsc = sim.run_step(ns_conf);
+  REQUIRE(nsc.resources.size() == 4);
+  CHECK(nsc.endpoints.at("namespace") == "prov-acme-corp-00000000abcd");
+  CHECK(sim.inventory()->size() == 3 + 1 + 1 + 4);
+}
+
+TEST_CASE("simulation: a repeated call with the same key adopts instead of creating", "[providers][simulation]") {
+  manual_clock clk;
+  auto store = make_memory_inventory_store();
+  simulation_provider sim{"sim", {}, *store, clk};
+  const auto first = sim.run_step(call_for(step_kind::allocate, "k/allocate/1"));
+  const auto again = sim.run_step(call_for(step_kind::allocate, "k/allocate/1"));
+  CHECK(ids(first.resources) == ids(again.resources));
+  CHECK(sim.inventory()->size() == 3);
+  // A new attempt (new key) is a new call.
+  const auto other = sim.run_step(call_for(step_kind::allocate, "k/allocate/2"));
+  CHECK(sim.inventory()->size() == 6);
+  CHECK(ids(other.resources) != ids(first.resources));
+}
+
+TEST_CASE("simulation: failures are partial where a cloud's would be, and deterministic", "[providers][simulation]") {
+  manual_clock clk;
+  auto store = make_memory_inventory_store();
+  events::simulation_settings s;
+  s.fail_allocate = 1.0;
+  simulation_provider sim{"sim", s, *store, clk};
+  const auto out = sim.run_step(call_for(step_kind::allocate, "k/allocate/1"));
+  CHECK_FALSE(out.ok);
+  CHECK(out.error.retryable);
+  CHECK(out.error.code == "capacity");
+  REQUIRE(out.resources.size() == 2);  // the server failed; its volume and group exist
+  CHECK(sim.inventory()->size() == 2);
+
+  // 30% failure: the same key always decides the same way; over many keys the rate holds.
+  events::simulation_settings some;
+  some.fail_verify = 0.3;
+  some.seed = 99;
+  simulation_provider sim2{"sim2", some, *store, clk};
+  int failed = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto key = "r" + std::to_string(i) + "/verify/1";
+    const bool a = sim2.run_step(call_for(step_kind::verify, key)).ok;
+    const bool b = sim2.run_step(call_for(step_kind::verify, key)).ok;
+    CHECK(a == b);
+    failed += a ? 0 : 1;
+  }
+  CHECK(failed > 480);
+  CHECK(failed < 720);
+}
+
+TEST_CASE("simulation: delays fall in the configured range", "[providers][simulation]") {
+  manual_clock clk;
+  auto store = make_memory_inventory_store();
+  events::simulation_settings s;
+  s.delay_min_ms = 100;
+  s.delay_max_ms = 250;
+  simulation_provider sim{"sim", s, *store, clk};
+  std::set<long> seen;
+  for (int i = 0; i < 200; ++i) {
+    const auto d = sim.run_step(call_for(step_kind::activate, "k" + std::to_string(i))).delay.count();
+    CHECK(d >= 100);
+    CHECK(d <= 250);
+    seen.insert(d);
+  }
+  CHECK(seen.size() > 20);
+}
+
+TEST_CASE("simulation: release is idempotent and sweep removes what a request still owns", "[providers][simulation]") {
+  manual_clock clk;
+  auto store = make_memory_inventory_store();
+  simulation_provider sim{"sim", {}, *store, clk};
+  const auto out = sim.run_step(call_for(step_kind::allocate, "k/allocate/1"));
+  const release_call rel{call_for(step_kind::allocate, "").request_id, out.resources[2], "k/release/1"};
+  CHECK(sim.release(rel).ok);
+  CHECK(sim.release(rel).ok);  // already gone is released
+  CHECK(sim.inventory()->size() == 2);
+  const auto swept = sim.sweep(rel.request_id);
+  REQUIRE(swept.ok);
+  CHECK(swept.released.size() == 2);
+  CHECK(sim.inventory()->empty());
+  CHECK(sim.sweep(rel.request_id).released.empty());
+}
+
+TEST_CASE("the rocks inventory survives a reopen, like a real cloud", "[providers][simulation][rocks]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("prov-inventory-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  manual_clock clk;
+  std::set<std::string> created;
+  {
+    auto store = open_rocks_inventory_store(dir.string());
+    REQUIRE(store.ok());
+    simulation_provider sim{"sim", {}, **store, clk};
+    created = ids(sim.run_step(call_for(step_kind::allocate, "k/allocate/1")).resources);
+  }
+  {
+    auto store = open_rocks_inventory_store(dir.string());
+    REQUIRE(store.ok());
+    simulation_provider sim{"sim", {}, **store, clk};
+    std::set<std::string> listed;
+    const auto items = sim.inventory();
+    for (const auto& item : *items) {
+      listed.insert(item.id);
+      CHECK(item.request_id == "0193a6f0-0000-7000-8000-00000000abcd");
+    }
+    CHECK(listed == created);
+    // Adoption works across the reopen too.
+    CHECK(ids(sim.run_step(call_for(step_kind::allocate, "k/allocate/1")).resources) == created);
+    CHECK((*store)->by_key("sim", "k/allocate/1")->size() == 3);
+    CHECK((*store)->by_key("other", "k/allocate/1")->empty());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("clusters without a driver fail every step with a permanent error", "[providers]") {
+  manual_clock clk;
+  events::cluster_state c;
+  c.id = "os";
+  c.type = events::provider_type::openstack;
+  providers::provider_context ctx;
+  ctx.clk = &clk;
+  auto p = make_provider(c, ctx);
+  const auto out = p->run_step(call_for(step_kind::allocate, "k"));
+  CHECK_FALSE(out.ok);
+  CHECK_FALSE(out.error.retryable);
+  CHECK(out.error.code == "unsupported");
+  CHECK_FALSE(has_driver(events::provider_type::openstack));
+  CHECK(has_driver(events::provider_type::simulation));
+}
