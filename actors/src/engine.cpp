@@ -9,6 +9,7 @@
 #include "prov/actors/spawn.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/secret_box.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/catalog.hpp"
 #include "prov/events/rocks_journal.hpp"
@@ -58,6 +59,7 @@ struct engine::impl {
   const clock& clk;
   std::unique_ptr<events::rocks_store> store;
   std::unique_ptr<providers::inventory_store> sim_inventory;
+  std::unique_ptr<secret_box> secrets;
   std::unique_ptr<events::journal> journal;
   std::unique_ptr<projections::projector> projector;
   std::unique_ptr<projections::views> views;
@@ -140,6 +142,11 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
     return std::move(inventory).err();
   }
   self->sim_inventory = std::move(*inventory);
+  auto secrets = secret_box::open_or_create((std::filesystem::path{options.data_dir} / "secret.key").string());
+  if (!secrets) {
+    return std::move(secrets).err();
+  }
+  self->secrets = std::make_unique<secret_box>(std::move(*secrets));
   events::rocks_journal_options journal_options;
   journal_options.sync = options.journal_sync;
   auto journal = events::make_rocks_journal(*self->store, clk, journal_options);
@@ -164,6 +171,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->ctx.clk = &clk;
   self->ctx.providers.simulation_inventory = self->sim_inventory.get();
   self->ctx.providers.clk = &clk;
+  self->ctx.providers.secrets = self->secrets.get();
   self->ctx.pipeline = options.pipeline;
   self->ctx.registry = spawn_cluster_registry(*self->sys, self->ctx);
   auto clusters = self->views->clusters();
@@ -187,7 +195,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
 
   if (options.default_cluster && clusters->empty() && i.journal->head() == 0) {
     std::promise<result<events::cluster_state>> registered;
-    eng->register_cluster(default_cluster(), [&](result<events::cluster_state> r) { registered.set_value(std::move(r)); });
+    eng->register_cluster(default_cluster(), {}, [&](result<events::cluster_state> r) { registered.set_value(std::move(r)); });
     if (auto r = registered.get_future().get(); !r) {
       return std::move(r).err();
     }
@@ -262,8 +270,10 @@ void engine::create_tenant(tenant_command cmd, callback<tenant_reply> done) {
   });
 }
 
-void engine::register_cluster(events::cluster_registered cmd, callback<events::cluster_state> done) {
+void engine::register_cluster(events::cluster_registered cmd, std::string credentials_json,
+                              callback<events::cluster_state> done) {
   auto& i = *_impl;
+  cmd.credentials_sealed = credentials_json.empty() ? std::string{} : i.secrets->seal(credentials_json);
   const auto id = cmd.cluster_id;
   std::vector<events::stream_append> batch;
   batch.push_back(events::stream_append{events::cluster_stream(id), 0, {events::to_record(cmd)}});
@@ -287,8 +297,12 @@ void engine::register_cluster(events::cluster_registered cmd, callback<events::c
   });
 }
 
-void engine::update_cluster(std::string id, events::cluster_updated cmd, callback<events::cluster_state> done) {
+void engine::update_cluster(std::string id, events::cluster_updated cmd, std::string credentials_json,
+                            callback<events::cluster_state> done) {
   auto& i = *_impl;
+  if (!credentials_json.empty()) {
+    cmd.credentials_sealed = i.secrets->seal(credentials_json);
+  }
   auto version = i.journal->stream_version(events::cluster_stream(id));
   if (!version) {
     done(std::move(version).err());

@@ -235,6 +235,8 @@ struct cluster_folder {
     s.enabled = e.enabled;
     s.is_default = e.is_default;
     s.health = e.health;
+    s.settings_json = e.settings_json;
+    s.credentials_sealed = e.credentials_sealed;
     s.created_at = m.time;
     return {};
   }
@@ -250,6 +252,8 @@ struct cluster_folder {
     if (e.enabled) s.enabled = *e.enabled;
     if (e.is_default) s.is_default = *e.is_default;
     if (e.health) s.health = *e.health;
+    if (e.settings_json) s.settings_json = *e.settings_json;
+    if (e.credentials_sealed) s.credentials_sealed = *e.credentials_sealed;
     return {};
   }
 };

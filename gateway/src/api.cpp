@@ -329,7 +329,7 @@ struct api::impl {
     if (!cmd) {
       return respond(error_of(cmd.err()));
     }
-    engine.register_cluster(std::move(*cmd), [respond](result<events::cluster_state> r) {
+    engine.register_cluster(std::move(cmd->command), std::move(cmd->credentials_json), [respond](result<events::cluster_state> r) {
       if (!r) {
         return respond(error_of(r.err()));
       }
@@ -352,7 +352,7 @@ struct api::impl {
     if (!cmd) {
       return respond(error_of(cmd.err()));
     }
-    engine.update_cluster(id, std::move(*cmd), [respond](result<events::cluster_state> r) {
+    engine.update_cluster(id, std::move(cmd->command), std::move(cmd->credentials_json), [respond](result<events::cluster_state> r) {
       if (!r) {
         return respond(error_of(r.err()));
       }

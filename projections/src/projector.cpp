@@ -324,7 +324,8 @@ struct projector::impl {
       if (s.ok()) {
         auto decoded = events::decode_binary<State>({v.data(), v.size()});
         if (!decoded) {
-          b.failure = make_error(errc::corrupt, "projector: stored state " + key + " is malformed (rebuild the projections)");
+          b.failure = make_error(errc::corrupt,
+                                 "projector: stored state " + key + " is malformed (rebuild the projections)");
           return nullptr;
         }
         entry.before = std::move(*decoded);
@@ -430,10 +431,10 @@ struct projector::impl {
   }
 
   /// "x/s/<state><inv><id>", or by tenant "x/u/<tenant>\0<state><inv><id>", into `key`.
-  const std::string& state_index_key(const events::request_state& s, bool by_tenant) {
+  const std::string& state_index_key(const events::request_state& s, std::string_view id, bool by_tenant) {
     key.clear();
     detail::append_index_prefix(key, by_tenant ? std::optional<std::string_view>{s.tenant} : std::nullopt, s.state);
-    detail::append_index_suffix(key, s);
+    detail::append_index_suffix(key, s, id);
     return key;
   }
 
@@ -451,20 +452,20 @@ struct projector::impl {
       if (!before.exists()) {
         key.clear();
         detail::append_index_prefix(key, std::nullopt, std::nullopt);
-        detail::append_index_suffix(key, after);
+        detail::append_index_suffix(key, after, id);
         add_put(b, key, {});
         key.clear();
         detail::append_index_prefix(key, std::string_view{after.tenant}, std::nullopt);
-        detail::append_index_suffix(key, after);
+        detail::append_index_suffix(key, after, id);
         add_put(b, key, {});
       }
       if (!before.exists() || before.state != after.state) {
         if (before.exists()) {
-          add_delete(b, state_index_key(before, false));
-          add_delete(b, state_index_key(before, true));
+          add_delete(b, state_index_key(before, id, false));
+          add_delete(b, state_index_key(before, id, true));
         }
-        add_put(b, state_index_key(after, false), {});
-        add_put(b, state_index_key(after, true), {});
+        add_put(b, state_index_key(after, id, false), {});
+        add_put(b, state_index_key(after, id, true), {});
       }
       const bool was_live = before.exists() && !events::is_at_rest(before.state);
       const bool live = !events::is_at_rest(after.state);
@@ -527,8 +528,8 @@ struct projector::impl {
     auto* cf = store.projections_cf();
     for (const auto& w : b.writes) {
       const rocksdb::Slice k{arena + w.key_at, w.key_size};
-      const auto s =
-          w.erase ? b.write_batch.Delete(cf, k) : b.write_batch.Put(cf, k, rocksdb::Slice{arena + w.value_at, w.value_size});
+      const rocksdb::Slice v{arena + w.value_at, w.value_size};
+      const auto s = w.erase ? b.write_batch.Delete(cf, k) : b.write_batch.Put(cf, k, v);
       if (!s.ok()) {
         return detail::to_error(s, "projector: build a write batch");
       }

@@ -20,6 +20,13 @@ class unsupported_provider final : public provider {
   }
   release_outcome release(const release_call&) override { return release_outcome{true, {}, {}}; }
   sweep_outcome sweep(const std::string&) override { return sweep_outcome{true, {}, {}, {}}; }
+  action_outcome suspend(const service_call&) override { return action_outcome{false, _error, {}}; }
+  action_outcome reactivate(const service_call&) override { return action_outcome{false, _error, {}}; }
+  metrics_sample metrics(const service_call&) override {
+    metrics_sample m;
+    m.error = _error;
+    return m;
+  }
   result<std::vector<inventory_item>> inventory() override { return std::vector<inventory_item>{}; }
   connectivity_report test_connectivity() override { return connectivity_report{false, {}, _error.message}; }
 

@@ -1,6 +1,8 @@
 #include "prov/providers/simulation_provider.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <span>
 
 #include "prov/core/ids.hpp"
@@ -187,6 +189,16 @@ step_outcome simulation_provider::run_step(const step_call& call) {
     return out;
   }
   out.ok = true;
+  if (call.step == step_kind::activate) {
+    // Access details, as a cloud returns them once the service is up. Secrets: the engine
+    // seals them before anything is written.
+    if (call.type == service_type::namespace_) {
+      out.credentials = {{"token", "sim-sa-" + random_hex(24)}};
+    } else {
+      out.credentials = {{"username", call.type == service_type::vps ? "cloud-user" : "admin"},
+                         {"password", random_hex(12)}};
+    }
+  }
   if (call.step == step_kind::configure) {
     if (call.type == service_type::vps) {
       const auto& ip = out.resources.front().name;
@@ -244,6 +256,58 @@ sweep_outcome simulation_provider::sweep(const std::string& request_id) {
   }
   out.ok = true;
   return out;
+}
+
+action_outcome simulation_provider::set_suspended(const service_call& call, bool suspended) {
+  action_outcome out;
+  out.delay = delay_for(call.idempotency_key);
+  auto items = _store.by_request(_cluster, call.request_id);
+  if (!items) {
+    out.error = internal(items.err());
+    return out;
+  }
+  for (auto& item : *items) {
+    if (item.suspended != suspended) {
+      item.suspended = suspended;
+      if (auto st = _store.put(item); !st) {
+        out.error = internal(st.err());
+        return out;
+      }
+    }
+  }
+  out.ok = true;
+  return out;
+}
+
+action_outcome simulation_provider::suspend(const service_call& call) { return set_suspended(call, true); }
+
+action_outcome simulation_provider::reactivate(const service_call& call) { return set_suspended(call, false); }
+
+metrics_sample simulation_provider::metrics(const service_call& call) {
+  metrics_sample m;
+  m.at = _clock.now();
+  auto items = _store.by_request(_cluster, call.request_id);
+  if (!items) {
+    m.error = internal(items.err());
+    return m;
+  }
+  if (items->empty()) {
+    m.error = provider_error{"not_found", "no resources of request " + call.request_id + " at " + _cluster, false};
+    return m;
+  }
+  const bool suspended = items->front().suspended;
+  // Smooth, plausible, changing numbers: a per-request phase plus the clock.
+  const double phase = static_cast<double>(stable_hash64(call.request_id) % 6283) / 1000.0;
+  const double t = static_cast<double>(m.at.time_since_epoch().count()) / 60e6;  // minutes
+  const double cores = std::max<double>(1.0, static_cast<double>(call.spec.cpu_millis) / 1000.0);
+  const double memory = static_cast<double>(std::max<std::int64_t>(call.spec.memory_mb, 256));
+  m.cpu_percent = suspended ? 0.0 : 35.0 + 25.0 * std::sin(t + phase);
+  m.memory_used_mb = suspended ? 0.0 : memory * (0.45 + 0.15 * std::sin(t / 3 + phase));
+  m.disk_used_gb = static_cast<double>(call.spec.storage_gb) * 0.3 + t * 0.001;
+  m.network_rx_bytes = suspended ? 0.0 : 1.0e6 * cores * (t + phase);
+  m.network_tx_bytes = suspended ? 0.0 : 0.4e6 * cores * (t + phase);
+  m.ok = true;
+  return m;
 }
 
 result<std::vector<inventory_item>> simulation_provider::inventory() { return _store.list(_cluster); }

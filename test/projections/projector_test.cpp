@@ -8,7 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
+
+#include "prov/core/log.hpp"
 
 #include "projection_fixture.hpp"
 
@@ -17,6 +20,41 @@ using namespace projection_test;
 namespace {
 
 constexpr auto generous = std::chrono::seconds{30};
+
+/// Collects log lines while alive (then logs go to stderr again).
+class log_capture {
+ public:
+  log_capture() {
+    prov::log::set_sink([this](std::string_view line) {
+      std::lock_guard lock(_mutex);
+      _lines.emplace_back(line);
+    });
+  }
+  ~log_capture() { prov::log::set_sink({}); }
+  log_capture(const log_capture&) = delete;
+  log_capture& operator=(const log_capture&) = delete;
+
+  std::vector<nlohmann::json> with_message(std::string_view msg) {
+    std::lock_guard lock(_mutex);
+    std::vector<nlohmann::json> out;
+    for (const auto& line : _lines) {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("msg", "") == msg) {
+        out.push_back(std::move(j));
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> lines() {
+    std::lock_guard lock(_mutex);
+    return _lines;
+  }
+
+ private:
+  std::mutex _mutex;
+  std::vector<std::string> _lines;
+};
 
 /// A mixed history: requests in every reachable state, clusters, tenants, idempotency claims.
 void write_history(world& w) {
@@ -182,7 +220,21 @@ TEST_CASE("projector: events that do not decode or apply are skipped, counted an
   w.append(request_stream("r3"), {event_record{1, 7, "future schema version"}});
   w.append(request_stream("r3"), {to_record(cluster_assigned{"sim-9"})});
 
-  REQUIRE_OK(p.catch_up());
+  {
+    log_capture logs;
+    REQUIRE_OK(p.catch_up());
+    // One error per skipped event, saying where it is and why, never what it holds.
+    const auto skipped = logs.with_message("projector: event skipped");
+    REQUIRE(skipped.size() == 6);
+    CHECK(skipped[0]["stream"] == "request/r1");
+    CHECK(skipped[0]["sequence"] == 2);
+    CHECK(skipped[0]["level"] == "error");
+    CHECK(skipped[0]["code"] == "corrupt");
+    for (const auto& line : logs.lines()) {
+      CHECK(line.find("not an event") == std::string::npos);
+      CHECK(line.find("future schema") == std::string::npos);
+    }
+  }
   CHECK(p.position() == w.j().head());
   CHECK(p.skipped() == 6);
 
@@ -208,7 +260,8 @@ TEST_CASE("projector: events that do not decode or apply are skipped, counted an
   CHECK(must(v.request("r1"))->state == lifecycle_state::completed);
 }
 
-TEST_CASE("projector: listeners see each changed aggregate with its state before and after", "[projections][projector]") {
+TEST_CASE("projector: listeners see each changed aggregate with its state before and after",
+          "[projections][projector]") {
   world w;
   projector p{w.store(), w.j()};
   struct change {

@@ -59,7 +59,8 @@ TEST_CASE("views: a request's view is the fold of its stream", "[projections][vi
   // Nothing but the documented prefixes.
   const auto dump = dump_projections(w.store());
   std::size_t known = 0;
-  for (const std::string_view prefix : {"m/position", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/"}) {
+  for (const std::string_view prefix :
+       {"m/position", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/"}) {
     known += count_prefix(dump, prefix);
   }
   CHECK(known == dump.size());

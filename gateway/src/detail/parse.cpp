@@ -378,9 +378,11 @@ std::optional<events::simulation_settings> parse_simulation(field_reader& outer,
 
 }  // namespace
 
-result<events::cluster_registered> parse_cluster(const json& body) {
+result<cluster_input<events::cluster_registered>> parse_cluster(const json& body) {
   field_reader f{body, ""};
   events::cluster_registered c;
+  const auto* settings = f.object("settings", false);
+  const auto* credentials = f.object("credentials", false);
   const auto id = f.id("id", true);
   const auto name = f.text("name", false);
   const auto type = named<events::provider_type>(f, "type", true);
@@ -409,12 +411,16 @@ result<events::cluster_registered> parse_cluster(const json& body) {
   c.is_default = is_default.value_or(false);
   c.health = health.value_or(events::cluster_health::healthy);
   c.simulation = simulation.value_or(events::simulation_settings{});
-  return c;
+  c.settings_json = settings != nullptr ? settings->dump() : std::string{};
+  return cluster_input<events::cluster_registered>{std::move(c), credentials != nullptr ? credentials->dump() : ""};
 }
 
-result<events::cluster_updated> parse_cluster_patch(const json& body, const events::cluster_state& current) {
+result<cluster_input<events::cluster_updated>> parse_cluster_patch(const json& body,
+                                                                   const events::cluster_state& current) {
   field_reader f{body, ""};
   events::cluster_updated u;
+  const auto* settings = f.object("settings", false);
+  const auto* credentials = f.object("credentials", false);
   u.name = f.text("name", false);
   u.endpoint = f.text("endpoint", false, 2048);
   u.capacity = parse_capacity(f, f.object("capacity", false));
@@ -430,10 +436,13 @@ result<events::cluster_updated> parse_cluster_patch(const json& body, const even
   if (sim != nullptr && current.type != events::provider_type::simulation) {
     return make_error(errc::invalid_argument, "simulation settings apply only to clusters of type simulation");
   }
-  if (u == events::cluster_updated{}) {
+  if (settings != nullptr) {
+    u.settings_json = settings->dump();
+  }
+  if (u == events::cluster_updated{} && credentials == nullptr) {
     return make_error(errc::invalid_argument, "nothing to change: give at least one field");
   }
-  return u;
+  return cluster_input<events::cluster_updated>{std::move(u), credentials != nullptr ? credentials->dump() : ""};
 }
 
 }  // namespace prov::gateway::detail

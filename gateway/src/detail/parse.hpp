@@ -55,11 +55,19 @@ result<actors::tenant_command> parse_tenant(const nlohmann::json& body);
 /// A quota object (`PUT /v1/tenants/{id}/quota`, and inside `POST /v1/tenants`).
 result<events::tenant_quota> parse_quota(const nlohmann::json& quota, const std::string& path);
 
+/// A cluster command and the provider credentials that came with it (clear text JSON, or "";
+/// the engine seals them).
+template <class Command>
+struct cluster_input {
+  Command command;
+  std::string credentials_json;
+};
+
 /// `POST /v1/clusters`.
-result<events::cluster_registered> parse_cluster(const nlohmann::json& body);
+result<cluster_input<events::cluster_registered>> parse_cluster(const nlohmann::json& body);
 
 /// `PATCH /v1/clusters/{id}`, applied over the current simulation settings.
-result<events::cluster_updated> parse_cluster_patch(const nlohmann::json& body,
-                                                    const events::cluster_state& current);
+result<cluster_input<events::cluster_updated>> parse_cluster_patch(const nlohmann::json& body,
+                                                                   const events::cluster_state& current);
 
 }  // namespace prov::gateway::detail

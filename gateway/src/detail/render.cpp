@@ -101,6 +101,8 @@ nlohmann::json render_cluster(const events::cluster_state& c) {
            {"enabled", c.enabled},
            {"isDefault", c.is_default},
            {"health", events::enum_name(c.health)},
+           {"settings", c.settings_json.empty() ? json::object() : json::parse(c.settings_json, nullptr, false)},
+           {"hasCredentials", !c.credentials_sealed.empty()},
            {"createdAt", format_rfc3339(c.created_at)},
            {"updatedAt", format_rfc3339(c.updated_at)},
            {"version", c.version}};

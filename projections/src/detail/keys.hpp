@@ -50,10 +50,11 @@ inline std::uint64_t inverted_time(timestamp created) {
   return std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(us);
 }
 
-/// `<inv><id>`: the part of every request index key after its prefix.
-inline void append_index_suffix(std::string& out, const events::request_state& s) {
+/// `<inv><id>`: the part of every request index key after its prefix. `id` is the request's
+/// stream key, the same as in "r/<id>".
+inline void append_index_suffix(std::string& out, const events::request_state& s, std::string_view id) {
   append_be64(out, inverted_time(s.created_at));
-  out.append(s.id);
+  out.append(id);
 }
 
 /// The index prefix for a request list filter: "x/a/", "x/t/<tenant>\0", "x/s/<state>" or

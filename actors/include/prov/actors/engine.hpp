@@ -85,8 +85,13 @@ class engine {
 
   void submit(submit_command cmd, callback<submit_reply> done);
   void create_tenant(tenant_command cmd, callback<tenant_reply> done);
-  void register_cluster(events::cluster_registered cmd, callback<events::cluster_state> done);
-  void update_cluster(std::string id, events::cluster_updated cmd, callback<events::cluster_state> done);
+  /// Registers a cluster. `credentials_json` (provider credentials, clear text, may be empty)
+  /// is sealed with the engine's secret key before anything is written.
+  void register_cluster(events::cluster_registered cmd, std::string credentials_json,
+                        callback<events::cluster_state> done);
+  /// Changes a cluster; a non-empty `credentials_json` replaces its sealed credentials.
+  void update_cluster(std::string id, events::cluster_updated cmd, std::string credentials_json,
+                      callback<events::cluster_state> done);
   void inventory(std::string cluster_id, callback<inventory_listing> done);
 
   const projections::views& views() const;

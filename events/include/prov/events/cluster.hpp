@@ -81,6 +81,8 @@ struct cluster_state {
   bool enabled = true;
   bool is_default = false;
   cluster_health health = cluster_health::healthy;
+  std::string settings_json;       ///< provider settings (non-secret), canonical JSON object text
+  std::string credentials_sealed;  ///< provider credentials, sealed by the engine's secret_box
   timestamp created_at{};
   timestamp updated_at{};
   std::uint64_t version = 0;
@@ -99,6 +101,8 @@ struct cluster_state {
     f("enabled", x.enabled);
     f("isDefault", x.is_default);
     f("health", x.health);
+    f("settings", x.settings_json);
+    f("credentialsSealed", x.credentials_sealed);
     f("createdAt", x.created_at);
     f("updatedAt", x.updated_at);
     f("version", x.version);
@@ -118,6 +122,8 @@ struct cluster_registered {
   bool enabled = true;
   bool is_default = false;
   cluster_health health = cluster_health::healthy;
+  std::string settings_json;
+  std::string credentials_sealed;  ///< never clear text: sealed before it is appended
 
   template <class F, class Self>
   static void fields(F& f, Self& x) {
@@ -131,6 +137,8 @@ struct cluster_registered {
     f("enabled", x.enabled);
     f("isDefault", x.is_default);
     f("health", x.health);
+    f("settings", x.settings_json);
+    f("credentialsSealed", x.credentials_sealed);
   }
   bool operator==(const cluster_registered&) const = default;
 };
@@ -145,6 +153,8 @@ struct cluster_updated {
   std::optional<bool> enabled;
   std::optional<bool> is_default;
   std::optional<cluster_health> health;
+  std::optional<std::string> settings_json;
+  std::optional<std::string> credentials_sealed;
 
   template <class F, class Self>
   static void fields(F& f, Self& x) {
@@ -155,6 +165,8 @@ struct cluster_updated {
     f("enabled", x.enabled);
     f("isDefault", x.is_default);
     f("health", x.health);
+    f("settings", x.settings_json);
+    f("credentialsSealed", x.credentials_sealed);
   }
   bool operator==(const cluster_updated&) const = default;
 };

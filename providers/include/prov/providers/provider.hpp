@@ -1,5 +1,6 @@
 #pragma once
-/// One interface for every provider. A provider acts on one cluster. Every call is
+/// One interface for every provider: the 4 steps, their rollback (release + sweep),
+/// suspend, reactivate, deprovision (the rollback path), metrics, connectivity test. A provider acts on one cluster. Every call is
 /// idempotent by a key recorded in the journal before the call is made: a call repeated with
 /// the same key (after a crash) finds what the first try created and adopts it instead of
 /// creating it twice. Resources are tagged with their request id, so `sweep` can find and
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,8 +50,42 @@ struct step_outcome {
   /// failure (a partial allocation), so that rollback releases them.
   std::vector<events::resource> resources;
   std::map<std::string, std::string> endpoints;  ///< never secrets
+  /// Access details generated or returned by the provider (passwords, keys, tokens). The
+  /// engine seals them before they touch the journal; never log them.
+  std::map<std::string, std::string> credentials;
   provider_error error;                           ///< set when !ok
   std::chrono::milliseconds delay{0};             ///< simulated duration of the call
+};
+
+/// A call about a provisioned service as a whole (suspend, reactivate, metrics).
+struct service_call {
+  std::string request_id;
+  std::string tenant;
+  events::service_type type = events::service_type::vps;
+  std::string idempotency_key;
+  events::resource_spec spec;
+  std::vector<events::resource> resources;  ///< what the request holds (unreleased)
+  std::map<std::string, std::string> endpoints;
+};
+
+struct action_outcome {
+  bool ok = false;
+  provider_error error;
+  std::chrono::milliseconds delay{0};
+};
+
+/// Live usage of a provisioned service, where the provider has it.
+struct metrics_sample {
+  bool ok = false;
+  provider_error error;
+  timestamp at{};
+  std::optional<double> cpu_percent;
+  std::optional<double> memory_used_mb;
+  std::optional<double> disk_used_gb;
+  std::optional<double> network_rx_bytes;
+  std::optional<double> network_tx_bytes;
+  std::map<std::string, double> extra;  ///< provider-specific gauges
+  std::chrono::milliseconds delay{0};
 };
 
 /// Delete one resource. Deleting what is already gone is success.
@@ -83,6 +119,7 @@ struct inventory_item {
   std::string idempotency_key;
   events::step_kind step = events::step_kind::allocate;
   timestamp created_at{};
+  bool suspended = false;  ///< stopped by a suspend, still existing
 
   template <class F, class Self>
   static void fields(F& f, Self& x) {
@@ -94,6 +131,7 @@ struct inventory_item {
     f("idempotencyKey", x.idempotency_key);
     f("step", x.step);
     f("createdAt", x.created_at);
+    f("suspended", x.suspended);
   }
   bool operator==(const inventory_item&) const = default;
 };
@@ -111,6 +149,13 @@ class provider {
   virtual step_outcome run_step(const step_call& call) = 0;
   virtual release_outcome release(const release_call& call) = 0;
   virtual sweep_outcome sweep(const std::string& request_id) = 0;
+
+  /// Stops a provisioned service without deleting anything; idempotent.
+  virtual action_outcome suspend(const service_call& call) = 0;
+  /// Starts a suspended service again; idempotent.
+  virtual action_outcome reactivate(const service_call& call) = 0;
+  /// Current usage; `ok = false` with `unsupported` where the provider has no metrics.
+  virtual metrics_sample metrics(const service_call& call) = 0;
 
   /// Every resource at the provider that this engine created (tagged by it).
   virtual result<std::vector<inventory_item>> inventory() = 0;

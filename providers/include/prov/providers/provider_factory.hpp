@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "prov/core/secret_box.hpp"
 #include "prov/events/cluster.hpp"
 #include "prov/providers/inventory_store.hpp"
 #include "prov/providers/provider.hpp"
@@ -13,6 +14,7 @@ namespace prov::providers {
 struct provider_context {
   inventory_store* simulation_inventory = nullptr;  ///< the simulated cloud's storage
   const clock* clk = nullptr;
+  const secret_box* secrets = nullptr;  ///< opens clusters' sealed credentials
 };
 
 /// The provider for `cluster`. Types without a driver in this build get a provider whose every

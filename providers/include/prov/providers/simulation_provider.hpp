@@ -12,6 +12,9 @@
 ///   namespace: allocate -> namespace; configure -> resource_quota, limit_range, role_binding,
 ///              network_policy (endpoints api, console, namespace)
 ///   managed:   allocate -> service_instance (endpoint url)
+/// Activate delivers credentials (a generated password and, for vps, an SSH key pair id).
+/// Suspend/reactivate flip a flag on the request's resources; metrics are plausible numbers
+/// that change over time (a smooth function of the clock and the request id).
 
 #include <memory>
 #include <mutex>
@@ -30,6 +33,9 @@ class simulation_provider final : public provider {
   step_outcome run_step(const step_call& call) override;
   release_outcome release(const release_call& call) override;
   sweep_outcome sweep(const std::string& request_id) override;
+  action_outcome suspend(const service_call& call) override;
+  action_outcome reactivate(const service_call& call) override;
+  metrics_sample metrics(const service_call& call) override;
   result<std::vector<inventory_item>> inventory() override;
   connectivity_report test_connectivity() override;
 
@@ -40,6 +46,7 @@ class simulation_provider final : public provider {
   events::simulation_settings settings() const;
   std::chrono::milliseconds delay_for(const std::string& key) const;
   bool decide_failure(const std::string& key, double rate) const;
+  action_outcome set_suspended(const service_call& call, bool suspended);
 
   std::string _cluster;
   mutable std::mutex _mutex;

@@ -1,0 +1,52 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "prov/core/secret_box.hpp"
+
+using namespace prov;
+
+TEST_CASE("sealed secrets open with the same key only", "[core][secrets]") {
+  auto box = secret_box::from_key(std::string(32, 'k'));
+  REQUIRE(box.ok());
+  const std::string secret = "ssh-ed25519 AAAA... password=hunter2";
+  const auto sealed = box->seal(secret);
+  CHECK(secret_box::looks_sealed(sealed));
+  CHECK(sealed.find("hunter2") == std::string::npos);
+  CHECK(box->seal(secret) != sealed);  // fresh nonce each time
+  auto opened = box->open(sealed);
+  REQUIRE(opened.ok());
+  CHECK(*opened == secret);
+
+  auto other = secret_box::from_key(std::string(32, 'x'));
+  CHECK_FALSE(other->open(sealed).ok());
+  auto tampered = sealed;
+  tampered[10] = tampered[10] == 'A' ? 'B' : 'A';
+  CHECK_FALSE(box->open(tampered).ok());
+  CHECK_FALSE(box->open("plain text").ok());
+  CHECK(box->open(box->seal("")).value().empty());
+}
+
+TEST_CASE("the key file is created once, private, and reused", "[core][secrets]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("prov-key-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "secret.key").string();
+  auto first = secret_box::open_or_create(path, nullptr);
+  REQUIRE(first.ok());
+  CHECK(std::filesystem::file_size(path) == 32);
+  const auto perms = std::filesystem::status(path).permissions();
+  CHECK((perms & std::filesystem::perms::group_all) == std::filesystem::perms::none);
+  CHECK((perms & std::filesystem::perms::others_all) == std::filesystem::perms::none);
+  auto second = secret_box::open_or_create(path, nullptr);
+  REQUIRE(second.ok());
+  CHECK(*second->open(first->seal("x")) == "x");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("base64 round trips", "[core][secrets]") {
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "\x00\xff\x10"}) {
+    CHECK(base64_decode(base64_encode(s)).value() == s);
+  }
+  CHECK_FALSE(base64_decode("abc").ok());
+}
