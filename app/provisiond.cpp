@@ -13,6 +13,7 @@
 #include <boost/program_options.hpp>
 
 #include "prov/actors/engine.hpp"
+#include "prov/core/duration.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
 #include "prov/gateway/api.hpp"
@@ -24,6 +25,11 @@ namespace {
 
 constexpr int exit_usage = 2;
 
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "provisiond: " << message << "\n(see provisiond --help)\n";
+  std::exit(exit_usage);
+}
+
 struct settings {
   std::string data_dir = "./data";
   std::string listen = "127.0.0.1:8080";
@@ -33,11 +39,37 @@ struct settings {
   std::size_t scheduler_threads = 0;
   bool rebuild_projections = false;
   std::string log_level = "info";
+  prov::actors::pipeline_options pipeline;
+  std::chrono::milliseconds shutdown_grace{30'000};
 };
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "provisiond: " << message << "\n(see provisiond --help)\n";
-  std::exit(exit_usage);
+// A duration flag: "250ms", "5s", "30m", "1h" or seconds; zero only where it means "off".
+std::chrono::milliseconds duration_flag(const po::variables_map& vm, const char* name, std::chrono::milliseconds fallback,
+                                        bool zero_means_off = false) {
+  if (vm.count(name) == 0) {
+    return fallback;
+  }
+  const auto text = vm[name].as<std::string>();
+  const auto d = prov::parse_duration(text);
+  if (!d) {
+    usage_error(std::string{"--"} + name + " must be a duration like 250ms, 5s, 30m or 1h, got '" + text + "'");
+  }
+  if (d->count() == 0 && !zero_means_off) {
+    usage_error(std::string{"--"} + name + " must be greater than zero");
+  }
+  return *d;
+}
+
+template <class T>
+T positive_flag(const po::variables_map& vm, const char* name, T fallback, T max) {
+  if (vm.count(name) == 0) {
+    return fallback;
+  }
+  const auto v = vm[name].as<long long>();
+  if (v < 1 || static_cast<unsigned long long>(v) > static_cast<unsigned long long>(max)) {
+    usage_error(std::string{"--"} + name + " must be from 1 to " + std::to_string(max) + ", got " + std::to_string(v));
+  }
+  return static_cast<T>(v);
 }
 
 settings parse_args(int argc, char** argv) {
@@ -57,6 +89,26 @@ settings parse_args(int argc, char** argv) {
        "actor scheduler threads (0 = number of cores)")
       ("rebuild-projections", po::bool_switch(&s.rebuild_projections), "rebuild every read model from the journal at start")
       ("log-level", po::value(&s.log_level)->default_value(s.log_level), "debug, info, warn or error");
+  po::options_description worker{"worker resilience (durations: 250ms, 5s, 30m, 1h)"};
+  worker.add_options()
+      ("tenant-max-active", po::value<long long>(), "requests of one tenant in the active steps at once (default 5)")
+      ("max-active", po::value<long long>(), "requests in the active steps at once, all tenants (default 1000)")
+      ("retry-max", po::value<long long>(), "retries of a failed step (default 3; 0 = none)")
+      ("retry-base", po::value<std::string>(), "first retry delay, doubling each time (default 5s)")
+      ("retry-cap", po::value<std::string>(), "longest retry delay (default 5m)")
+      ("retry-jitter", po::bool_switch(&s.pipeline.retry.jitter), "scale each retry delay by a factor in [0.5, 1]")
+      ("stuck-timeout", po::value<std::string>(), "fail a request with no progress for this long (default 30m)")
+      ("stuck-scan-interval", po::value<std::string>(), "how often to look for stuck requests (default 1m)")
+      ("call-timeout", po::value<std::string>(), "per provider call (default 5m; 0 = none)")
+      ("max-concurrent-calls", po::value<long long>(), "provider calls at once per cluster: the bulkhead (default 16)")
+      ("max-queued-calls", po::value<long long>(), "calls waiting per cluster before failing fast (default 10000)")
+      ("breaker-failures", po::value<long long>(), "consecutive failures that open a cluster's breaker (default 5)")
+      ("breaker-failure-ratio", po::value<double>(), "failure ratio over recent calls that opens it (default 0.5)")
+      ("breaker-window", po::value<long long>(), "recent calls the ratio looks at (default 20)")
+      ("breaker-min-calls", po::value<long long>(), "calls needed before the ratio counts (default 10)")
+      ("breaker-cooldown", po::value<std::string>(), "open time before a probe call (default 30s)")
+      ("shutdown-grace", po::value<std::string>(), "on SIGTERM, time for in-flight calls to finish (default 30s)");
+  opts.add(worker);
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -76,6 +128,41 @@ settings parse_args(int argc, char** argv) {
   } catch (const po::error& e) {
     usage_error(e.what());
   }
+  auto& p = s.pipeline;
+  p.admission.tenant_max_active = positive_flag<std::size_t>(vm, "tenant-max-active", p.admission.tenant_max_active, 1'000'000);
+  p.admission.max_active = positive_flag<std::size_t>(vm, "max-active", p.admission.max_active, 10'000'000);
+  if (p.admission.tenant_max_active > p.admission.max_active) {
+    usage_error("--tenant-max-active must not exceed --max-active");
+  }
+  if (vm.count("retry-max") != 0) {
+    const auto v = vm["retry-max"].as<long long>();
+    if (v < 0 || v > 100) {
+      usage_error("--retry-max must be from 0 to 100");
+    }
+    p.retry.max_retries = static_cast<std::uint32_t>(v);
+  }
+  p.retry.base = duration_flag(vm, "retry-base", p.retry.base);
+  p.retry.cap = duration_flag(vm, "retry-cap", p.retry.cap);
+  if (p.retry.cap < p.retry.base) {
+    usage_error("--retry-cap must not be shorter than --retry-base");
+  }
+  p.watchdog.stuck_after = duration_flag(vm, "stuck-timeout", p.watchdog.stuck_after);
+  p.watchdog.scan_every = duration_flag(vm, "stuck-scan-interval", p.watchdog.scan_every);
+  p.calls.call_timeout = duration_flag(vm, "call-timeout", p.calls.call_timeout, true);
+  p.calls.max_concurrent = positive_flag<std::size_t>(vm, "max-concurrent-calls", p.calls.max_concurrent, 4096);
+  p.calls.max_queued = positive_flag<std::size_t>(vm, "max-queued-calls", p.calls.max_queued, 10'000'000);
+  p.calls.breaker.consecutive_failures = positive_flag<std::uint32_t>(vm, "breaker-failures", p.calls.breaker.consecutive_failures, 1'000'000);
+  p.calls.breaker.window = positive_flag<std::uint32_t>(vm, "breaker-window", p.calls.breaker.window, 100'000);
+  p.calls.breaker.min_calls = positive_flag<std::uint32_t>(vm, "breaker-min-calls", p.calls.breaker.min_calls, 100'000);
+  if (vm.count("breaker-failure-ratio") != 0) {
+    const auto r = vm["breaker-failure-ratio"].as<double>();
+    if (!(r > 0 && r <= 1)) {
+      usage_error("--breaker-failure-ratio must be in (0, 1]");
+    }
+    p.calls.breaker.failure_ratio = r;
+  }
+  p.calls.breaker.cooldown = duration_flag(vm, "breaker-cooldown", p.calls.breaker.cooldown);
+  s.shutdown_grace = duration_flag(vm, "shutdown-grace", s.shutdown_grace);
   if (s.http_threads < 1 || s.http_threads > 64) {
     usage_error("--http-threads must be from 1 to 64");
   }
@@ -180,6 +267,8 @@ int main(int argc, char** argv) {
   options.data_dir = s.data_dir;
   options.scheduler_threads = s.scheduler_threads;
   options.rebuild_projections = s.rebuild_projections;
+  options.pipeline = s.pipeline;
+  options.shutdown_grace = s.shutdown_grace;
   auto engine = prov::actors::engine::open(options, clk);
   if (!engine) {
     prov::log::error("startup_failed", {{"error", engine.err().message}, {"code", prov::to_string(engine.err().code)}});

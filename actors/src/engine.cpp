@@ -188,7 +188,10 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
     self->projector->on_request_change(options.on_request_change);
   }
   self->projector->start();
+  self->ctx.admission = spawn_admission(*self->sys, self->ctx);
+  self->ctx.watchdog = spawn_watchdog(*self->sys, self->ctx);
   self->supervisor = spawn_request_supervisor(*self->sys, self->ctx);
+  self->ctx.supervisor = self->supervisor;
 
   std::unique_ptr<engine> eng{new engine(std::move(self))};
   auto& i = *eng->_impl;
@@ -382,6 +385,52 @@ std::size_t engine::live_requests() {
   return n;
 }
 
+result<cluster_runtime> engine::cluster_status(const std::string& cluster_id) {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    return make_error(errc::unavailable, "the engine is shutting down");
+  }
+  caf::scoped_actor self{*i.sys};
+  std::optional<result<cluster_runtime>> out;
+  self->request(i.ctx.registry, ask_timeout, lookup_atom::value, cluster_id)
+      .receive(
+          [&](const cluster_choice& choice) {
+            if (!choice.ok) {
+              out = make_error(errc::not_found, choice.message);
+              return;
+            }
+            self->request(choice.handle, ask_timeout, status_atom::value)
+                .receive([&](const cluster_runtime& r) { out = r; },
+                         [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
+          },
+          [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
+  return std::move(*out);
+}
+
+result<admission_status> engine::admission() {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    return make_error(errc::unavailable, "the engine is shutting down");
+  }
+  caf::scoped_actor self{*i.sys};
+  std::optional<result<admission_status>> out;
+  self->request(i.ctx.admission, ask_timeout, status_atom::value)
+      .receive([&](const admission_status& s) { out = s; },
+               [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
+  return std::move(*out);
+}
+
+std::uint64_t engine::stuck_reports() {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    return 0;
+  }
+  caf::scoped_actor self{*i.sys};
+  std::uint64_t n = 0;
+  self->request(i.ctx.watchdog, ask_timeout, status_atom::value).receive([&](std::uint64_t x) { n = x; }, [](caf::error&) {});
+  return n;
+}
+
 void engine::shutdown() {
   auto& i = *_impl;
   std::lock_guard<std::mutex> guard{i.shutdown_mutex};
@@ -392,17 +441,35 @@ void engine::shutdown() {
   i.stopping.store(true);
   {
     caf::scoped_actor self{*i.sys};
-    self->send_exit(i.supervisor, caf::exit_reason::user_shutdown);
-    self->wait_for(i.supervisor);
-    self->send_exit(i.ctx.registry, caf::exit_reason::user_shutdown);
-    self->wait_for(i.ctx.registry);
+    self->send(i.ctx.admission, drain_atom::value);
+    const auto started = std::chrono::steady_clock::now();
+    self->request(i.supervisor, i.options.shutdown_grace, drain_atom::value)
+        .receive(
+            [&](std::size_t drained) {
+              log::info("drained", {{"requests", drained},
+                                    {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count()}});
+            },
+            [&](caf::error&) {
+              log::warn("drain_incomplete", {{"grace_ms", i.options.shutdown_grace.count()},
+                                             {"note", "calls still in flight resume on the next start"}});
+            });
+    for (auto actor : {caf::actor_cast<caf::actor>(i.supervisor), caf::actor_cast<caf::actor>(i.ctx.watchdog),
+                       caf::actor_cast<caf::actor>(i.ctx.admission), caf::actor_cast<caf::actor>(i.ctx.registry)}) {
+      self->send_exit(actor, caf::exit_reason::user_shutdown);
+      self->wait_for(actor);
+    }
   }
   // Appends still in flight are answered while the actor system can take their messages;
   // then nothing feeds the actors any more and the system can go.
   i.journal->drain();
   i.projector->stop();
   i.supervisor = nullptr;
+  i.ctx.supervisor = nullptr;
   i.ctx.registry = nullptr;
+  i.ctx.admission = nullptr;
+  i.ctx.watchdog = nullptr;
   i.sys.reset();  // waits for every remaining actor
   if (auto st = i.store->flush(); !st) {
     log::error("flush_failed", {{"error", st.err().message}});

@@ -3,14 +3,20 @@
 // starts, and applies its own events only after the journal says they are durable.
 //
 // The loop: look at the state, decide the next events, append them, and only once they are
-// durable act on them (call the provider). Provider outcomes are recorded the same way. A
-// crash at any point leaves either the events before a call (the call is repeated with the
-// same idempotency key, and the provider adopts what the first try made) or the events after
-// it (the next decision follows from them).
+// durable act on them (call the provider, arm a timer). Provider outcomes are recorded the
+// same way. A crash at any point leaves either the events before a call (the call is repeated
+// with the same idempotency key, and the provider adopts what the first try made) or the
+// events after it (the next decision follows from them). Timers come from the log too: a
+// retry's due time is an event, so a restart keeps the schedule.
+//
+// At any moment the actor is in one phase: idle (deciding), appending, calling (a provider or
+// the cluster registry), timer (a retry or backoff is due later) or admission (waiting for a
+// tenant slot). Replies and timers carry a generation; one that is not current is stale.
 
 #include <caf/all.hpp>
 
 #include "prov/actors/spawn.hpp"
+#include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/catalog.hpp"
@@ -23,6 +29,10 @@ using events::lifecycle_state;
 using events::request_event;
 using events::step_kind;
 
+enum class phase { idle, appending, calling, timer, admission };
+
+constexpr std::string_view waiting_for_slot = "waiting_for_tenant_slot";
+
 struct request_actor_state {
   static inline const char* name = "request";
   const engine_context* ctx = nullptr;
@@ -30,9 +40,14 @@ struct request_actor_state {
   std::string stream;
   events::request_state req;
   cluster_actor cluster;               ///< handle of req.cluster, once looked up
-  std::vector<request_event> pending;  ///< the append in flight
-  bool busy = false;                   ///< an append or a provider call is in flight
-  std::uint32_t release_failures = 0;  ///< consecutive failed release/sweep calls
+  std::vector<request_event> pending;  ///< the append in flight (kept to retry an I/O error)
+  phase ph = phase::idle;
+  std::uint64_t generation = 0;
+  bool admitted = false;       ///< holds a slot of the admission controller
+  bool waiting_slot = false;   ///< told to wait for a slot
+  bool draining = false;
+  caf::typed_response_promise<bool> drained;
+  std::uint32_t release_failures = 0;
 };
 
 using self_ptr = request_actor::stateful_pointer<request_actor_state>;
@@ -41,9 +56,32 @@ std::string step_key(const std::string& id, step_kind step, std::uint32_t attemp
   return id + "/" + std::string{events::enum_name(step)} + "/" + std::to_string(attempt);
 }
 
-std::string_view state_name(lifecycle_state s) { return events::enum_name(s); }
+// Whether the request may keep a slot of the active steps: not once it left them, and not
+// while it only waits for a retry's due time (a request in backoff uses no capacity, so it
+// must not keep its tenant's other requests waiting).
+bool holds_slot(const events::request_state& r) {
+  if (r.state == lifecycle_state::queued) {
+    return true;
+  }
+  const auto step = events::step_of(r.state);
+  return step && !r.step(*step).next_attempt_at;
+}
 
 void advance(self_ptr self);
+
+std::uint64_t begin(self_ptr self, phase p) {
+  self->state.ph = p;
+  return ++self->state.generation;
+}
+
+bool current(self_ptr self, std::uint64_t generation, phase p) {
+  return self->state.generation == generation && self->state.ph == p;
+}
+
+void arm_timer(self_ptr self, std::chrono::milliseconds delay) {
+  const auto gen = begin(self, phase::timer);
+  self->delayed_send(self, std::max(delay, std::chrono::milliseconds{0}), timer_atom::value, gen);
+}
 
 // Appends `batch` to the request's stream, expecting the version the actor has seen. The
 // events are checked against the fold first: an event the lifecycle forbids never reaches
@@ -64,7 +102,7 @@ void append(self_ptr self, std::vector<request_event> batch) {
     records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
   }
   st.pending = std::move(batch);
-  st.busy = true;
+  begin(self, phase::appending);
   std::vector<events::stream_append> appends;
   appends.push_back(events::stream_append{st.stream, st.req.version, std::move(records)});
   auto handle = caf::actor_cast<request_actor>(self);
@@ -83,11 +121,10 @@ void append(self_ptr self, std::vector<request_event> batch) {
 void log_transition(const request_actor_state& st, lifecycle_state from) {
   nlohmann::json fields{{"request", st.id},
                         {"tenant", st.req.tenant},
-                        {"from", state_name(from)},
-                        {"to", state_name(st.req.state)},
+                        {"from", events::enum_name(from)},
+                        {"to", events::enum_name(st.req.state)},
                         {"version", st.req.version}};
-  if (!st.req.reason.empty() &&
-      (st.req.state == lifecycle_state::failed || st.req.state == lifecycle_state::rolling_back)) {
+  if (!st.req.reason.empty()) {
     fields["reason"] = st.req.reason;
   }
   if (!st.req.cluster.empty()) {
@@ -96,10 +133,31 @@ void log_transition(const request_actor_state& st, lifecycle_state from) {
   log::info("state_changed", fields);
 }
 
+// Tells the watchdog and the admission controller where the request now stands.
+void report(self_ptr self) {
+  auto& st = self->state;
+  self->send(st.ctx->watchdog, progress_atom::value, st.id, st.req.state, st.req.updated_at);
+  if (st.admitted && !holds_slot(st.req)) {
+    st.admitted = false;
+    self->send(st.ctx->admission, leave_atom::value, st.id);
+  }
+}
+
+void finish_drain(self_ptr self) {
+  auto& st = self->state;
+  if (st.drained.pending()) {
+    st.drained.deliver(true);
+  }
+  self->quit();
+}
+
 // The journal made the pending events durable: fold them in, then decide what is next.
 void on_appended(self_ptr self, const append_outcome& out) {
   auto& st = self->state;
-  st.busy = false;
+  if (st.ph != phase::appending) {
+    return;
+  }
+  st.ph = phase::idle;
   if (!out.ok) {
     if (out.err.code == errc::version_conflict) {
       // Someone else extended the stream: what we decided may be stale. Start over from the log.
@@ -109,12 +167,10 @@ void on_appended(self_ptr self, const append_outcome& out) {
       return;
     }
     log::error("append_failed", {{"request", st.id}, {"error", out.err.message}});
-    st.busy = true;  // keep the batch; try again later
-    self->delayed_send(self, st.ctx->pipeline.append_retry, retry_atom::value);
+    arm_timer(self, st.ctx->pipeline.append_retry);  // the batch is kept and appended again
     return;
   }
-  auto seq = out.receipt.versions.empty() ? st.req.version + st.pending.size() : out.receipt.versions.front();
-  seq -= st.pending.size();
+  auto seq = out.receipt.versions.front() - st.pending.size();
   for (const auto& e : st.pending) {
     const auto from = st.req.state;
     if (auto ok = events::apply_to(st.req, e, events::event_meta{++seq, out.receipt.time}); !ok) {
@@ -128,23 +184,20 @@ void on_appended(self_ptr self, const append_outcome& out) {
     }
   }
   st.pending.clear();
+  report(self);
   advance(self);
 }
 
 // Records a provider's step outcome, and what follows from it, as one append.
 void on_step_outcome(self_ptr self, step_kind step, std::uint32_t attempt, const providers::step_outcome& out) {
   auto& st = self->state;
-  st.busy = false;
-  if (st.req.state != events::state_of(step) || st.req.step(step).attempts != attempt) {
-    advance(self);  // stale reply
-    return;
-  }
   std::vector<request_event> batch;
+  const auto& key = st.req.step(step).idempotency_key;
   for (const auto& r : out.resources) {
     const bool known = std::any_of(st.req.resources.begin(), st.req.resources.end(),
                                    [&](const events::resource& x) { return x.kind == r.kind && x.id == r.id; });
     if (!known) {
-      batch.push_back(events::resource_allocated{step, r.kind, r.id, r.name, st.req.step(step).idempotency_key});
+      batch.push_back(events::resource_allocated{step, r.kind, r.id, r.name, key});
     }
   }
   if (out.ok) {
@@ -155,9 +208,20 @@ void on_step_outcome(self_ptr self, step_kind step, std::uint32_t attempt, const
       const auto next = static_cast<step_kind>(static_cast<int>(step) + 1);
       batch.push_back(events::step_started{next, 1, step_key(st.id, next, 1)});
     }
+    append(self, std::move(batch));
+    return;
+  }
+  batch.push_back(events::step_failed{step, attempt, out.error.code, out.error.message, out.error.retryable});
+  const auto& retry = st.ctx->pipeline.retry;
+  if (out.error.retryable && attempt <= retry.max_retries && !st.draining) {
+    const auto delay = retry.delay(attempt, key);
+    const auto due = st.ctx->clk->now() + std::chrono::duration_cast<std::chrono::microseconds>(delay);
+    batch.push_back(events::retry_scheduled{step, attempt + 1, due, delay.count()});
+  } else if (out.error.retryable && st.draining) {
+    // Shutting down: record the failure only; the retry is decided on the next start.
   } else {
-    batch.push_back(events::step_failed{step, attempt, out.error.code, out.error.message, out.error.retryable});
-    const auto reason = std::string{events::enum_name(step)} + " failed: " + out.error.code + ": " + out.error.message;
+    const auto reason = std::string{events::enum_name(step)} + " failed after " + std::to_string(attempt) +
+                        (attempt == 1 ? " attempt: " : " attempts: ") + out.error.code + ": " + out.error.message;
     batch.push_back(events::request_failed{"provider_error", reason});
     batch.push_back(events::rollback_started{"provider_error"});
   }
@@ -172,26 +236,28 @@ void with_cluster(self_ptr self, F then) {
     then(st.cluster);
     return;
   }
-  st.busy = true;
+  const auto gen = begin(self, phase::calling);
   self->request(st.ctx->registry, caf::infinite, lookup_atom::value, st.req.cluster)
       .then(
           [=](const cluster_choice& choice) {
-            self->state.busy = false;
+            if (!current(self, gen, phase::calling)) {
+              return;
+            }
+            self->state.ph = phase::idle;
             if (!choice.ok) {
-              // The cluster vanished from the registry: nothing can be called there. Retry
-              // later rather than guess; an operator sees the log line.
+              // The cluster is not (yet) in the registry: nothing can be called there. Try
+              // again later rather than guess; an operator sees the log line.
               log::error("cluster_unknown", {{"request", self->state.id}, {"cluster", self->state.req.cluster}});
-              self->state.busy = true;
-              self->delayed_send(self, self->state.ctx->pipeline.release_retry_cap, retry_atom::value);
+              arm_timer(self, self->state.ctx->pipeline.release_retry_cap);
               return;
             }
             self->state.cluster = choice.handle;
             then(choice.handle);
           },
           [=](caf::error&) {
-            self->state.busy = false;
-            self->delayed_send(self, self->state.ctx->pipeline.append_retry, retry_atom::value);
-            self->state.busy = true;
+            if (current(self, gen, phase::calling)) {
+              arm_timer(self, self->state.ctx->pipeline.append_retry);
+            }
           });
 }
 
@@ -208,14 +274,23 @@ void run_step(self_ptr self, step_kind step) {
   call.spec = req.spec;
   call.resources = req.resources;
   with_cluster(self, [=](cluster_actor cluster) {
-    self->state.busy = true;
+    const auto gen = begin(self, phase::calling);
     self->request(cluster, caf::infinite, run_step_atom::value, call)
-        .then([=](const providers::step_outcome& out) { on_step_outcome(self, call.step, call.attempt, out); },
-              [=](caf::error& err) {
+        .then(
+            [=](const providers::step_outcome& out) {
+              if (current(self, gen, phase::calling)) {
+                self->state.ph = phase::idle;
+                on_step_outcome(self, call.step, call.attempt, out);
+              }
+            },
+            [=](caf::error& err) {
+              if (current(self, gen, phase::calling)) {
+                self->state.ph = phase::idle;
                 providers::step_outcome out;
                 out.error = providers::provider_error{"cluster_unavailable", caf::to_string(err), true};
                 on_step_outcome(self, call.step, call.attempt, out);
-              });
+              }
+            });
   });
 }
 
@@ -236,14 +311,42 @@ void release_failed(self_ptr self, const providers::provider_error& err) {
                                {"error", err.message},
                                {"attempt", st.release_failures},
                                {"retry_in_ms", wait.count()}});
-  st.busy = true;
-  self->delayed_send(self, wait, retry_atom::value);
+  arm_timer(self, wait);
+}
+
+// Calls the cluster and hands the outcome to `done` if the call is still current.
+template <class Out, class Atom, class Arg, class Done>
+void call_cluster(self_ptr self, Atom atom, Arg arg, Done done) {
+  with_cluster(self, [=](cluster_actor cluster) {
+    const auto gen = begin(self, phase::calling);
+    self->request(cluster, caf::infinite, atom, arg)
+        .then(
+            [=](const Out& out) {
+              if (current(self, gen, phase::calling)) {
+                self->state.ph = phase::idle;
+                done(out);
+              }
+            },
+            [=](caf::error& err) {
+              if (current(self, gen, phase::calling)) {
+                self->state.ph = phase::idle;
+                Out out;
+                out.error = providers::provider_error{"cluster_unavailable", caf::to_string(err), true};
+                done(out);
+              }
+            });
+  });
 }
 
 // Releases the newest unreleased resource; when none is left, sweeps the provider for
 // anything still tagged with the request, then records rolled_back.
 void roll_back(self_ptr self) {
   auto& st = self->state;
+  if (st.req.cluster.empty()) {
+    // Never reached a cluster: nothing exists anywhere.
+    append(self, {events::request_rolled_back{}});
+    return;
+  }
   const events::resource* next = nullptr;
   for (auto it = st.req.resources.rbegin(); it != st.req.resources.rend(); ++it) {
     if (!it->released) {
@@ -251,58 +354,34 @@ void roll_back(self_ptr self) {
       break;
     }
   }
-  if (st.req.cluster.empty()) {
-    // Never reached a cluster: nothing exists anywhere.
-    append(self, {events::request_rolled_back{}});
-    return;
-  }
   if (next != nullptr) {
     providers::release_call call;
     call.request_id = st.id;
     call.resource = *next;
-    call.idempotency_key = st.id + "/release/" + next->kind + "/" + next->id + "/" + std::to_string(st.release_failures + 1);
-    with_cluster(self, [=](cluster_actor cluster) {
-      self->state.busy = true;
-      self->request(cluster, caf::infinite, release_atom::value, call)
-          .then(
-              [=](const providers::release_outcome& out) {
-                self->state.busy = false;
-                if (!out.ok) {
-                  release_failed(self, out.error);
-                  return;
-                }
-                self->state.release_failures = 0;
-                append(self, {events::resource_released{call.resource.kind, call.resource.id}});
-              },
-              [=](caf::error& err) {
-                self->state.busy = false;
-                release_failed(self, providers::provider_error{"cluster_unavailable", caf::to_string(err), true});
-              });
+    call.idempotency_key =
+        st.id + "/release/" + next->kind + "/" + next->id + "/" + std::to_string(st.release_failures + 1);
+    call_cluster<providers::release_outcome>(self, release_atom::value, call, [=](const providers::release_outcome& out) {
+      if (!out.ok) {
+        release_failed(self, out.error);
+        return;
+      }
+      self->state.release_failures = 0;
+      append(self, {events::resource_released{call.resource.kind, call.resource.id}});
     });
     return;
   }
-  with_cluster(self, [=](cluster_actor cluster) {
-    self->state.busy = true;
-    self->request(cluster, caf::infinite, sweep_atom::value, self->state.id)
-        .then(
-            [=](const providers::sweep_outcome& out) {
-              self->state.busy = false;
-              if (!out.ok) {
-                release_failed(self, out.error);
-                return;
-              }
-              self->state.release_failures = 0;
-              std::vector<request_event> batch;
-              for (const auto& r : out.released) {
-                batch.push_back(events::resource_released{r.kind, r.id});
-              }
-              batch.push_back(events::request_rolled_back{});
-              append(self, std::move(batch));
-            },
-            [=](caf::error& err) {
-              self->state.busy = false;
-              release_failed(self, providers::provider_error{"cluster_unavailable", caf::to_string(err), true});
-            });
+  call_cluster<providers::sweep_outcome>(self, sweep_atom::value, st.id, [=](const providers::sweep_outcome& out) {
+    if (!out.ok) {
+      release_failed(self, out.error);
+      return;
+    }
+    self->state.release_failures = 0;
+    std::vector<request_event> batch;
+    for (const auto& r : out.released) {
+      batch.push_back(events::resource_released{r.kind, r.id});
+    }
+    batch.push_back(events::request_rolled_back{});
+    append(self, std::move(batch));
   });
 }
 
@@ -315,12 +394,15 @@ void select_cluster(self_ptr self) {
   q.region = st.req.region;
   q.requested_cluster = st.req.requested_cluster;
   q.spec = st.req.spec;
-  st.busy = true;
+  const auto gen = begin(self, phase::calling);
   self->request(st.ctx->registry, caf::infinite, select_atom::value, q)
       .then(
           [=](const cluster_choice& choice) {
+            if (!current(self, gen, phase::calling)) {
+              return;
+            }
             auto& st = self->state;
-            st.busy = false;
+            st.ph = phase::idle;
             if (!choice.ok) {
               append(self, {events::request_failed{choice.code, choice.message},
                             events::rollback_started{choice.code}});
@@ -331,58 +413,138 @@ void select_cluster(self_ptr self) {
                           events::step_started{step_kind::allocate, 1, step_key(st.id, step_kind::allocate, 1)}});
           },
           [=](caf::error&) {
-            self->state.busy = false;
-            self->state.busy = true;
-            self->delayed_send(self, self->state.ctx->pipeline.append_retry, retry_atom::value);
+            if (current(self, gen, phase::calling)) {
+              arm_timer(self, self->state.ctx->pipeline.append_retry);
+            }
           });
+}
+
+// Asks for a slot in the active steps. Resumed requests that are already past admission
+// take theirs back unconditionally.
+void ask_admission(self_ptr self, bool already_active) {
+  auto& st = self->state;
+  auto handle = caf::actor_cast<request_actor>(self);
+  if (already_active) {
+    st.admitted = true;
+    self->request(st.ctx->admission, caf::infinite, admit_atom::value, st.req.tenant, st.id, true, handle)
+        .then([](bool) {});
+    return;
+  }
+  const auto gen = begin(self, phase::admission);
+  self->request(st.ctx->admission, caf::infinite, admit_atom::value, st.req.tenant, st.id, false, handle)
+      .then([=](bool go) {
+        auto& st = self->state;
+        if (st.admitted) {
+          return;  // an admitted_atom overtook this reply
+        }
+        if (go) {
+          st.admitted = true;
+        } else {
+          st.waiting_slot = true;
+        }
+        if (!current(self, gen, phase::admission)) {
+          return;
+        }
+        if (go || st.req.state == lifecycle_state::queued) {
+          st.ph = phase::idle;
+          advance(self);
+        }
+        // A retry that waits for a slot stays in the admission phase until admitted_atom.
+      });
+}
+
+void advance_queued(self_ptr self) {
+  auto& st = self->state;
+  if (!st.admitted) {
+    if (!st.waiting_slot) {
+      ask_admission(self, false);
+    } else if (st.req.reason != waiting_for_slot) {
+      append(self, {events::request_waiting{std::string{waiting_for_slot}}});
+    } else {
+      begin(self, phase::admission);  // until admitted_atom
+    }
+    return;
+  }
+  if (st.req.cluster.empty()) {
+    select_cluster(self);
+  } else {
+    append(self, {events::step_started{step_kind::allocate, 1, step_key(st.id, step_kind::allocate, 1)}});
+  }
+}
+
+void advance_step(self_ptr self) {
+  auto& st = self->state;
+  const auto step = *events::step_of(st.req.state);
+  const auto& rec = st.req.step(step);
+  if (!st.admitted && !rec.next_attempt_at) {
+    // Resumed mid-pipeline (after a restart): it was admitted before, and takes its slot back.
+    ask_admission(self, true);
+  }
+  switch (rec.status) {
+    case events::step_status::running:
+      // Started (possibly before a crash) and not finished: (re)issue the call with the
+      // recorded key; the provider adopts whatever a previous try created.
+      run_step(self, step);
+      return;
+    case events::step_status::succeeded:
+      if (step == step_kind::verify) {
+        append(self, {events::request_completed{}});
+      } else {
+        const auto next = static_cast<step_kind>(static_cast<int>(step) + 1);
+        append(self, {events::step_started{next, 1, step_key(st.id, next, 1)}});
+      }
+      return;
+    case events::step_status::failed: {
+      if (!rec.next_attempt_at) {
+        // Failed for good (or the failure was recorded while shutting down): decide now.
+        const auto& retry = st.ctx->pipeline.retry;
+        if (rec.attempts <= retry.max_retries && !st.draining) {
+          const auto delay = retry.delay(rec.attempts, rec.idempotency_key);
+          const auto due = st.ctx->clk->now() + std::chrono::duration_cast<std::chrono::microseconds>(delay);
+          append(self, {events::retry_scheduled{step, rec.attempts + 1, due, delay.count()}});
+        } else {
+          append(self, {events::request_failed{"provider_error", rec.error}, events::rollback_started{"provider_error"}});
+        }
+        return;
+      }
+      const auto wait = *rec.next_attempt_at - st.ctx->clk->now();
+      if (wait.count() > 0) {
+        arm_timer(self, std::chrono::ceil<std::chrono::milliseconds>(wait));
+      } else if (!st.admitted) {
+        ask_admission(self, false);  // due: queue for a slot again, behind nobody's back
+      } else {
+        append(self, {events::step_started{step, rec.attempts + 1, step_key(st.id, step, rec.attempts + 1)}});
+      }
+      return;
+    }
+    case events::step_status::pending:
+    case events::step_status::awaiting_input:
+      return;
+  }
 }
 
 // Decides the next action from the folded state. Called whenever the actor is idle.
 void advance(self_ptr self) {
   auto& st = self->state;
-  if (st.busy) {
+  if (st.ph != phase::idle) {
     return;
   }
-  const auto& req = st.req;
-  switch (req.state) {
+  if (st.draining) {
+    finish_drain(self);
+    return;
+  }
+  switch (st.req.state) {
     case lifecycle_state::queued:
-      if (req.cluster.empty()) {
-        select_cluster(self);
-      } else {
-        append(self, {events::step_started{step_kind::allocate, 1, step_key(st.id, step_kind::allocate, 1)}});
-      }
+      advance_queued(self);
       return;
     case lifecycle_state::allocating:
     case lifecycle_state::configuring:
     case lifecycle_state::activating:
-    case lifecycle_state::verifying: {
-      const auto step = *events::step_of(req.state);
-      const auto& rec = req.step(step);
-      switch (rec.status) {
-        case events::step_status::running:
-          // Started (possibly before a crash) and not finished: (re)issue the call with the
-          // recorded key; the provider adopts whatever a previous try created.
-          run_step(self, step);
-          return;
-        case events::step_status::succeeded:
-          if (step == step_kind::verify) {
-            append(self, {events::request_completed{}});
-          } else {
-            const auto next = static_cast<step_kind>(static_cast<int>(step) + 1);
-            append(self, {events::step_started{next, 1, step_key(st.id, next, 1)}});
-          }
-          return;
-        case events::step_status::failed:
-          append(self, {events::request_failed{"provider_error", rec.error}, events::rollback_started{"provider_error"}});
-          return;
-        case events::step_status::pending:
-        case events::step_status::awaiting_input:
-          return;
-      }
+    case lifecycle_state::verifying:
+      advance_step(self);
       return;
-    }
     case lifecycle_state::failed:
-      append(self, {events::rollback_started{req.reason}});
+      append(self, {events::rollback_started{st.req.reason}});
       return;
     case lifecycle_state::rolling_back:
       roll_back(self);
@@ -399,7 +561,7 @@ void advance(self_ptr self) {
 
 void resume(self_ptr self) {
   auto& st = self->state;
-  if (st.busy) {
+  if (st.ph != phase::idle) {
     return;
   }
   auto stored = st.ctx->journal->read_stream(st.stream);
@@ -423,7 +585,33 @@ void resume(self_ptr self) {
     st.cluster = cluster_actor{};
   }
   st.req = std::move(*folded);
+  report(self);
   advance(self);
+}
+
+// The watchdog saw no progress for too long.
+void on_stuck(self_ptr self) {
+  auto& st = self->state;
+  if (st.ph == phase::appending) {
+    return;  // progress is being recorded right now
+  }
+  const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(st.ctx->pipeline.watchdog.stuck_after);
+  const auto idle_for = st.ctx->clk->now() - st.req.updated_at;
+  if (idle_for <= limit) {
+    return;  // progress happened after the report
+  }
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(idle_for).count();
+  if (events::step_of(st.req.state)) {
+    begin(self, phase::idle);  // abandon the call: its late reply is stale
+    const auto message =
+        "no progress for " + std::to_string(minutes) + " min in " + std::string{events::enum_name(st.req.state)};
+    append(self, {events::request_failed{"stuck", message}, events::rollback_started{"stuck"}});
+  } else if (st.req.state == lifecycle_state::rolling_back) {
+    log::warn("rollback_stuck_retry", {{"request", st.id}, {"no_progress_min", minutes}});
+    begin(self, phase::idle);
+    st.release_failures = 0;
+    advance(self);
+  }
 }
 
 request_actor::behavior_type request_actor_impl(self_ptr self, const engine_context* ctx, std::string id) {
@@ -433,9 +621,12 @@ request_actor::behavior_type request_actor_impl(self_ptr self, const engine_cont
   return {
       [=](resume_atom) { resume(self); },
       [=](appended_atom, const append_outcome& out) { on_appended(self, out); },
-      [=](retry_atom) {
+      [=](timer_atom, std::uint64_t gen) {
         auto& st = self->state;
-        st.busy = false;
+        if (!current(self, gen, phase::timer)) {
+          return;
+        }
+        st.ph = phase::idle;
         if (!st.pending.empty()) {
           auto batch = std::move(st.pending);
           st.pending.clear();
@@ -444,10 +635,44 @@ request_actor::behavior_type request_actor_impl(self_ptr self, const engine_cont
         }
         advance(self);
       },
+      [=](admitted_atom) {
+        auto& st = self->state;
+        st.admitted = true;
+        st.waiting_slot = false;
+        if (st.ph == phase::admission) {
+          st.ph = phase::idle;
+          advance(self);
+        }
+      },
+      [=](stuck_atom) { on_stuck(self); },
+      [=](drain_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        st.draining = true;
+        if (st.ph == phase::appending || st.ph == phase::calling) {
+          st.drained = self->make_response_promise<bool>();
+          return st.drained;
+        }
+        self->quit();
+        return true;
+      },
   };
 }
 
 }  // namespace
+
+std::chrono::milliseconds retry_policy::delay(std::uint32_t n, const std::string& key) const {
+  auto d = base;
+  for (std::uint32_t i = 1; i < n && d < cap; ++i) {
+    d *= 2;
+  }
+  d = std::min(d, cap);
+  if (jitter) {
+    // A factor in [0.5, 1], fixed for the key: a restart that decides again decides the same.
+    const double u = static_cast<double>(stable_hash64(key + "#jitter") >> 11) * 0x1.0p-53;
+    d = std::chrono::milliseconds{static_cast<std::int64_t>(static_cast<double>(d.count()) * (0.5 + 0.5 * u))};
+  }
+  return d;
+}
 
 request_actor spawn_request_actor(caf::actor_system& sys, const engine_context& ctx, std::string request_id) {
   return sys.spawn(request_actor_impl, &ctx, std::move(request_id));

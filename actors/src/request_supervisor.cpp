@@ -1,5 +1,7 @@
 // Keeps at most one actor per live request. Spawns on demand (a submit, a resume at start-up,
-// later a command), monitors each, and forgets it when it stops (passivation).
+// a stuck report, later a command), monitors each, and forgets it when it stops
+// (passivation). Draining (graceful shutdown) asks every actor to finish what it has in
+// flight, and spawns nothing new.
 
 #include <unordered_map>
 
@@ -16,9 +18,24 @@ struct request_supervisor_state {
   static inline const char* name = "request_supervisor";
   std::unordered_map<std::string, request_actor> live;
   std::unordered_map<caf::actor_addr, std::string> ids;
+  bool draining = false;
 };
 
 using self_ptr = request_supervisor_actor::stateful_pointer<request_supervisor_state>;
+
+request_actor ensure(self_ptr self, const engine_context* ctx, const std::string& id, bool& spawned) {
+  auto& st = self->state;
+  spawned = false;
+  if (auto it = st.live.find(id); it != st.live.end()) {
+    return it->second;
+  }
+  auto actor = spawn_request_actor(self->system(), *ctx, id);
+  self->monitor(actor);
+  st.ids.emplace(actor.address(), id);
+  st.live.emplace(id, actor);
+  spawned = true;
+  return actor;
+}
 
 request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, const engine_context* ctx) {
   self->set_down_handler([=](const caf::down_msg& down) {
@@ -44,19 +61,45 @@ request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, c
   });
   return {
       [=](start_atom, const std::string& id) {
-        auto& st = self->state;
-        auto it = st.live.find(id);
-        if (it != st.live.end()) {
-          self->send(it->second, resume_atom::value);
+        if (self->state.draining) {
           return;
         }
-        auto actor = spawn_request_actor(self->system(), *ctx, id);
-        self->monitor(actor);
-        st.ids.emplace(actor.address(), id);
-        st.live.emplace(id, actor);
+        bool spawned = false;
+        auto actor = ensure(self, ctx, id, spawned);
         self->send(actor, resume_atom::value);
       },
+      [=](stuck_atom, const std::string& id) {
+        if (self->state.draining) {
+          return;
+        }
+        bool spawned = false;
+        auto actor = ensure(self, ctx, id, spawned);
+        if (spawned) {
+          self->send(actor, resume_atom::value);
+        }
+        self->send(actor, stuck_atom::value);
+      },
       [=](count_atom) { return self->state.live.size(); },
+      [=](drain_atom) -> caf::result<std::size_t> {
+        auto& st = self->state;
+        st.draining = true;
+        if (st.live.empty()) {
+          return std::size_t{0};
+        }
+        auto promise = self->make_response_promise<std::size_t>();
+        auto left = std::make_shared<std::size_t>(st.live.size());
+        const auto total = st.live.size();
+        auto one_done = [promise, left, total]() mutable {
+          if (--*left == 0) {
+            promise.deliver(total);
+          }
+        };
+        for (const auto& [id, actor] : st.live) {
+          self->request(actor, caf::infinite, drain_atom::value).then([one_done](bool) mutable { one_done(); },
+                                                                      [one_done](caf::error&) mutable { one_done(); });
+        }
+        return promise;
+      },
   };
 }
 

@@ -64,6 +64,9 @@ struct request_folder {
       if (step.status != step_status::failed) {
         return refuse("step " + name(e.step) + " can only be retried after it failed");
       }
+      if (!step.next_attempt_at) {
+        return refuse("step " + name(e.step) + " is retried only after a retry was scheduled");
+      }
     } else {
       if (!transition_allowed(s.state, target)) {
         return bad_transition(s.state, target);
@@ -86,6 +89,30 @@ struct request_folder {
     step.finished_at.reset();
     step.error.clear();
     step.idempotency_key = e.idempotency_key;
+    step.next_attempt_at.reset();
+    s.reason.clear();  // no longer waiting for anything
+    s.reason_message.clear();
+    return {};
+  }
+
+  status operator()(const retry_scheduled& e) {
+    auto& step = s.step(e.step);
+    if (s.state != state_of(e.step) || step.status != step_status::failed) {
+      return refuse("a retry of " + name(e.step) + " is scheduled only after it failed (state " + name(s.state) + ")");
+    }
+    if (e.attempt != step.attempts + 1) {
+      return refuse("retry attempt " + std::to_string(e.attempt) + " does not follow " + std::to_string(step.attempts));
+    }
+    step.next_attempt_at = e.due;
+    return {};
+  }
+
+  status operator()(const request_waiting& e) {
+    if (s.state != lifecycle_state::queued) {
+      return refuse("only a queued request waits, not " + name(s.state));
+    }
+    s.reason = e.reason;
+    s.reason_message.clear();
     return {};
   }
 

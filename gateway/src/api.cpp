@@ -297,6 +297,15 @@ struct api::impl {
 
   // -- clusters -----------------------------------------------------------------------------
 
+  // The registry view of a cluster plus its runtime (breaker, bulkhead) when it runs.
+  json cluster_json(const events::cluster_state& c) {
+    auto out = detail::render_cluster(c);
+    if (auto runtime = engine.cluster_status(c.id)) {
+      out["runtime"] = detail::render_runtime(*runtime);
+    }
+    return out;
+  }
+
   http_response list_clusters() {
     auto all = engine.views().clusters();
     if (!all) {
@@ -304,7 +313,7 @@ struct api::impl {
     }
     json items = json::array();
     for (const auto& c : *all) {
-      items.push_back(detail::render_cluster(c));
+      items.push_back(cluster_json(c));
     }
     return json_response(200, json{{"items", std::move(items)}});
   }
@@ -406,6 +415,40 @@ struct api::impl {
     out += "# HELP provisiond_live_request_actors Requests whose actors are running.\n";
     out += "# TYPE provisiond_live_request_actors gauge\n";
     out += "provisiond_live_request_actors " + std::to_string(engine.live_requests()) + "\n";
+    if (auto adm = engine.admission()) {
+      out += "# HELP provisiond_admission_active Requests holding a slot in the active steps.\n";
+      out += "# TYPE provisiond_admission_active gauge\n";
+      out += "provisiond_admission_active " + std::to_string(adm->active) + "\n";
+      out += "# HELP provisiond_admission_waiting Requests queued for a tenant or global slot.\n";
+      out += "# TYPE provisiond_admission_waiting gauge\n";
+      out += "provisiond_admission_waiting " + std::to_string(adm->waiting) + "\n";
+    }
+    out += "# HELP provisiond_stuck_reports_total Requests reported stuck by the watchdog.\n";
+    out += "# TYPE provisiond_stuck_reports_total counter\n";
+    out += "provisiond_stuck_reports_total " + std::to_string(engine.stuck_reports()) + "\n";
+    if (auto clusters = engine.views().clusters()) {
+      std::string breaker = "# HELP provisiond_cluster_breaker_state Circuit breaker: 0 closed, 1 half-open, 2 open.\n"
+                            "# TYPE provisiond_cluster_breaker_state gauge\n";
+      std::string in_flight = "# HELP provisiond_cluster_calls_in_flight Provider calls running per cluster.\n"
+                              "# TYPE provisiond_cluster_calls_in_flight gauge\n";
+      std::string calls = "# HELP provisiond_cluster_calls_total Provider calls started per cluster.\n"
+                          "# TYPE provisiond_cluster_calls_total counter\n";
+      std::string rejected = "# HELP provisiond_cluster_calls_rejected_total Calls failed fast (breaker or bulkhead).\n"
+                             "# TYPE provisiond_cluster_calls_rejected_total counter\n";
+      for (const auto& c : *clusters) {
+        auto r = engine.cluster_status(c.id);
+        if (!r) {
+          continue;
+        }
+        const auto label = "{cluster=\"" + c.id + "\"} ";
+        breaker += "provisiond_cluster_breaker_state" + label +
+                   (r->breaker == "closed" ? "0" : r->breaker == "half_open" ? "1" : "2") + "\n";
+        in_flight += "provisiond_cluster_calls_in_flight" + label + std::to_string(r->in_flight) + "\n";
+        calls += "provisiond_cluster_calls_total" + label + std::to_string(r->calls) + "\n";
+        rejected += "provisiond_cluster_calls_rejected_total" + label + std::to_string(r->rejected) + "\n";
+      }
+      out += breaker + in_flight + calls + rejected;
+    }
     http_response r;
     r.body = std::move(out);
     r.content_type = "text/plain; version=0.0.4";
@@ -498,7 +541,7 @@ struct api::impl {
       if (n == 3) {
         if (m == "GET") {
           auto c = find_cluster(id);
-          return respond(c ? json_response(200, detail::render_cluster(*c)) : error_of(c.err()));
+          return respond(c ? json_response(200, cluster_json(*c)) : error_of(c.err()));
         }
         if (m == "PATCH") {
           return patch_cluster(req, id, respond);

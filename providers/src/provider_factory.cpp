@@ -29,6 +29,7 @@ class unsupported_provider final : public provider {
   }
   result<std::vector<inventory_item>> inventory() override { return std::vector<inventory_item>{}; }
   connectivity_report test_connectivity() override { return connectivity_report{false, {}, _error.message}; }
+  bool blocking() const noexcept override { return false; }
 
  private:
   provider_error _error;

@@ -143,6 +143,10 @@ step_outcome simulation_provider::run_step(const step_call& call) {
   step_outcome out;
   out.delay = delay_for(call.idempotency_key);
   const auto s = settings();
+  if (s.hang_rate > 0 && decide_failure(call.idempotency_key + "#hang", s.hang_rate)) {
+    out.delay = never_answers;  // the API accepted the call and was never heard of again
+    return out;
+  }
   const auto planned = plan(call.type, call.step);
   const bool fail = decide_failure(call.idempotency_key, s.failure_rate(call.step));
   // A failing vps allocation gets as far as its volume: a partial allocation.

@@ -7,6 +7,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include <memory>
+#include <mutex>
 
 #include "prov/actors/spawn.hpp"
 #include "prov/events/apply.hpp"
@@ -15,6 +16,47 @@
 
 namespace prov::testing {
 
+/// Wall-clock time that follows the CAF test coordinator's virtual clock of whichever node is
+/// running, continuous across node restarts (and able to jump while no node runs, as time
+/// passes while a process is down). Journal timestamps and actor decisions both read it.
+class virtual_clock final : public clock {
+ public:
+  timestamp now() const override {
+    std::lock_guard<std::mutex> guard{_mutex};
+    return now_locked();
+  }
+
+  void attach(caf::scheduler::test_coordinator* sched) {
+    std::lock_guard<std::mutex> guard{_mutex};
+    const auto t = now_locked();
+    _sched = sched;
+    _offset = t - caf_now();
+  }
+
+  void detach() {
+    std::lock_guard<std::mutex> guard{_mutex};
+    _frozen = now_locked();
+    _sched = nullptr;
+  }
+
+  /// Time passing while no node runs.
+  void pass(std::chrono::microseconds d) {
+    std::lock_guard<std::mutex> guard{_mutex};
+    _frozen += d;
+  }
+
+ private:
+  std::chrono::microseconds caf_now() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(_sched->clock().now().time_since_epoch());
+  }
+  timestamp now_locked() const { return _sched == nullptr ? _frozen : _offset + caf_now(); }
+
+  mutable std::mutex _mutex;
+  caf::scheduler::test_coordinator* _sched = nullptr;
+  timestamp _offset{};
+  timestamp _frozen{std::chrono::seconds{1'800'000'000}};
+};
+
 struct node {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -22,44 +64,101 @@ struct node {
   actors::engine_context ctx;
   actors::request_supervisor_actor supervisor;
 
-  node(events::journal& journal, const clock& clk, providers::inventory_store& inventory,
-       const std::vector<events::cluster_state>& clusters) {
+  virtual_clock& vclock;
+
+  node(events::journal& journal, virtual_clock& clk, providers::inventory_store& inventory,
+       const std::vector<events::cluster_state>& clusters, actors::pipeline_options pipeline = {})
+      : vclock(clk) {
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    clk.attach(sched);
     ctx.journal = &journal;
     ctx.clk = &clk;
     ctx.providers.simulation_inventory = &inventory;
     ctx.providers.clk = &clk;
+    ctx.pipeline = pipeline;
     ctx.registry = actors::spawn_cluster_registry(*sys, ctx);
     for (const auto& c : clusters) {
       caf::anon_send(ctx.registry, actors::update_atom::value, c);
     }
+    ctx.admission = actors::spawn_admission(*sys, ctx);
+    ctx.watchdog = actors::spawn_watchdog(*sys, ctx);
     supervisor = actors::spawn_request_supervisor(*sys, ctx);
-    run();
+    ctx.supervisor = supervisor;
+    run_jobs();
   }
 
   ~node() {
     // A crash: whatever is in flight is dropped, nothing is flushed or finished.
     sys->await_actors_before_shutdown(false);
-    caf::anon_send_exit(supervisor, caf::exit_reason::kill);
+    caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);  // also stops its request actors
     caf::anon_send_exit(ctx.registry, caf::exit_reason::kill);
+    caf::anon_send_exit(ctx.admission, caf::exit_reason::kill);
+    caf::anon_send_exit(ctx.watchdog, caf::exit_reason::kill);
+    sched->run();
+    vclock.detach();
+  }
+
+
+  /// Runs the messages that are ready, without moving time.
+  std::size_t run_jobs() { return sched->run(); }
+
+  /// Runs messages and timers in time order until `done()` holds (true), or until nothing is
+  /// left to run or the next timer lies beyond `horizon` of virtual time from now (false).
+  /// Periodic timers (the watchdog) and stale ones (call timeouts) never let a system become
+  /// "idle", so tests say what they wait for.
+  template <class Pred>
+  bool run_until(Pred done, caf::timespan horizon = std::chrono::hours{24}) {
+    auto& clk = sched->clock();
+    const auto limit = clk.now() + horizon;
+    for (std::size_t steps = 0; steps < 10'000'000; ++steps) {
+      sched->run();
+      if (done()) {
+        return true;
+      }
+      const auto& pending = clk.schedule();
+      if (pending.empty() || pending.begin()->first > limit) {
+        return false;
+      }
+      sched->trigger_timeout();
+    }
+    throw std::runtime_error("actor system did not settle");
+  }
+
+  /// Runs messages and every timer due within the next `d` of virtual time, in order, and
+  /// leaves the clock exactly `d` later.
+  void run_for(caf::timespan d) {
+    auto& clk = sched->clock();
+    const auto target = clk.now() + d;
+    run_until([&] {
+      const auto& pending = clk.schedule();
+      return pending.empty() || pending.begin()->first > target;
+    }, d);
+    clk.current_time = std::max(clk.current_time, target);
     sched->run();
   }
 
-  /// Runs messages and timers until nothing is left (bounded: a runaway loop fails).
-  std::size_t run(std::size_t max_steps = 1'000'000) {
-    std::size_t steps = 0;
-    for (;;) {
-      steps += sched->run();
-      if (!sched->trigger_timeout()) {
-        return steps;
-      }
-      if (++steps > max_steps) {
-        throw std::runtime_error("actor system did not become idle");
-      }
-    }
+  /// The runtime state (breaker, bulkhead) of a cluster's actor.
+  actors::cluster_runtime cluster_status(const std::string& id) {
+    auto out = std::make_shared<actors::cluster_runtime>();
+    auto registry = ctx.registry;
+    sys->spawn([out, registry, id](caf::event_based_actor* self) {
+      self->request(registry, caf::infinite, actors::lookup_atom::value, id).then([=](const actors::cluster_choice& c) {
+        self->request(c.handle, caf::infinite, actors::status_atom::value).then([=](const actors::cluster_runtime& r) {
+          *out = r;
+        });
+      });
+    });
+    run_jobs();
+    return *out;
+  }
+
+  /// Changes a cluster at runtime (as a PATCH would).
+  void update_cluster(events::cluster_state c) {
+    caf::anon_send(ctx.registry, actors::update_atom::value, std::move(c));
+    run_jobs();
   }
 
   caf::timespan virtual_now() const { return sched->clock().now().time_since_epoch(); }
@@ -73,7 +172,7 @@ struct node {
     sys->spawn([n, target](caf::event_based_actor* self) {
       self->request(target, caf::infinite, actors::count_atom::value).then([n](std::size_t x) { *n = x; });
     });
-    run();
+    run_jobs();
     return *n;
   }
 };
@@ -128,6 +227,18 @@ inline events::request_state fold(const events::journal& journal, const std::str
     throw std::runtime_error(s.err().message);
   }
   return *s;
+}
+
+/// True once every listed request is at rest (completed, suspended, rolled back).
+inline bool at_rest(const events::journal& journal, const std::vector<std::string>& ids) {
+  for (const auto& id : ids) {
+    auto stored = journal.read_stream(events::request_stream(id));
+    auto s = events::fold_request(*stored);
+    if (!s || !events::is_at_rest(s->state)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /// Type names of a request's events, in order.

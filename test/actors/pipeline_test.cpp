@@ -11,7 +11,7 @@ using prov::testing::node;
 namespace {
 
 struct world {
-  manual_clock clk;
+  prov::testing::virtual_clock clk;
   memory_journal journal{clk};
   std::unique_ptr<providers::inventory_store> cloud = providers::make_memory_inventory_store();
 
@@ -39,7 +39,7 @@ TEST_CASE("each service type runs the four steps to completed", "[actors][pipeli
   node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}};
   prov::testing::submit(w.journal, prov::testing::vps_request("r1", type));
   n.start("r1");
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
 
   const auto s = prov::testing::fold(w.journal, "r1");
   INFO(enum_name(type));
@@ -65,7 +65,7 @@ TEST_CASE("the vps happy path records events in pipeline order", "[actors][pipel
   node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}};
   prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
   n.start("r1");
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
   const std::vector<std::string> expected{
       "request.submitted",          "request.cluster_assigned",   "request.step_started",
       "request.resource_allocated", "request.resource_allocated", "request.resource_allocated",
@@ -83,10 +83,12 @@ TEST_CASE("a failure at each step rolls back every resource in reverse order", "
   sim.fail_activate = failing == step_kind::activate ? 1.0 : 0.0;
   sim.fail_verify = failing == step_kind::verify ? 1.0 : 0.0;
   world w;
-  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}};
+  actors::pipeline_options no_retries;
+  no_retries.retry.max_retries = 0;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, no_retries};
   prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
   n.start("r1");
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
 
   INFO("failing step " << enum_name(failing));
   const auto s = prov::testing::fold(w.journal, "r1");
@@ -115,13 +117,18 @@ TEST_CASE("simulated delays run in virtual time", "[actors][pipeline][time]") {
   sim.delay_min_ms = 200;
   sim.delay_max_ms = 900;
   world w;
-  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}};
+  actors::pipeline_options wide;
+  wide.calls.max_concurrent = 100;  // no bulkhead queueing and no tenant limit:
+  wide.admission.tenant_max_active = 100;  // measure concurrency itself
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, wide};
+  std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
-    prov::testing::submit(w.journal, prov::testing::vps_request("r" + std::to_string(i)));
-    n.start("r" + std::to_string(i));
+    ids.push_back("r" + std::to_string(i));
+    prov::testing::submit(w.journal, prov::testing::vps_request(ids.back()));
+    n.start(ids.back());
   }
   const auto before = n.virtual_now();
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, ids); }));
   for (int i = 0; i < 20; ++i) {
     CHECK(prov::testing::fold(w.journal, "r" + std::to_string(i)).state == lifecycle_state::completed);
   }
@@ -139,7 +146,7 @@ TEST_CASE("no matching cluster: failed with the reason, then rolled back", "[act
   req.region = "eu-west-1";
   prov::testing::submit(w.journal, req);
   n.start("r1");
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
   const auto s = prov::testing::fold(w.journal, "r1");
   CHECK(s.state == lifecycle_state::rolled_back);
   CHECK(s.reason == "no_cluster_available");
@@ -157,7 +164,7 @@ TEST_CASE("a disabled cluster is skipped; the default is preferred", "[actors][p
   node n{w.journal, w.clk, *w.cloud, {off, plain, preferred}};
   prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
   n.start("r1");
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
   CHECK(prov::testing::fold(w.journal, "r1").cluster == "c-default");
 }
 
@@ -168,11 +175,13 @@ TEST_CASE("failing releases are retried with backoff until the rollback finishes
   sim.seed = 11;
   world w;
   node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}};
+  std::vector<std::string> ids;
   for (int i = 0; i < 10; ++i) {
-    prov::testing::submit(w.journal, prov::testing::vps_request("r" + std::to_string(i)));
-    n.start("r" + std::to_string(i));
+    ids.push_back("r" + std::to_string(i));
+    prov::testing::submit(w.journal, prov::testing::vps_request(ids.back()));
+    n.start(ids.back());
   }
-  n.run();
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, ids); }));
   for (int i = 0; i < 10; ++i) {
     CHECK(prov::testing::fold(w.journal, "r" + std::to_string(i)).state == lifecycle_state::rolled_back);
   }

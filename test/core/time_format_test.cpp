@@ -25,3 +25,21 @@ TEST_CASE("rfc3339 refuses malformed text", "[core][time]") {
     CHECK_FALSE(parse_rfc3339(bad).has_value());
   }
 }
+
+#include "prov/core/duration.hpp"
+
+TEST_CASE("durations parse as operators write them", "[core][duration]") {
+  using std::chrono::milliseconds;
+  CHECK(parse_duration("250ms") == milliseconds{250});
+  CHECK(parse_duration("5s") == milliseconds{5000});
+  CHECK(parse_duration("5") == milliseconds{5000});
+  CHECK(parse_duration("30m") == milliseconds{1'800'000});
+  CHECK(parse_duration("1h") == milliseconds{3'600'000});
+  CHECK(parse_duration("0") == milliseconds{0});
+  for (const char* bad : {"", "-5s", "5x", "s", "1.5s", "99999999999999s"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_duration(bad).has_value());
+  }
+  CHECK(format_duration(milliseconds{300'000}) == "5m");
+  CHECK(format_duration(milliseconds{1500}) == "1500ms");
+}

@@ -42,9 +42,13 @@ void check_history(http_client& c, const std::string& admin, const json& view) {
 TEST_CASE("kill -9 mid-run, restart: all terminal, no duplicates, no orphans, projections = replay",
           "[e2e][crash]") {
   server s{fresh_dir("kill9")};
-  s.start();
+  const std::vector<std::string> flags{"--retry-base", "200ms", "--retry-cap", "1s"};
+  s.start(flags);
   auto c = s.client();
-  const auto token = make_tenant(c, s.admin(), "acme");
+  std::vector<std::string> tokens;
+  for (int t = 0; t < 10; ++t) {
+    tokens.push_back(make_tenant(c, s.admin(), "tenant-" + std::to_string(t)));
+  }
   auto reg = c.post("/v1/clusters",
                     json{{"id", "slow"},
                          {"type", "simulation"},
@@ -64,7 +68,7 @@ TEST_CASE("kill -9 mid-run, restart: all terminal, no duplicates, no orphans, pr
               {"provider", "simulation"},
               {"cluster", "slow"},
               {"spec", {{"cpu", 1}, {"memoryGb", 2}, {"storageGb", 20}}}};
-    auto r = c.post("/v1/requests", body, token);
+    auto r = c.post("/v1/requests", body, tokens[static_cast<std::size_t>(i) % tokens.size()]);
     REQUIRE(r.status == 202);
     ids.push_back(r.json()["id"].get<std::string>());
   }
@@ -74,7 +78,7 @@ TEST_CASE("kill -9 mid-run, restart: all terminal, no duplicates, no orphans, pr
   }));
   s.kill9();
 
-  s.start();
+  s.start(flags);
   auto c2 = s.client();
   REQUIRE(eventually(
       [&] {

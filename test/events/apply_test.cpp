@@ -80,7 +80,14 @@ TEST_CASE("a failed step folds through failed and rolling_back to rolled_back", 
   h.add(step_succeeded{step_kind::allocate, 1, {}});
   h.add(step_started{step_kind::configure, 1, "k2"});
   h.add(step_failed{step_kind::configure, 1, "provider_error", "no floating ip left", true});
+  // A retry needs its schedule in the log first.
+  auto unscheduled = apply(h.s, step_started{step_kind::configure, 2, "k3"}, event_meta{h.s.version + 1, h.t});
+  REQUIRE_FALSE(unscheduled.ok());
+  const auto due = h.t + std::chrono::seconds{5};
+  h.add(retry_scheduled{step_kind::configure, 2, due, 5000});
+  CHECK(h.s.step(step_kind::configure).next_attempt_at == due);
   h.add(step_started{step_kind::configure, 2, "k3"});
+  CHECK_FALSE(h.s.step(step_kind::configure).next_attempt_at.has_value());
   h.add(step_failed{step_kind::configure, 2, "provider_error", "still none", true});
   h.add(request_failed{"provider_error", "configure failed after 2 attempts"});
   CHECK(h.s.state == lifecycle_state::failed);
@@ -127,6 +134,24 @@ TEST_CASE("apply refuses out-of-order sequences, double releases and stale attem
   REQUIRE_FALSE(orphan.ok());
   CHECK(orphan.err().code == errc::not_found);
   CHECK(before.version == 1);
+}
+
+TEST_CASE("waiting keeps a request queued with its reason; starting clears it", "[events][apply]") {
+  history h;
+  h.add(submitted());
+  h.add(request_waiting{"waiting_for_tenant_slot"});
+  CHECK(h.s.state == lifecycle_state::queued);
+  CHECK(h.s.reason == "waiting_for_tenant_slot");
+  h.add(step_started{step_kind::allocate, 1, "k"});
+  CHECK(h.s.reason.empty());
+  auto late = apply(h.s, request_waiting{"x"}, event_meta{h.s.version + 1, h.t});
+  CHECK_FALSE(late.ok());
+  // A retry is scheduled only for a failed step, for the next attempt.
+  auto early = apply(h.s, retry_scheduled{step_kind::allocate, 2, h.t, 0}, event_meta{h.s.version + 1, h.t});
+  CHECK_FALSE(early.ok());
+  h.add(step_failed{step_kind::allocate, 1, "timeout", "t", true});
+  auto skip = apply(h.s, retry_scheduled{step_kind::allocate, 3, h.t, 0}, event_meta{h.s.version + 1, h.t});
+  CHECK_FALSE(skip.ok());
 }
 
 TEST_CASE("cluster and tenant aggregates fold", "[events][apply]") {

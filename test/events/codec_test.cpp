@@ -46,6 +46,8 @@ std::vector<any_event> samples() {
           request_failed{"no_cluster_available", "none fits"},
           rollback_started{"deprovision"},
           request_rolled_back{},
+          retry_scheduled{step_kind::configure, 3, timestamp{std::chrono::seconds{1'800'000'020}}, 20000},
+          request_waiting{"waiting_for_tenant_slot"},
           reg,
           upd,
           tenant_created{"acme", "Acme Inc", "deadbeef", q},

@@ -350,6 +350,7 @@ std::optional<events::simulation_settings> parse_simulation(field_reader& outer,
     s.fail_activate = r.number("activate", false, 0, 1).value_or(s.fail_activate);
     s.fail_verify = r.number("verify", false, 0, 1).value_or(s.fail_verify);
     s.fail_rollback = r.number("rollback", false, 0, 1).value_or(s.fail_rollback);
+    s.hang_rate = r.number("hang", false, 0, 1).value_or(s.hang_rate);
     r.check_unknown();
     if (!r.ok()) {
       nested = r.err();

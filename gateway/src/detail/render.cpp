@@ -113,11 +113,27 @@ nlohmann::json render_cluster(const events::cluster_state& c) {
                            {"configure", s.fail_configure},
                            {"activate", s.fail_activate},
                            {"verify", s.fail_verify},
-                           {"rollback", s.fail_rollback}}},
+                           {"rollback", s.fail_rollback},
+                           {"hang", s.hang_rate}}},
                          {"delayMs", {{"min", s.delay_min_ms}, {"max", s.delay_max_ms}}},
                          {"seed", s.seed}};
   }
   return out;
+}
+
+nlohmann::json render_runtime(const actors::cluster_runtime& r) {
+  return {{"breaker", r.breaker},
+          {"consecutiveFailures", r.consecutive_failures},
+          {"recentCalls", r.window_calls},
+          {"recentFailures", r.window_failures},
+          {"openForMs", r.open_for_ms},
+          {"breakerOpenedTotal", r.breaker_opened},
+          {"inFlight", r.in_flight},
+          {"queued", r.queued},
+          {"callsTotal", r.calls},
+          {"failuresTotal", r.failures},
+          {"timeoutsTotal", r.timeouts},
+          {"rejectedTotal", r.rejected}};
 }
 
 nlohmann::json render_quota(const events::tenant_quota& q) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "prov/actors/messages.hpp"
 #include "prov/events/cluster.hpp"
 #include "prov/events/request.hpp"
 #include "prov/events/tenant.hpp"
@@ -13,6 +14,8 @@ namespace prov::gateway::detail {
 
 nlohmann::json render_request(const events::request_state& r);
 nlohmann::json render_cluster(const events::cluster_state& c);
+/// The runtime side of a cluster: circuit breaker and bulkhead.
+nlohmann::json render_runtime(const actors::cluster_runtime& r);
 nlohmann::json render_tenant(const events::tenant_state& t);
 nlohmann::json render_quota(const events::tenant_quota& q);
 nlohmann::json render_inventory_item(const providers::inventory_item& i);

@@ -3,6 +3,8 @@
 /// Owned by whoever spawns the actors (the engine, or a test) and outliving them.
 
 #include <chrono>
+#include <cstdint>
+#include <string>
 
 #include "prov/actors/messages.hpp"
 #include "prov/core/clock.hpp"
@@ -11,12 +13,63 @@
 
 namespace prov::actors {
 
+using std::chrono::milliseconds;
+
+/// Retries of a failed step: exponential backoff `base * 2^(n-1)` for retry n,
+/// capped, at most `max_retries` per step. With `jitter`, each delay is scaled by a factor in
+/// [0.5, 1] derived from the call's key (recorded in the log like every due time).
+struct retry_policy {
+  std::uint32_t max_retries = 3;
+  milliseconds base{5'000};
+  milliseconds cap{300'000};
+  bool jitter = false;
+
+  /// The delay before retry number `n` (1-based) of the call with `key`.
+  milliseconds delay(std::uint32_t n, const std::string& key) const;
+};
+
+/// Admission into the active steps: per tenant and in total; FIFO per tenant,
+/// round-robin across tenants when slots free up.
+struct admission_policy {
+  std::size_t tenant_max_active = 5;
+  std::size_t max_active = 1000;
+};
+
+/// Circuit breaker per cluster: open after `consecutive_failures` in a row, or when at
+/// least `min_calls` of the last `window` calls ended and `failure_ratio` of them failed; after
+/// `cooldown` one probe call is let through (half-open); its success closes the breaker.
+struct breaker_policy {
+  std::uint32_t consecutive_failures = 5;
+  double failure_ratio = 0.5;
+  std::uint32_t window = 20;
+  std::uint32_t min_calls = 10;
+  milliseconds cooldown{30'000};
+};
+
+/// Bulkhead and timeouts per cluster.
+struct cluster_call_policy {
+  std::size_t max_concurrent = 16;     ///< provider calls running at once
+  std::size_t max_queued = 10'000;     ///< calls waiting for a slot; beyond: fail fast
+  milliseconds call_timeout{300'000};  ///< per call; 0 = none
+  breaker_policy breaker;
+};
+
+/// Stuck detection.
+struct watchdog_policy {
+  milliseconds stuck_after{30 * 60'000};  ///< no progress for longer than this: stuck
+  milliseconds scan_every{60'000};
+};
+
 struct pipeline_options {
+  retry_policy retry;
+  admission_policy admission;
+  cluster_call_policy calls;
+  watchdog_policy watchdog;
   /// Delay before retrying a failed release during rollback (doubles per failure, capped).
-  std::chrono::milliseconds release_retry_base{1000};
-  std::chrono::milliseconds release_retry_cap{60'000};
+  milliseconds release_retry_base{1000};
+  milliseconds release_retry_cap{60'000};
   /// Delay before retrying a journal append that failed with an I/O error.
-  std::chrono::milliseconds append_retry{1000};
+  milliseconds append_retry{1000};
 };
 
 struct engine_context {
@@ -24,7 +77,10 @@ struct engine_context {
   const clock* clk = nullptr;
   providers::provider_context providers;
   pipeline_options pipeline;
-  cluster_registry_actor registry;  ///< set once spawned
+  cluster_registry_actor registry;        ///< set once spawned
+  admission_actor admission;              ///< set once spawned
+  watchdog_actor watchdog;                ///< set once spawned
+  request_supervisor_actor supervisor;    ///< set once spawned
 };
 
 }  // namespace prov::actors

@@ -32,6 +32,8 @@ struct engine_options {
   bool rebuild_projections = false;  ///< replay the whole journal into fresh projections at start
   bool default_cluster = true;       ///< register the default simulation cluster on an empty journal
   pipeline_options pipeline;
+  /// On shutdown, how long in-flight provider calls may take to finish and be recorded.
+  std::chrono::milliseconds shutdown_grace{30'000};
   /// Called on the projector's thread whenever a request's projected state changes (before,
   /// after). For benchmarks and embedding; must not block.
   std::function<void(const events::request_state&, const events::request_state&)> on_request_change;
@@ -100,8 +102,17 @@ class engine {
   /// Requests whose actors are running right now (for /metrics and tests).
   std::size_t live_requests();
 
-  /// Stops the actors (in-flight work is abandoned and resumed on the next start), drains
-  /// the journal and stops the projector. Idempotent.
+  /// Runtime state of a cluster's calls (breaker, bulkhead); `errc::not_found` if unknown.
+  result<cluster_runtime> cluster_status(const std::string& cluster_id);
+
+  /// Admission counts (active, waiting) and stuck reports so far.
+  result<admission_status> admission();
+  std::uint64_t stuck_reports();
+
+  /// Graceful stop: admits no new work, lets in-flight provider calls finish and be
+  /// recorded for up to `shutdown_grace`, then stops the actors (anything still in flight
+  /// resumes on the next start), drains the journal, stops the projector and flushes RocksDB.
+  /// Idempotent.
   void shutdown();
 
  private:

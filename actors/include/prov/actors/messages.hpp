@@ -33,9 +33,21 @@ using select_atom = caf::atom_constant<caf::atom("select")>;
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using appended_atom = caf::atom_constant<caf::atom("appended")>;
-using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
+using admit_atom = caf::atom_constant<caf::atom("admit")>;
+using admitted_atom = caf::atom_constant<caf::atom("admitted")>;
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+using scan_atom = caf::atom_constant<caf::atom("scan")>;
+using stuck_atom = caf::atom_constant<caf::atom("stuck")>;
+using timer_atom = caf::atom_constant<caf::atom("timer")>;
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
+using suspend_atom = caf::atom_constant<caf::atom("suspend")>;
+using reactivate_atom = caf::atom_constant<caf::atom("reactivat")>;
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 
 /// The outcome of a journal append, as a message.
 struct append_outcome {
@@ -51,16 +63,39 @@ struct inventory_reply {
   std::vector<providers::inventory_item> items;
 };
 
-/// One cluster's actor: the only way to its provider. Calls that take time (simulated
-/// delays) are answered later, on the actor clock.
+/// Runtime health of one cluster's calls: the bulkhead and the circuit breaker.
+struct cluster_runtime {
+  std::string cluster;
+  std::string breaker = "closed";  ///< closed, open, half_open
+  std::uint32_t consecutive_failures = 0;
+  std::uint32_t window_calls = 0;
+  std::uint32_t window_failures = 0;
+  std::int64_t open_for_ms = 0;  ///< how long the breaker has been open (0 when closed)
+  std::size_t in_flight = 0;
+  std::size_t queued = 0;
+  std::uint64_t calls = 0;
+  std::uint64_t failures = 0;     ///< retryable failures and timeouts
+  std::uint64_t rejected = 0;     ///< failed fast: breaker open or bulkhead full
+  std::uint64_t timeouts = 0;
+  std::uint64_t breaker_opened = 0;  ///< how many times it opened
+};
+
+/// One cluster's actor: the only way to its provider. It bounds concurrent calls (bulkhead),
+/// times each call out, and fails fast while its circuit breaker is open. Blocking providers
+/// run on the actor's worker threads; simulated delays are delivered on the actor clock.
 using cluster_actor = caf::typed_actor<
     caf::replies_to<run_step_atom, providers::step_call>::with<providers::step_outcome>,
     caf::replies_to<release_atom, providers::release_call>::with<providers::release_outcome>,
     caf::replies_to<sweep_atom, std::string>::with<providers::sweep_outcome>,
+    caf::replies_to<suspend_atom, providers::service_call>::with<providers::action_outcome>,
+    caf::replies_to<reactivate_atom, providers::service_call>::with<providers::action_outcome>,
+    caf::replies_to<metrics_atom, providers::service_call>::with<providers::metrics_sample>,
     caf::replies_to<inventory_atom>::with<inventory_reply>,
     caf::replies_to<test_atom>::with<providers::connectivity_report>,
+    caf::replies_to<status_atom>::with<cluster_runtime>,
     caf::reacts_to<update_atom, events::cluster_state>,
-    caf::reacts_to<deliver_atom, std::uint64_t>>;
+    caf::reacts_to<deliver_atom, std::uint64_t>,
+    caf::reacts_to<timeout_atom, std::uint64_t>>;
 
 /// What a request needs from a cluster (R-4.3 selection input).
 struct selection_query {
@@ -91,12 +126,41 @@ using cluster_registry_actor = caf::typed_actor<
 using request_actor = caf::typed_actor<
     caf::reacts_to<resume_atom>,
     caf::reacts_to<appended_atom, append_outcome>,
-    caf::reacts_to<retry_atom>>;
+    caf::reacts_to<timer_atom, std::uint64_t>,   ///< a timer armed with this generation fired
+    caf::reacts_to<admitted_atom>,               ///< a slot is free: go
+    caf::reacts_to<stuck_atom>,                  ///< the watchdog saw no progress for too long
+    caf::replies_to<drain_atom>::with<bool>>;    ///< finish what is in flight, then stop
+
+/// Counts of the admission controller, for metrics.
+struct admission_status {
+  std::size_t active = 0;
+  std::size_t waiting = 0;
+  std::size_t tenants_waiting = 0;
+};
+
+/// Admission into the active steps. `admit` answers true (go now) or false (wait:
+/// an `admitted_atom` follows when a slot frees). `leave` gives the slot back. The controller
+/// monitors each request actor, so a slot is never lost to an actor that died.
+using admission_actor = caf::typed_actor<
+    caf::replies_to<admit_atom, std::string /*tenant*/, std::string /*request*/, bool /*already_active*/,
+                    request_actor>::with<bool>,
+    caf::reacts_to<leave_atom, std::string /*request*/>,
+    caf::reacts_to<drain_atom>,
+    caf::replies_to<status_atom>::with<admission_status>>;
+
+/// Stuck detection: request actors report progress (request, state, time of the last
+/// event); a periodic scan reports requests without progress for too long to the supervisor.
+using watchdog_actor = caf::typed_actor<
+    caf::reacts_to<progress_atom, std::string /*request*/, events::lifecycle_state, timestamp>,
+    caf::reacts_to<scan_atom>,
+    caf::replies_to<status_atom>::with<std::uint64_t /*stuck reports so far*/>>;
 
 /// Spawns request actors on demand, at most one per request, and forgets them when they stop.
 using request_supervisor_actor = caf::typed_actor<
     caf::reacts_to<start_atom, std::string>,
-    caf::replies_to<count_atom>::with<std::size_t>>;
+    caf::reacts_to<stuck_atom, std::string>,
+    caf::replies_to<count_atom>::with<std::size_t>,
+    caf::replies_to<drain_atom>::with<std::size_t /*requests drained*/>>;
 
 }  // namespace prov::actors
 
@@ -106,6 +170,13 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::release_call)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::release_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::sweep_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::connectivity_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::service_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::action_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::providers::metrics_sample)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::cluster_runtime)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::admission_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::lifecycle_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::timestamp)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::cluster_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::append_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::inventory_reply)

@@ -32,7 +32,9 @@ inline void info(std::string_view m, const nlohmann::json& f = nlohmann::json::o
   }
 }
 inline void warn(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
-  write(level::warn, m, f);
+  if (enabled(level::warn)) {
+    write(level::warn, m, f);
+  }
 }
 inline void error(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) {
   write(level::error, m, f);

@@ -18,7 +18,8 @@ namespace prov::events {
 using any_event =
     std::variant<request_submitted, cluster_assigned, step_started, step_succeeded, step_failed,
                  resource_allocated, resource_released, request_completed, request_failed,
-                 rollback_started, request_rolled_back, cluster_registered, cluster_updated,
+                 rollback_started, request_rolled_back, retry_scheduled, request_waiting,
+                 cluster_registered, cluster_updated,
                  tenant_created, tenant_quota_set, idempotency_claimed>;
 
 /// Where an event sits in its stream, and when it was committed.

@@ -124,6 +124,7 @@ struct step_record {
   std::optional<timestamp> finished_at;
   std::string error;            ///< last error message of this step ("" = none)
   std::string idempotency_key;  ///< key of the current attempt's provider call
+  std::optional<timestamp> next_attempt_at;  ///< a retry is scheduled for then
 
   template <class F, class Self>
   static void fields(F& f, Self& x) {
@@ -133,6 +134,7 @@ struct step_record {
     f("finishedAt", x.finished_at);
     f("error", x.error);
     f("idempotencyKey", x.idempotency_key);
+    f("nextAttemptAt", x.next_attempt_at);
   }
   bool operator==(const step_record&) const = default;
 };

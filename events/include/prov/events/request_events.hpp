@@ -191,9 +191,40 @@ struct request_rolled_back {
   bool operator==(const request_rolled_back&) const = default;
 };
 
+/// A failed step will be tried again at `due`. The due time is in the log so that a
+/// restart keeps the schedule instead of restarting it.
+struct retry_scheduled {
+  static constexpr event_type_info info{12, 1, "request.retry_scheduled"};
+  step_kind step = step_kind::allocate;
+  std::uint32_t attempt = 2;  ///< the attempt that will run at `due`
+  timestamp due{};
+  std::int64_t delay_ms = 0;  ///< the backoff chosen (informative)
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("attempt", x.attempt);
+    f("due", x.due);
+    f("delayMs", x.delay_ms);
+  }
+  bool operator==(const retry_scheduled&) const = default;
+};
+
+/// The request stays queued, and says why (e.g. "waiting_for_tenant_slot").
+struct request_waiting {
+  static constexpr event_type_info info{13, 1, "request.waiting"};
+  std::string reason;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("reason", x.reason);
+  }
+  bool operator==(const request_waiting&) const = default;
+};
+
 using request_event =
     std::variant<request_submitted, cluster_assigned, step_started, step_succeeded, step_failed,
                  resource_allocated, resource_released, request_completed, request_failed,
-                 rollback_started, request_rolled_back>;
+                 rollback_started, request_rolled_back, retry_scheduled, request_waiting>;
 
 }  // namespace prov::events

@@ -23,6 +23,9 @@
 
 namespace prov::providers {
 
+/// A `delay` meaning "this call never answers" (the simulation of a hung cloud API).
+inline constexpr std::chrono::milliseconds never_answers = std::chrono::milliseconds::max();
+
 /// Why a provider call failed, and whether trying again may help (timeouts, 5xx, rate
 /// limits) or not (bad spec, quota at the provider).
 struct provider_error {
@@ -156,6 +159,10 @@ class provider {
   virtual action_outcome reactivate(const service_call& call) = 0;
   /// Current usage; `ok = false` with `unsupported` where the provider has no metrics.
   virtual metrics_sample metrics(const service_call& call) = 0;
+
+  /// Whether calls block the calling thread (network I/O). Blocking providers are called on
+  /// worker threads; non-blocking ones (the simulation) inline on the cluster's actor.
+  virtual bool blocking() const noexcept { return true; }
 
   /// Every resource at the provider that this engine created (tagged by it).
   virtual result<std::vector<inventory_item>> inventory() = 0;

@@ -38,6 +38,7 @@ class simulation_provider final : public provider {
   metrics_sample metrics(const service_call& call) override;
   result<std::vector<inventory_item>> inventory() override;
   connectivity_report test_connectivity() override;
+  bool blocking() const noexcept override { return false; }
 
   /// Changes failure rates and delays (a PATCH of the cluster); thread-safe.
   void update(const events::simulation_settings& settings);

@@ -1,0 +1,381 @@
+// Worker resilience in virtual time: fairness, retries with backoff, restarts in the
+// middle of a backoff, stuck detection, the circuit breaker and the bulkhead. Every check is
+// made on the event log (or the actors' own status), never on wall-clock timing.
+
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "harness.hpp"
+
+using namespace prov;
+using namespace prov::events;
+using prov::testing::node;
+using prov::testing::virtual_clock;
+
+namespace {
+
+struct world {
+  virtual_clock clk;
+  memory_journal journal{clk};
+  std::unique_ptr<providers::inventory_store> cloud = providers::make_memory_inventory_store();
+};
+
+struct logged {
+  std::string request;
+  any_event event;
+  timestamp time;
+};
+
+// The global log, decoded, in order.
+std::vector<logged> global_log(const memory_journal& j) {
+  std::vector<logged> out;
+  for (const auto& e : j.events()) {
+    if (stream_category(e.stream) == "request") {
+      out.push_back(logged{std::string{stream_key(e.stream)}, *decode(e), e.time});
+    }
+  }
+  return out;
+}
+
+std::string submit_for(world& w, node& n, const std::string& tenant, const std::string& id) {
+  auto req = prov::testing::vps_request(id);
+  req.tenant = tenant;
+  prov::testing::submit(w.journal, req);
+  n.start(id);
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("fairness: one tenant's flood never holds more than its slots nor delays another tenant",
+          "[actors][resilience][fairness]") {
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 100;
+  sim.delay_max_ms = 400;
+  actors::pipeline_options opts;
+  opts.calls.max_concurrent = 1000;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  std::vector<std::string> ids;
+  std::map<std::string, std::string> tenant_of;
+  for (int i = 0; i < 200; ++i) {
+    ids.push_back(submit_for(w, n, "tenant-a", "a" + std::to_string(i)));
+    tenant_of[ids.back()] = "tenant-a";
+  }
+  n.run_jobs();
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(submit_for(w, n, "tenant-b", "b" + std::to_string(i)));
+    tenant_of[ids.back()] = "tenant-b";
+  }
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, ids); }));
+
+  std::map<std::string, int> active;
+  std::map<std::string, int> peak;
+  std::size_t a_started_before_b = 0;
+  bool b_submitted = false;
+  bool b_started = false;
+  std::size_t waiting_events = 0;
+  for (const auto& entry : global_log(w.journal)) {
+    const auto& tenant = tenant_of[entry.request];
+    if (std::holds_alternative<request_submitted>(entry.event) && tenant == "tenant-b") {
+      b_submitted = true;
+    }
+    if (const auto* s = std::get_if<step_started>(&entry.event); s && s->step == step_kind::allocate && s->attempt == 1) {
+      peak[tenant] = std::max(peak[tenant], ++active[tenant]);
+      if (tenant == "tenant-b") {
+        b_started = true;
+      } else if (b_submitted && !b_started) {
+        ++a_started_before_b;
+      }
+    }
+    if (std::holds_alternative<request_completed>(entry.event) || std::holds_alternative<request_failed>(entry.event)) {
+      --active[tenant];
+    }
+    waiting_events += std::holds_alternative<request_waiting>(entry.event) ? 1 : 0;
+  }
+  CHECK(peak["tenant-a"] == 5);
+  CHECK(peak["tenant-b"] <= 5);
+  CHECK(a_started_before_b <= 1);
+  CHECK(waiting_events >= 190);  // A's queue said why it waited
+  for (const auto& id : ids) {
+    CHECK(prov::testing::fold(w.journal, id).state == lifecycle_state::completed);
+  }
+}
+
+TEST_CASE("fairness: with a global limit, tenants take turns for free slots", "[actors][resilience][fairness]") {
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 50;
+  sim.delay_max_ms = 50;
+  actors::pipeline_options opts;
+  opts.admission.max_active = 3;
+  opts.admission.tenant_max_active = 5;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i) {
+    ids.push_back(submit_for(w, n, "tenant-a", "a" + std::to_string(i)));
+  }
+  n.run_jobs();
+  ids.push_back(submit_for(w, n, "tenant-b", "b0"));
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, ids); }));
+  std::size_t starts_between = 0;
+  bool b_submitted = false;
+  std::size_t active_peak = 0;
+  std::size_t active = 0;
+  for (const auto& entry : global_log(w.journal)) {
+    if (entry.request == "b0" && std::holds_alternative<request_submitted>(entry.event)) {
+      b_submitted = true;
+    }
+    if (const auto* s = std::get_if<step_started>(&entry.event); s && s->step == step_kind::allocate && s->attempt == 1) {
+      active_peak = std::max(active_peak, ++active);
+      if (entry.request == "b0") {
+        break;
+      }
+      starts_between += b_submitted ? 1 : 0;
+    }
+    if (std::holds_alternative<request_completed>(entry.event)) {
+      --active;
+    }
+  }
+  CHECK(active_peak <= 3);
+  CHECK(starts_between <= 1);
+}
+
+TEST_CASE("retries follow the backoff schedule exactly, then the request fails and rolls back",
+          "[actors][resilience][retry]") {
+  const bool capped = GENERATE(false, true);
+  world w;
+  simulation_settings sim;
+  sim.fail_allocate = 1.0;
+  actors::pipeline_options opts;
+  std::vector<std::chrono::seconds> expected{std::chrono::seconds{5}, std::chrono::seconds{10}, std::chrono::seconds{20}};
+  if (capped) {
+    opts.retry.base = std::chrono::seconds{100};
+    opts.retry.max_retries = 5;
+    expected = {std::chrono::seconds{100}, std::chrono::seconds{200}, std::chrono::seconds{300},
+                std::chrono::seconds{300}, std::chrono::seconds{300}};
+  }
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+
+  std::vector<timestamp> failed_at;
+  std::vector<timestamp> started_at;
+  std::vector<retry_scheduled> schedules;
+  for (const auto& e : global_log(w.journal)) {
+    if (const auto* s = std::get_if<step_started>(&e.event)) {
+      started_at.push_back(e.time);
+      CHECK(s->attempt == started_at.size());
+    }
+    if (std::holds_alternative<step_failed>(e.event)) {
+      failed_at.push_back(e.time);
+    }
+    if (const auto* r = std::get_if<retry_scheduled>(&e.event)) {
+      schedules.push_back(*r);
+    }
+  }
+  REQUIRE(schedules.size() == expected.size());
+  REQUIRE(started_at.size() == expected.size() + 1);
+  REQUIRE(failed_at.size() == expected.size() + 1);
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    INFO("retry " << i + 1);
+    CHECK(schedules[i].delay_ms == std::chrono::milliseconds{expected[i]}.count());
+    CHECK(schedules[i].due == failed_at[i] + expected[i]);
+    CHECK(started_at[i + 1] == schedules[i].due);  // started exactly when due
+  }
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolled_back);
+  CHECK(s.step(step_kind::allocate).attempts == expected.size() + 1);
+  CHECK(s.reason_message.find("after " + std::to_string(expected.size() + 1) + " attempts") != std::string::npos);
+  CHECK(w.cloud->list("sim")->empty());
+}
+
+TEST_CASE("a permanent provider error fails at once, without retries", "[actors][resilience][retry]") {
+  world w;
+  events::cluster_state c = prov::testing::sim_cluster("os");
+  c.type = provider_type::openstack;  // no driver in this build: permanent "unsupported"
+  node n{w.journal, w.clk, *w.cloud, {c}};
+  auto req = prov::testing::vps_request("r1");
+  req.provider = provider_type::openstack;
+  prov::testing::submit(w.journal, req);
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolled_back);
+  CHECK(s.step(step_kind::allocate).attempts == 1);
+}
+
+TEST_CASE("a restart in the middle of a backoff keeps the due time", "[actors][resilience][retry][crash]") {
+  world w;
+  simulation_settings sim;
+  sim.fail_allocate = 1.0;
+  actors::pipeline_options opts;
+  opts.retry.base = std::chrono::seconds{60};
+  opts.retry.max_retries = 1;
+  timestamp due{};
+  {
+    node first{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+    prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+    first.start("r1");
+    REQUIRE(first.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at.has_value(); }));
+    due = *prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at;
+    first.run_for(std::chrono::seconds{20});
+    CHECK(prov::testing::fold(w.journal, "r1").step(step_kind::allocate).attempts == 1);
+  }  // killed 20 s into a 60 s backoff
+  w.clk.pass(std::chrono::seconds{15});  // down for 15 s
+  node second{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  second.start("r1");
+  REQUIRE(second.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).attempts == 2; }));
+  timestamp second_start{};
+  for (const auto& e : global_log(w.journal)) {
+    if (const auto* s = std::get_if<step_started>(&e.event); s && s->attempt == 2) {
+      second_start = e.time;
+    }
+  }
+  CHECK(second_start == due);  // not restart + 60 s
+  REQUIRE(second.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+}
+
+TEST_CASE("stuck: a cluster that never answers -> failed with reason stuck -> rolled back",
+          "[actors][resilience][stuck]") {
+  world w;
+  simulation_settings sim;
+  sim.hang_rate = 1.0;
+  actors::pipeline_options opts;
+  opts.calls.call_timeout = std::chrono::milliseconds{0};  // no per-call timeout: only the watchdog
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  const auto start = w.clk.now();
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }, std::chrono::hours{2}));
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolled_back);
+  CHECK(s.reason == "stuck");
+  CHECK(s.step(step_kind::allocate).status == step_status::failed);
+  const auto waited = s.updated_at - start;
+  CHECK(waited > std::chrono::minutes{30});
+  CHECK(waited <= std::chrono::minutes{32});
+}
+
+TEST_CASE("a per-call timeout turns a hung call into a retryable failure", "[actors][resilience][timeout]") {
+  world w;
+  simulation_settings sim;
+  sim.hang_rate = 1.0;
+  actors::pipeline_options opts;
+  opts.calls.call_timeout = std::chrono::seconds{30};
+  opts.retry.max_retries = 1;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  std::size_t timeouts = 0;
+  for (const auto& e : global_log(w.journal)) {
+    if (const auto* f = std::get_if<step_failed>(&e.event)) {
+      CHECK(f->code == "timeout");
+      CHECK(f->retryable);
+      ++timeouts;
+    }
+  }
+  CHECK(timeouts == 2);
+  CHECK(n.cluster_status("sim").timeouts == 2);
+}
+
+TEST_CASE("circuit breaker: opens on a failing cluster, fails fast, closes after a good probe",
+          "[actors][resilience][breaker]") {
+  world w;
+  simulation_settings broken;
+  broken.fail_allocate = 1.0;
+  actors::pipeline_options opts;
+  opts.retry.base = std::chrono::seconds{1};
+  opts.retry.cap = std::chrono::seconds{8};
+  opts.retry.max_retries = 50;
+  opts.calls.breaker.consecutive_failures = 5;
+  opts.calls.breaker.cooldown = std::chrono::seconds{30};
+  auto cluster = prov::testing::sim_cluster("sim", broken);
+  node n{w.journal, w.clk, *w.cloud, {cluster}, opts};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    ids.push_back(submit_for(w, n, "t" + std::to_string(i), "r" + std::to_string(i)));
+  }
+  n.run_for(std::chrono::seconds{10});
+  auto status = n.cluster_status("sim");
+  CHECK(status.breaker == "open");
+  CHECK(status.breaker_opened >= 1);
+  CHECK(status.rejected > 0);
+  std::size_t fast_failures = 0;
+  for (const auto& e : global_log(w.journal)) {
+    if (const auto* f = std::get_if<step_failed>(&e.event); f && f->code == "circuit_open") {
+      CHECK(f->retryable);
+      ++fast_failures;
+    }
+  }
+  CHECK(fast_failures > 0);
+  // While open, the provider gets no calls at all (at most the probes after each cool-down).
+  const auto calls_while_open = n.cluster_status("sim").calls;
+  n.run_for(std::chrono::seconds{20});
+  CHECK(n.cluster_status("sim").calls - calls_while_open <= 1);
+
+  // The cluster recovers: the next probe succeeds, the breaker closes, the requests finish.
+  cluster.simulation.fail_allocate = 0;
+  cluster.version = 2;
+  n.update_cluster(cluster);
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, ids); }));
+  CHECK(n.cluster_status("sim").breaker == "closed");
+  for (const auto& id : ids) {
+    CHECK(prov::testing::fold(w.journal, id).state == lifecycle_state::completed);
+  }
+}
+
+TEST_CASE("bulkhead: no more provider calls at once than allowed; the rest wait their turn",
+          "[actors][resilience][bulkhead]") {
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 1000;
+  sim.delay_max_ms = 1000;
+  actors::pipeline_options opts;
+  opts.calls.max_concurrent = 2;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(submit_for(w, n, "t" + std::to_string(i), "r" + std::to_string(i)));
+  }
+  n.run_jobs();
+  auto status = n.cluster_status("sim");
+  CHECK(status.in_flight == 2);
+  CHECK(status.queued == 4);
+  REQUIRE(n.run_until([&] {
+    CHECK(n.cluster_status("sim").in_flight <= 2);
+    return prov::testing::at_rest(w.journal, ids);
+  }));
+  // 6 requests x 4 calls of 1 s, two at a time: 12 s of virtual time at least.
+  CHECK(n.virtual_now() >= std::chrono::seconds{12});
+}
+
+TEST_CASE("draining finishes and records in-flight calls, then stops", "[actors][resilience][shutdown]") {
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 500;
+  sim.delay_max_ms = 500;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(submit_for(w, n, "t" + std::to_string(i), "r" + std::to_string(i)));
+  }
+  n.run_jobs();  // every request has its allocate call in flight
+  auto drained = std::make_shared<std::size_t>(0);
+  auto supervisor = n.supervisor;
+  n.sys->spawn([drained, supervisor](caf::event_based_actor* self) {
+    self->request(supervisor, caf::infinite, actors::drain_atom::value).then([drained](std::size_t k) { *drained = k; });
+  });
+  REQUIRE(n.run_until([&] { return *drained == 4; }));
+  CHECK(n.live_requests() == 0);
+  for (const auto& id : ids) {
+    const auto s = prov::testing::fold(w.journal, id);
+    // The allocate call that was in flight finished and its outcome is in the log; nothing
+    // further was started while draining (configure is recorded as started, not called).
+    CHECK(s.step(step_kind::allocate).status == step_status::succeeded);
+    CHECK(s.state == lifecycle_state::configuring);
+  }
+}
