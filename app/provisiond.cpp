@@ -41,6 +41,7 @@ struct settings {
   std::string log_level = "info";
   prov::actors::pipeline_options pipeline;
   std::chrono::milliseconds shutdown_grace{30'000};
+  std::size_t max_pending = 50'000;
 };
 
 // A duration flag: "250ms", "5s", "30m", "1h" or seconds; zero only where it means "off".
@@ -107,7 +108,8 @@ settings parse_args(int argc, char** argv) {
       ("breaker-window", po::value<long long>(), "recent calls the ratio looks at (default 20)")
       ("breaker-min-calls", po::value<long long>(), "calls needed before the ratio counts (default 10)")
       ("breaker-cooldown", po::value<std::string>(), "open time before a probe call (default 30s)")
-      ("shutdown-grace", po::value<std::string>(), "on SIGTERM, time for in-flight calls to finish (default 30s)");
+      ("shutdown-grace", po::value<std::string>(), "on SIGTERM, time for in-flight calls to finish (default 30s)")
+      ("max-pending", po::value<long long>(), "unfinished requests before submissions get 429 (default 50000)");
   opts.add(worker);
   po::variables_map vm;
   try {
@@ -163,6 +165,7 @@ settings parse_args(int argc, char** argv) {
   }
   p.calls.breaker.cooldown = duration_flag(vm, "breaker-cooldown", p.calls.breaker.cooldown);
   s.shutdown_grace = duration_flag(vm, "shutdown-grace", s.shutdown_grace);
+  s.max_pending = positive_flag<std::size_t>(vm, "max-pending", s.max_pending, 100'000'000);
   if (s.http_threads < 1 || s.http_threads > 64) {
     usage_error("--http-threads must be from 1 to 64");
   }
@@ -269,6 +272,7 @@ int main(int argc, char** argv) {
   options.rebuild_projections = s.rebuild_projections;
   options.pipeline = s.pipeline;
   options.shutdown_grace = s.shutdown_grace;
+  options.max_pending = s.max_pending;
   auto engine = prov::actors::engine::open(options, clk);
   if (!engine) {
     prov::log::error("startup_failed", {{"error", engine.err().message}, {"code", prov::to_string(engine.err().code)}});

@@ -326,6 +326,34 @@ caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> 
   return promise;
 }
 
+// Runs a call outside the bulkhead and the breaker (inventory, connectivity test): on a
+// worker thread for blocking providers, inline otherwise.
+template <class Out>
+caf::result<Out> offload(self_ptr self, std::function<Out(providers::provider&)> work) {
+  auto& st = self->state;
+  auto provider = st.provider;
+  if (!provider->blocking()) {
+    return work(*provider);
+  }
+  auto promise = self->make_response_promise<Out>();
+  auto result = std::make_shared<Out>();
+  const auto id = ++st.next_id;
+  call c;
+  c.counts = false;
+  c.finish = [promise, result]() mutable { promise.deliver(std::move(*result)); };
+  c.failed = [] { return false; };
+  st.calls.emplace(id, std::move(c));
+  if (!st.workers) {
+    st.workers = worker_pool::start(st.ctx->pipeline.calls.max_concurrent);
+  }
+  auto handle = caf::actor_cast<cluster_actor>(self);
+  st.workers->post([handle, id, provider, work, result] {
+    *result = work(*provider);
+    caf::anon_send(handle, deliver_atom::value, id);
+  });
+  return promise;
+}
+
 cluster_runtime runtime_of(self_ptr self) {
   auto& st = self->state;
   auto r = st.counters;
@@ -375,23 +403,29 @@ cluster_actor::behavior_type cluster_actor_impl(self_ptr self, const engine_cont
         // Reading metrics says little about the cluster's ability to provision: no breaker.
         return submit<providers::metrics_sample>(self, [c](providers::provider& p) { return p.metrics(c); }, false);
       },
-      [=](inventory_atom) -> inventory_reply {
-        auto items = self->state.provider->inventory();
-        if (!items) {
-          return inventory_reply{false, items.err(), {}};
-        }
-        return inventory_reply{true, {}, std::move(*items)};
+      [=](inventory_atom) {
+        return offload<inventory_reply>(self, [](providers::provider& p) {
+          auto items = p.inventory();
+          if (!items) {
+            return inventory_reply{false, items.err(), {}};
+          }
+          return inventory_reply{true, {}, std::move(*items)};
+        });
       },
       [=](test_atom) -> caf::result<providers::connectivity_report> {
+        if (self->state.provider->blocking()) {
+          return offload<providers::connectivity_report>(
+              self, [](providers::provider& p) { return p.test_connectivity(); });
+        }
+        // The simulation reports its latency: answer after it, on the actor clock.
         auto report = self->state.provider->test_connectivity();
-        if (report.latency.count() <= 0 || self->state.provider->blocking()) {
+        if (report.latency.count() <= 0) {
           return report;
         }
         auto promise = self->make_response_promise<providers::connectivity_report>();
         const auto id = ++self->state.next_id;
         call c;
         c.counts = false;
-        c.answered = false;
         c.finish = [promise, report]() mutable { promise.deliver(report); };
         c.failed = [] { return false; };
         self->state.calls.emplace(id, std::move(c));

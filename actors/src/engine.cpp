@@ -68,6 +68,7 @@ struct engine::impl {
   engine_context ctx;
   request_supervisor_actor supervisor;
   std::atomic<bool> stopping{false};
+  std::atomic<std::int64_t> unfinished{0};  ///< submitted and not yet at rest
   std::mutex shutdown_mutex;
   bool stopped = false;
 
@@ -184,8 +185,22 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   auto registry = self->ctx.registry;
   self->projector->on_cluster_change(
       [registry](const events::cluster_state& c) { caf::anon_send(registry, update_atom::value, c); });
-  if (options.on_request_change) {
-    self->projector->on_request_change(options.on_request_change);
+  {
+    auto* counter = &self->unfinished;
+    auto user = options.on_request_change;
+    self->projector->on_request_change(
+        [counter, user](const events::request_state& before, const events::request_state& after) {
+          // A new request was counted when its submission committed.
+          const bool was_unfinished = !before.exists() || !events::is_at_rest(before.state);
+          if (was_unfinished && events::is_at_rest(after.state)) {
+            counter->fetch_sub(1, std::memory_order_relaxed);
+          } else if (!was_unfinished && !events::is_at_rest(after.state)) {
+            counter->fetch_add(1, std::memory_order_relaxed);
+          }
+          if (user) {
+            user(before, after);
+          }
+        });
   }
   self->projector->start();
   self->ctx.admission = spawn_admission(*self->sys, self->ctx);
@@ -209,6 +224,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   if (!live) {
     return std::move(live).err();
   }
+  i.unfinished.store(static_cast<std::int64_t>(live->size()));
   for (const auto& id : *live) {
     caf::anon_send(i.supervisor, start_atom::value, id);
   }
@@ -220,6 +236,11 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
 
 void engine::submit(submit_command cmd, callback<submit_reply> done) {
   auto& i = *_impl;
+  if (const auto n = i.unfinished.load(std::memory_order_relaxed); n >= static_cast<std::int64_t>(i.options.max_pending)) {
+    done(make_error(errc::overloaded, std::to_string(n) + " requests are unfinished (limit " +
+                                          std::to_string(i.options.max_pending) + "); retry later"));
+    return;
+  }
   events::request_submitted e;
   e.request_id = make_uuid_v7(i.clk.now());
   e.tenant = std::move(cmd.tenant);
@@ -240,6 +261,7 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   i.append_then(std::move(batch), [this, submitted, done](result<events::append_receipt> r) {
     auto& i = *_impl;
     if (r) {
+      i.unfinished.fetch_add(1, std::memory_order_relaxed);
       caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
       i.after_projection(r->last_position, [submitted, done] {
         done(submit_reply{submitted->request_id, events::lifecycle_state::queued, false});
@@ -374,15 +396,21 @@ const projections::views& engine::views() const { return *_impl->views; }
 
 const events::journal& engine::journal() const { return *_impl->journal; }
 
-std::size_t engine::live_requests() {
+result<std::size_t> engine::live_requests() {
   auto& i = *_impl;
   if (i.stopping.load()) {
-    return 0;
+    return make_error(errc::unavailable, "the engine is shutting down");
   }
-  std::size_t n = 0;
+  std::optional<result<std::size_t>> out;
   caf::scoped_actor self{*i.sys};
-  self->request(i.supervisor, ask_timeout, count_atom::value).receive([&](std::size_t x) { n = x; }, [](caf::error&) {});
-  return n;
+  self->request(i.supervisor, std::chrono::seconds{5}, count_atom::value)
+      .receive([&](std::size_t x) { out = x; },
+               [&](caf::error& e) { out = make_error(errc::timeout, caf::to_string(e)); });
+  return std::move(*out);
+}
+
+std::size_t engine::unfinished_requests() const noexcept {
+  return static_cast<std::size_t>(std::max<std::int64_t>(0, _impl->unfinished.load(std::memory_order_relaxed)));
 }
 
 result<cluster_runtime> engine::cluster_status(const std::string& cluster_id) {

@@ -22,6 +22,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::unsupported: return "unsupported";
     case errc::timeout: return "timeout";
     case errc::internal: return "internal";
+    case errc::overloaded: return "overloaded";
   }
   return "internal";
 }

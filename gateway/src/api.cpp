@@ -117,7 +117,11 @@ struct api::impl {
     }
     engine.submit(std::move(*cmd), [respond](result<actors::submit_reply> r) {
       if (!r) {
-        return respond(error_of(r.err()));
+        auto resp = error_of(r.err());
+        if (r.err().code == errc::overloaded) {
+          resp.headers.emplace_back("Retry-After", "1");
+        }
+        return respond(std::move(resp));
       }
       auto resp = json_response(202, json{{"id", r->id}, {"state", events::enum_name(r->state)}});
       resp.headers.emplace_back("Location", "/v1/requests/" + r->id);
@@ -412,9 +416,14 @@ struct api::impl {
     out += "# HELP provisiond_projection_position Journal position the read models reflect.\n";
     out += "# TYPE provisiond_projection_position gauge\n";
     out += "provisiond_projection_position " + std::to_string(position ? *position : 0) + "\n";
-    out += "# HELP provisiond_live_request_actors Requests whose actors are running.\n";
-    out += "# TYPE provisiond_live_request_actors gauge\n";
-    out += "provisiond_live_request_actors " + std::to_string(engine.live_requests()) + "\n";
+    out += "# HELP provisiond_unfinished_requests Requests submitted and not yet at rest.\n";
+    out += "# TYPE provisiond_unfinished_requests gauge\n";
+    out += "provisiond_unfinished_requests " + std::to_string(engine.unfinished_requests()) + "\n";
+    if (auto live = engine.live_requests()) {
+      out += "# HELP provisiond_live_request_actors Requests whose actors are running.\n";
+      out += "# TYPE provisiond_live_request_actors gauge\n";
+      out += "provisiond_live_request_actors " + std::to_string(*live) + "\n";
+    }
     if (auto adm = engine.admission()) {
       out += "# HELP provisiond_admission_active Requests holding a slot in the active steps.\n";
       out += "# TYPE provisiond_admission_active gauge\n";

@@ -1,6 +1,7 @@
 #include "prov/providers/provider_factory.hpp"
 
 #include "prov/events/codec.hpp"
+#include "prov/providers/kubernetes_provider.hpp"
 #include "prov/providers/simulation_provider.hpp"
 
 namespace prov::providers {
@@ -12,6 +13,8 @@ class unsupported_provider final : public provider {
   explicit unsupported_provider(events::provider_type type)
       : _error{"unsupported", "no driver for provider type " + std::string{events::enum_name(type)} + " in this build",
                false} {}
+  /// A provider whose cluster registration cannot work (bad settings, missing credentials).
+  explicit unsupported_provider(provider_error why) : _error(std::move(why)) {}
 
   step_outcome run_step(const step_call&) override {
     step_outcome out;
@@ -37,11 +40,22 @@ class unsupported_provider final : public provider {
 
 }  // namespace
 
-bool has_driver(events::provider_type type) noexcept { return type == events::provider_type::simulation; }
+bool has_driver(events::provider_type type) noexcept {
+  return type == events::provider_type::simulation || type == events::provider_type::kubernetes ||
+         type == events::provider_type::openshift;
+}
 
 std::unique_ptr<provider> make_provider(const events::cluster_state& cluster, const provider_context& ctx) {
   if (cluster.type == events::provider_type::simulation && ctx.simulation_inventory != nullptr && ctx.clk != nullptr) {
     return std::make_unique<simulation_provider>(cluster.id, cluster.simulation, *ctx.simulation_inventory, *ctx.clk);
+  }
+  if (cluster.type == events::provider_type::kubernetes || cluster.type == events::provider_type::openshift) {
+    auto made = kubernetes_provider::from_cluster(cluster, ctx.secrets, ctx.clk);
+    if (!made) {
+      return std::make_unique<unsupported_provider>(
+          provider_error{"misconfigured", "cluster " + cluster.id + ": " + made.err().message, false});
+    }
+    return std::move(*made);
   }
   return std::make_unique<unsupported_provider>(cluster.type);
 }

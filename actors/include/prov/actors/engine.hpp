@@ -32,6 +32,9 @@ struct engine_options {
   bool rebuild_projections = false;  ///< replay the whole journal into fresh projections at start
   bool default_cluster = true;       ///< register the default simulation cluster on an empty journal
   pipeline_options pipeline;
+  /// Backpressure: submissions are refused with `errc::overloaded` while this many requests
+  /// are unfinished (not completed, suspended or rolled back).
+  std::size_t max_pending = 50'000;
   /// On shutdown, how long in-flight provider calls may take to finish and be recorded.
   std::chrono::milliseconds shutdown_grace{30'000};
   /// Called on the projector's thread whenever a request's projected state changes (before,
@@ -100,7 +103,10 @@ class engine {
   const events::journal& journal() const;
 
   /// Requests whose actors are running right now (for /metrics and tests).
-  std::size_t live_requests();
+  result<std::size_t> live_requests();
+
+  /// Requests submitted and not yet at rest (what backpressure counts).
+  std::size_t unfinished_requests() const noexcept;
 
   /// Runtime state of a cluster's calls (breaker, bulkhead); `errc::not_found` if unknown.
   result<cluster_runtime> cluster_status(const std::string& cluster_id);

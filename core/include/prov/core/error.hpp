@@ -30,6 +30,7 @@ enum class errc : int {
   unsupported = 15,          ///< known but not implemented here (e.g. a provider without driver)
   timeout = 16,
   internal = 17,
+  overloaded = 18,           ///< too much unfinished work: back off and retry later
 };
 
 /// The stable snake_case name of a code, as used in `{"error":{"code":...}}`.

@@ -88,6 +88,7 @@ constexpr unsigned http_status_for(errc code) noexcept {
     case errc::quota_exceeded:
     case errc::no_cluster_available: return 422;
     case errc::unsupported: return 501;
+    case errc::overloaded: return 429;
     case errc::provider_error: return 502;
     case errc::unavailable: return 503;
     case errc::timeout: return 504;
