@@ -227,6 +227,10 @@ step_outcome simulation_provider::run_step(const step_call& call) {
 release_outcome simulation_provider::release(const release_call& call) {
   release_outcome out;
   out.delay = delay_for(call.idempotency_key);
+  if (const auto hang = settings().hang_rate; hang > 0 && decide_failure(call.idempotency_key + "#hang", hang)) {
+    out.delay = never_answers;
+    return out;
+  }
   if (decide_failure(call.idempotency_key, settings().fail_rollback)) {
     out.error = provider_error{"timeout", "delete of " + call.resource.kind + " " + call.resource.id + " timed out", true};
     return out;

@@ -379,3 +379,47 @@ TEST_CASE("draining finishes and records in-flight calls, then stops", "[actors]
     CHECK(s.state == lifecycle_state::configuring);
   }
 }
+
+TEST_CASE("stuck in rolling_back: the rollback is retried and reported, never dropped",
+          "[actors][resilience][stuck]") {
+  world w;
+  simulation_settings sim;
+  sim.fail_configure = 1.0;
+  sim.delay_min_ms = 100;
+  sim.delay_max_ms = 100;
+  actors::pipeline_options opts;
+  opts.retry.max_retries = 0;
+  opts.calls.call_timeout = std::chrono::milliseconds{0};
+  auto cluster = prov::testing::sim_cluster("sim", sim);
+  node n{w.journal, w.clk, *w.cloud, {cluster}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  n.start("r1");
+  // Allocate succeeds, configure fails: rollback starts. Before it can release anything, the
+  // cloud stops answering deletes.
+  REQUIRE(n.run_until([&] { return prov::testing::fold(w.journal, "r1").state == lifecycle_state::rolling_back; }));
+  cluster.simulation.hang_rate = 1.0;
+  cluster.version = 2;
+  n.update_cluster(cluster);
+  n.run_for(std::chrono::minutes{65});  // two watchdog periods without progress
+  auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolling_back);  // still trying, not dropped
+  std::uint64_t reports = 0;
+  {
+    auto watchdog = n.ctx.watchdog;
+    auto out = std::make_shared<std::uint64_t>(0);
+    n.sys->spawn([watchdog, out](caf::event_based_actor* self) {
+      self->request(watchdog, caf::infinite, actors::status_atom::value).then([out](std::uint64_t k) { *out = k; });
+    });
+    n.run_jobs();
+    reports = *out;
+  }
+  CHECK(reports >= 2);
+  // The cloud answers again: the next stuck retry finishes the rollback.
+  cluster.simulation.hang_rate = 0;
+  cluster.version = 3;
+  n.update_cluster(cluster);
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }, std::chrono::hours{2}));
+  s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolled_back);
+  CHECK(w.cloud->list("sim")->empty());
+}

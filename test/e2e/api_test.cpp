@@ -337,6 +337,9 @@ TEST_CASE("provisiond --help lists the flags; bad flags are refused", "[e2e][cli
   for (const auto& bad : std::vector<std::vector<std::string>>{{"--listen", "nonsense"},
                                                                {"--listen", "127.0.0.1:99999"},
                                                                {"--http-threads", "0"},
+                                                               {"--retry-base", "0"},
+                                                               {"--tenant-max-active", "-3"},
+                                                               {"--call-timeout", "soon"},
                                                                {"--no-such-flag"}}) {
     std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (dir / "d").string()};
     argv.insert(argv.end(), bad.begin(), bad.end());

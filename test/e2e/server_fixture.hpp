@@ -72,9 +72,12 @@ class server {
   }
 
   /// SIGTERM; returns the exit code.
-  int stop() {
+  int stop() { return stop_within(std::chrono::seconds{60}); }
+
+  /// SIGTERM; the process must have exited within `limit` (the test fails otherwise).
+  int stop_within(std::chrono::seconds limit) {
     _proc->signal(SIGTERM);
-    auto code = _proc->wait(std::chrono::seconds{60});
+    auto code = _proc->wait(limit);
     REQUIRE(code.has_value());
     return *code;
   }

@@ -45,7 +45,7 @@ struct simulation_settings {
   std::int64_t delay_min_ms = 0;
   std::int64_t delay_max_ms = 0;
   std::uint64_t seed = 0;
-  double hang_rate = 0;  ///< probability that a step call never answers (stuck detection)
+  double hang_rate = 0;  ///< probability that a step or release call never answers (stuck detection)
 
   double failure_rate(step_kind s) const noexcept {
     switch (s) {

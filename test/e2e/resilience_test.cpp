@@ -1,0 +1,95 @@
+// Resilience through the real binary: graceful shutdown under load, and the circuit breaker
+// as an operator sees it (the cluster's runtime in the API and in /metrics).
+
+#include "server_fixture.hpp"
+
+using namespace prov::test;
+using nlohmann::json;
+
+TEST_CASE("SIGTERM during slow requests: in-flight calls finish, exit 0 within the grace, all finish after restart",
+          "[e2e][shutdown]") {
+  server s{fresh_dir("drain")};
+  const std::vector<std::string> flags{"--shutdown-grace", "5s"};
+  s.start(flags);
+  auto c = s.client();
+  std::vector<std::string> tokens;
+  for (int t = 0; t < 8; ++t) {
+    tokens.push_back(make_tenant(c, s.admin(), "t" + std::to_string(t)));
+  }
+  REQUIRE(c.post("/v1/clusters",
+                 json{{"id", "slow"},
+                      {"type", "simulation"},
+                      {"region", "local"},
+                      {"simulation", {{"delayMs", {{"min", 300}, {"max", 1200}}}}}},
+                 s.admin())
+              .status == 201);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    json body{{"type", "vps"}, {"provider", "simulation"}, {"cluster", "slow"}, {"spec", {{"cpu", 1}, {"memoryGb", 1}}}};
+    auto r = c.post("/v1/requests", body, tokens[static_cast<std::size_t>(i) % tokens.size()]);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  REQUIRE(eventually([&] {
+    return !c.get("/v1/requests?state=configuring&limit=1", s.admin()).json()["items"].empty();
+  }));
+  // The limit: the grace period plus the time to flush and exit.
+  CHECK(s.stop_within(std::chrono::seconds{15}) == 0);
+  CHECK(s.log().find("\"msg\":\"drained\"") != std::string::npos);
+
+  s.start(flags);
+  auto c2 = s.client();
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      if (c2.get("/v1/requests/" + id, s.admin()).json()["state"] != "completed") {
+        return false;
+      }
+    }
+    return true;
+  }));
+  for (const auto& id : ids) {
+    for (const auto& step : c2.get("/v1/requests/" + id, s.admin()).json()["steps"]) {
+      CHECK(step["attempts"] == 1);  // nothing was lost and repeated as a new attempt
+    }
+  }
+}
+
+TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics", "[e2e][breaker]") {
+  server s{fresh_dir("breaker")};
+  s.start({"--breaker-failures", "3", "--breaker-cooldown", "1s", "--retry-base", "200ms", "--retry-cap", "1s",
+           "--retry-max", "50"});
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  REQUIRE(c.post("/v1/clusters",
+                 json{{"id", "down"},
+                      {"type", "simulation"},
+                      {"region", "local"},
+                      {"simulation", {{"failureRate", {{"allocate", 1.0}}}}}},
+                 s.admin())
+              .status == 201);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    json body{{"type", "vps"}, {"provider", "simulation"}, {"cluster", "down"}, {"spec", {{"cpu", 1}, {"memoryGb", 1}}}};
+    ids.push_back(c.post("/v1/requests", body, token).json()["id"].get<std::string>());
+  }
+  REQUIRE(eventually([&] {
+    auto view = c.get("/v1/clusters/down", s.admin()).json();
+    return view["runtime"]["breakerOpenedTotal"].get<int>() >= 1;
+  }));
+  const auto metrics = c.get("/metrics").body;
+  CHECK(metrics.find("provisiond_cluster_breaker_state{cluster=\"down\"}") != std::string::npos);
+  CHECK(metrics.find("provisiond_cluster_calls_rejected_total{cluster=\"down\"}") != std::string::npos);
+
+  // The cluster recovers: the breaker closes and the waiting requests complete.
+  REQUIRE(c.patch("/v1/clusters/down", json{{"simulation", {{"failureRate", {{"allocate", 0.0}}}}}}, s.admin()).status ==
+          200);
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      if (c.get("/v1/requests/" + id, token).json()["state"] != "completed") {
+        return false;
+      }
+    }
+    return true;
+  }));
+  CHECK(c.get("/v1/clusters/down", s.admin()).json()["runtime"]["breaker"] == "closed");
+}
