@@ -1,5 +1,7 @@
 #include "prov/actors/engine.hpp"
 
+#include "detail/engine_impl.hpp"
+
 #include <atomic>
 #include <filesystem>
 #include <future>
@@ -21,25 +23,6 @@ namespace prov::actors {
 
 namespace {
 
-constexpr auto ask_timeout = std::chrono::seconds{30};
-
-// Asks an actor from outside the actor system: a short-lived actor sends the request and
-// hands the reply (or the error) to `done`.
-template <class Reply, class Handle, class... Ts>
-void ask(caf::actor_system& sys, Handle target, std::function<void(result<Reply>)> done, Ts... xs) {
-  sys.spawn([=](caf::event_based_actor* self) {
-    self->request(target, ask_timeout, xs...)
-        .then([=](const Reply& reply) { done(reply); },
-              [=](caf::error& err) { done(make_error(errc::unavailable, caf::to_string(err))); });
-  });
-}
-
-// The fields that make two submissions "the same request" for idempotency.
-bool same_submission(const events::request_submitted& a, const events::request_submitted& b) {
-  return a.tenant == b.tenant && a.type == b.type && a.provider == b.provider && a.region == b.region &&
-         a.spec == b.spec && a.depends_on == b.depends_on && a.requested_cluster == b.requested_cluster;
-}
-
 events::cluster_registered default_cluster() {
   events::cluster_registered c;
   c.cluster_id = "simulation-local";
@@ -53,72 +36,6 @@ events::cluster_registered default_cluster() {
 }
 
 }  // namespace
-
-struct engine::impl {
-  engine_options options;
-  const clock& clk;
-  std::unique_ptr<events::rocks_store> store;
-  std::unique_ptr<providers::inventory_store> sim_inventory;
-  std::unique_ptr<secret_box> secrets;
-  std::unique_ptr<events::journal> journal;
-  std::unique_ptr<projections::projector> projector;
-  std::unique_ptr<projections::views> views;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  engine_context ctx;
-  request_supervisor_actor supervisor;
-  std::atomic<bool> stopping{false};
-  std::atomic<std::int64_t> unfinished{0};  ///< submitted and not yet at rest
-  std::mutex shutdown_mutex;
-  bool stopped = false;
-
-  impl(const engine_options& o, const clock& c) : options(o), clk(c) {}
-
-  // Appends and answers once the projections show the result.
-  void append_then(std::vector<events::stream_append> batch, std::function<void(result<events::append_receipt>)> committed) {
-    if (stopping.load()) {
-      committed(make_error(errc::unavailable, "the engine is shutting down"));
-      return;
-    }
-    journal->append(std::move(batch), std::move(committed));
-  }
-
-  void after_projection(std::uint64_t position, std::function<void()> then) {
-    projector->when_applied(position, std::move(then));
-  }
-
-  void replay_submission(const events::request_submitted& wanted, callback<submit_reply> done) {
-    auto claim = journal->read_stream(events::idempotency_stream(wanted.tenant, wanted.idempotency_key));
-    if (!claim || claim->empty()) {
-      done(make_error(errc::internal, "idempotency key claimed but its record is unreadable"));
-      return;
-    }
-    auto decoded = events::decode(claim->front());
-    if (!decoded || !std::holds_alternative<events::idempotency_claimed>(*decoded)) {
-      done(make_error(errc::corrupt, "idempotency record does not decode"));
-      return;
-    }
-    const auto id = std::get<events::idempotency_claimed>(*decoded).request_id;
-    auto stored = journal->read_stream(events::request_stream(id));
-    if (!stored) {
-      done(std::move(stored).err());
-      return;
-    }
-    auto state = events::fold_request(*stored);
-    if (!state || stored->empty()) {
-      done(make_error(errc::corrupt, "request " + id + " does not fold"));
-      return;
-    }
-    auto first = events::decode(stored->front());
-    if (!first || !std::holds_alternative<events::request_submitted>(*first) ||
-        !same_submission(std::get<events::request_submitted>(*first), wanted)) {
-      done(make_error(errc::conflict, "idempotency key '" + wanted.idempotency_key +
-                                          "' was already used for a different request (" + id + ")"));
-      return;
-    }
-    done(submit_reply{id, state->state, true});
-  }
-};
 
 engine::engine(std::unique_ptr<impl> i) : _impl(std::move(i)) {}
 
@@ -174,6 +91,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->ctx.providers.clk = &clk;
   self->ctx.providers.secrets = self->secrets.get();
   self->ctx.pipeline = options.pipeline;
+  self->ctx.distances = options.distances;
   self->ctx.registry = spawn_cluster_registry(*self->sys, self->ctx);
   auto clusters = self->views->clusters();
   if (!clusters) {
@@ -182,14 +100,35 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   for (const auto& c : *clusters) {
     caf::anon_send(self->ctx.registry, update_atom::value, c);
   }
+  // Capacity and quota usage start from the projections (a fresh replay's result).
+  auto cluster_usage = self->views->cluster_usages();
+  auto tenant_usage = self->views->tenant_usages();
+  if (!cluster_usage || !tenant_usage) {
+    return !cluster_usage ? std::move(cluster_usage).err() : std::move(tenant_usage).err();
+  }
+  capacity_map capacity;
+  for (const auto& [id, u] : *cluster_usage) {
+    capacity.emplace(id, u.total());
+  }
+  caf::anon_send(self->ctx.registry, usage_atom::value, std::move(capacity));
+  std::unordered_map<std::string, projections::usage_totals> held;
+  for (const auto& [tenant, u] : *tenant_usage) {
+    held.emplace(tenant, u.total());
+  }
+  self->ledger.reset(std::move(held));
   auto registry = self->ctx.registry;
   self->projector->on_cluster_change(
       [registry](const events::cluster_state& c) { caf::anon_send(registry, update_atom::value, c); });
   {
     auto* counter = &self->unfinished;
+    auto* ledger = &self->ledger;
     auto user = options.on_request_change;
     self->projector->on_request_change(
-        [counter, user](const events::request_state& before, const events::request_state& after) {
+        [counter, ledger, user](const events::request_state& before, const events::request_state& after) {
+          // A rolled back request holds no quota any more.
+          if (after.state == events::lifecycle_state::rolled_back && before.state != events::lifecycle_state::rolled_back) {
+            ledger->release(after.tenant, after);
+          }
           // A new request was counted when its submission committed.
           const bool was_unfinished = !before.exists() || !events::is_at_rest(before.state);
           if (was_unfinished && events::is_at_rest(after.state)) {
@@ -251,23 +190,53 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   e.depends_on = std::move(cmd.depends_on);
   e.idempotency_key = std::move(cmd.idempotency_key);
   e.requested_cluster = std::move(cmd.requested_cluster);
+  // Quota: taken now, given back if the submission does not commit.
+  auto tenant = i.views->tenant(e.tenant);
+  if (!tenant || !*tenant) {
+    done(!tenant ? std::move(tenant).err() : make_error(errc::not_found, "tenant " + e.tenant + " does not exist"));
+    return;
+  }
+  events::request_state as_state;
+  as_state.tenant = e.tenant;
+  as_state.type = e.type;
+  as_state.spec = e.spec;
+  if (auto reserved = i.ledger.reserve(e.tenant, (*tenant)->quota, as_state); !reserved) {
+    done(std::move(reserved).err());
+    return;
+  }
+  // Approval gates: the first matching rule, recorded with the submission.
+  std::vector<events::event_record> records{events::to_record(e)};
+  auto rules = i.views->rules();
+  if (!rules) {
+    i.ledger.release(e.tenant, as_state);
+    done(std::move(rules).err());
+    return;
+  }
+  if (const auto* rule = events::first_matching_rule(*rules, e.tenant, e.spec, e.type, e.region)) {
+    records.push_back(events::to_record(events::approval_required{rule->id, rule->name}));
+  }
   std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::request_stream(e.request_id), 0, {events::to_record(e)}});
+  batch.push_back(events::stream_append{events::request_stream(e.request_id), 0, std::move(records)});
   if (!e.idempotency_key.empty()) {
     batch.push_back(events::stream_append{events::idempotency_stream(e.tenant, e.idempotency_key), 0,
                                           {events::to_record(events::idempotency_claimed{e.request_id})}});
   }
+  const bool needs_approval = batch.front().events.size() > 1;
   auto submitted = std::make_shared<events::request_submitted>(std::move(e));
-  i.append_then(std::move(batch), [this, submitted, done](result<events::append_receipt> r) {
+  i.append_then(std::move(batch), [this, submitted, done, as_state, needs_approval](result<events::append_receipt> r) {
     auto& i = *_impl;
     if (r) {
       i.unfinished.fetch_add(1, std::memory_order_relaxed);
-      caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
-      i.after_projection(r->last_position, [submitted, done] {
-        done(submit_reply{submitted->request_id, events::lifecycle_state::queued, false});
+      if (!needs_approval) {
+        caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
+      }
+      const auto state = needs_approval ? events::lifecycle_state::pending_approval : events::lifecycle_state::queued;
+      i.after_projection(r->last_position, [submitted, done, state] {
+        done(submit_reply{submitted->request_id, state, false});
       });
       return;
     }
+    i.ledger.release(submitted->tenant, as_state);
     if (r.err().code == errc::version_conflict && !submitted->idempotency_key.empty()) {
       i.replay_submission(*submitted, done);
       return;
@@ -366,7 +335,7 @@ void engine::inventory(std::string cluster_id, callback<inventory_listing> done)
     return;
   }
   auto* sys = i.sys.get();
-  ask<cluster_choice>(*sys, i.ctx.registry,
+  detail::ask<cluster_choice>(*sys, i.ctx.registry,
                       std::function<void(result<cluster_choice>)>{[sys, cluster_id, done](result<cluster_choice> choice) {
                         if (!choice) {
                           done(std::move(choice).err());
@@ -376,7 +345,7 @@ void engine::inventory(std::string cluster_id, callback<inventory_listing> done)
                           done(make_error(errc::not_found, choice->message));
                           return;
                         }
-                        ask<inventory_reply>(*sys, choice->handle,
+                        detail::ask<inventory_reply>(*sys, choice->handle,
                                              std::function<void(result<inventory_reply>)>{
                                                  [cluster_id, done](result<inventory_reply> reply) {
                                                    if (!reply) {
@@ -420,14 +389,14 @@ result<cluster_runtime> engine::cluster_status(const std::string& cluster_id) {
   }
   caf::scoped_actor self{*i.sys};
   std::optional<result<cluster_runtime>> out;
-  self->request(i.ctx.registry, ask_timeout, lookup_atom::value, cluster_id)
+  self->request(i.ctx.registry, detail::ask_timeout, lookup_atom::value, cluster_id)
       .receive(
           [&](const cluster_choice& choice) {
             if (!choice.ok) {
               out = make_error(errc::not_found, choice.message);
               return;
             }
-            self->request(choice.handle, ask_timeout, status_atom::value)
+            self->request(choice.handle, detail::ask_timeout, status_atom::value)
                 .receive([&](const cluster_runtime& r) { out = r; },
                          [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
           },
@@ -442,7 +411,7 @@ result<admission_status> engine::admission() {
   }
   caf::scoped_actor self{*i.sys};
   std::optional<result<admission_status>> out;
-  self->request(i.ctx.admission, ask_timeout, status_atom::value)
+  self->request(i.ctx.admission, detail::ask_timeout, status_atom::value)
       .receive([&](const admission_status& s) { out = s; },
                [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
   return std::move(*out);
@@ -455,7 +424,7 @@ std::uint64_t engine::stuck_reports() {
   }
   caf::scoped_actor self{*i.sys};
   std::uint64_t n = 0;
-  self->request(i.ctx.watchdog, ask_timeout, status_atom::value).receive([&](std::uint64_t x) { n = x; }, [](caf::error&) {});
+  self->request(i.ctx.watchdog, detail::ask_timeout, status_atom::value).receive([&](std::uint64_t x) { n = x; }, [](caf::error&) {});
   return n;
 }
 

@@ -17,6 +17,7 @@
 
 #include "prov/actors/spawn.hpp"
 #include "prov/core/ids.hpp"
+#include "prov/core/secret_box.hpp"
 #include "prov/core/log.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/catalog.hpp"
@@ -134,12 +135,21 @@ void log_transition(const request_actor_state& st, lifecycle_state from) {
 }
 
 // Tells the watchdog and the admission controller where the request now stands.
+bool awaits_input(const events::request_state& r) {
+  const auto step = events::step_of(r.state);
+  return step && r.step(*step).status == events::step_status::awaiting_input;
+}
+
 void report(self_ptr self) {
   auto& st = self->state;
-  self->send(st.ctx->watchdog, progress_atom::value, st.id, st.req.state, st.req.updated_at);
+  self->send(st.ctx->watchdog, progress_atom::value, st.id, st.req.state, st.req.updated_at, awaits_input(st.req));
   if (st.admitted && !holds_slot(st.req)) {
     st.admitted = false;
     self->send(st.ctx->admission, leave_atom::value, st.id);
+  }
+  if (st.req.state == lifecycle_state::rolled_back) {
+    // Everything is released: the cluster's capacity is free again.
+    self->send(st.ctx->registry, leave_atom::value, st.id, st.req.cluster, st.req.spec, st.req.type);
   }
 }
 
@@ -188,17 +198,37 @@ void on_appended(self_ptr self, const append_outcome& out) {
   advance(self);
 }
 
+// Credentials never reach the journal in clear: sealed with the engine's key first.
+events::credentials_delivered seal_credentials(const request_actor_state& st,
+                                               const std::map<std::string, std::string>& credentials) {
+  nlohmann::json plain = nlohmann::json::object();
+  std::vector<std::string> names;
+  for (const auto& [k, v] : credentials) {
+    plain[k] = v;
+    names.push_back(k);
+  }
+  const auto* box = st.ctx->providers.secrets;
+  return events::credentials_delivered{box != nullptr ? box->seal(plain.dump()) : std::string{}, std::move(names)};
+}
+
 // Records a provider's step outcome, and what follows from it, as one append.
 void on_step_outcome(self_ptr self, step_kind step, std::uint32_t attempt, const providers::step_outcome& out) {
   auto& st = self->state;
   std::vector<request_event> batch;
   const auto& key = st.req.step(step).idempotency_key;
+  if (out.awaiting_input) {
+    append(self, {events::input_requested{step}});
+    return;
+  }
   for (const auto& r : out.resources) {
     const bool known = std::any_of(st.req.resources.begin(), st.req.resources.end(),
                                    [&](const events::resource& x) { return x.kind == r.kind && x.id == r.id; });
     if (!known) {
       batch.push_back(events::resource_allocated{step, r.kind, r.id, r.name, key});
     }
+  }
+  if (!out.credentials.empty()) {
+    batch.push_back(seal_credentials(st, out.credentials));
   }
   if (out.ok) {
     batch.push_back(events::step_succeeded{step, attempt, out.endpoints});
@@ -517,9 +547,45 @@ void advance_step(self_ptr self) {
       }
       return;
     }
-    case events::step_status::pending:
     case events::step_status::awaiting_input:
+      // A person has to act (manual input): nothing to do until then. The engine resumes the
+      // request when the input arrives.
+      self->quit();
       return;
+    case events::step_status::pending:
+      return;
+  }
+}
+
+// Carries out a suspend or reactivate that was recorded: the provider acts, then the
+// outcome is recorded. Repeating the call after a crash is harmless (both are idempotent).
+void run_action(self_ptr self) {
+  auto& st = self->state;
+  const auto action = static_cast<events::service_action>(st.req.pending_action);
+  providers::service_call call;
+  call.request_id = st.id;
+  call.tenant = st.req.tenant;
+  call.type = st.req.type;
+  call.idempotency_key = st.id + "/" + std::string{events::enum_name(action)} + "/" + std::to_string(st.req.version);
+  call.spec = st.req.spec;
+  call.endpoints = st.req.endpoints;
+  for (const auto& r : st.req.resources) {
+    if (!r.released) {
+      call.resources.push_back(r);
+    }
+  }
+  auto done = [=](const providers::action_outcome& out) {
+    if (out.ok) {
+      append(self, {action == events::service_action::suspend ? events::request_event{events::request_suspended{}}
+                                                               : events::request_event{events::request_reactivated{}}});
+    } else {
+      append(self, {events::action_failed{action, out.error.code, out.error.message}});
+    }
+  };
+  if (action == events::service_action::suspend) {
+    call_cluster<providers::action_outcome>(self, suspend_atom::value, call, done);
+  } else {
+    call_cluster<providers::action_outcome>(self, reactivate_atom::value, call, done);
   }
 }
 
@@ -549,9 +615,15 @@ void advance(self_ptr self) {
     case lifecycle_state::rolling_back:
       roll_back(self);
       return;
-    case lifecycle_state::pending_approval:
     case lifecycle_state::completed:
     case lifecycle_state::suspended:
+      if (st.req.pending_action != 0) {
+        run_action(self);
+        return;
+      }
+      self->quit();
+      return;
+    case lifecycle_state::pending_approval:
     case lifecycle_state::rolled_back:
       // Nothing to do until a command arrives: passivate. Queries read projections.
       self->quit();

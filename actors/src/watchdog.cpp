@@ -56,9 +56,9 @@ watchdog_actor::behavior_type watchdog_impl(self_ptr self, const engine_context*
   self->state.ctx = ctx;
   self->delayed_send(self, ctx->pipeline.watchdog.scan_every, scan_atom::value);
   return {
-      [=](progress_atom, const std::string& id, events::lifecycle_state state, timestamp at) {
+      [=](progress_atom, const std::string& id, events::lifecycle_state state, timestamp at, bool person) {
         auto& requests = self->state.requests;
-        if (!watched(state)) {
+        if (!watched(state) || person) {
           requests.erase(id);
           return;
         }

@@ -204,17 +204,143 @@ struct request_folder {
     if (!transition_allowed(s.state, lifecycle_state::failed)) {
       return bad_transition(s.state, lifecycle_state::failed);
     }
-    if (auto k = step_of(s.state)) {
-      auto& step = s.step(*k);
-      if (step.status == step_status::running) {
-        step.status = step_status::failed;
-        step.finished_at = m.time;
-        step.error = e.message.empty() ? e.code : e.message;
-      }
-    }
+    fail_running_step(e.message.empty() ? e.code : e.message);
     s.state = lifecycle_state::failed;
     s.reason = e.code;
     s.reason_message = e.message;
+    return {};
+  }
+
+  status operator()(const approval_required& e) {
+    if (s.state != lifecycle_state::queued) {
+      return bad_transition(s.state, lifecycle_state::pending_approval);
+    }
+    s.state = lifecycle_state::pending_approval;
+    s.approval_rule = e.rule_id;
+    s.approval_rule_name = e.rule_name;
+    s.reason = "approval_required";
+    s.reason_message = "waiting for approval (rule " + e.rule_name + ")";
+    return {};
+  }
+
+  status operator()(const request_approved&) {
+    if (s.state != lifecycle_state::pending_approval) {
+      return refuse("only a request pending approval can be approved, not one " + name(s.state));
+    }
+    s.state = lifecycle_state::queued;
+    s.reason.clear();
+    s.reason_message.clear();
+    return {};
+  }
+
+  status operator()(const request_rejected& e) {
+    if (s.state != lifecycle_state::pending_approval) {
+      return refuse("only a request pending approval can be rejected, not one " + name(s.state));
+    }
+    s.state = lifecycle_state::failed;
+    s.reason = "rejected";
+    s.reason_message = e.reason;
+    return {};
+  }
+
+  void fail_running_step(const std::string& why) {
+    if (auto k = step_of(s.state)) {
+      auto& step = s.step(*k);
+      if (step.status == step_status::running || step.status == step_status::awaiting_input) {
+        step.status = step_status::failed;
+        step.finished_at = m.time;
+        step.error = why;
+      }
+      step.next_attempt_at.reset();
+    }
+  }
+
+  status operator()(const request_cancelled& e) {
+    if (!transition_allowed(s.state, lifecycle_state::failed)) {
+      return refuse("a " + name(s.state) + " request cannot be cancelled");
+    }
+    fail_running_step("cancelled");
+    s.state = lifecycle_state::failed;
+    s.reason = "cancelled";
+    s.reason_message = e.reason;
+    return {};
+  }
+
+  status operator()(const action_requested& e) {
+    const bool ok = (e.action == service_action::suspend && s.state == lifecycle_state::completed) ||
+                    (e.action == service_action::reactivate && s.state == lifecycle_state::suspended);
+    if (!ok) {
+      return refuse("cannot " + std::string{enum_name(e.action)} + " a " + name(s.state) + " request");
+    }
+    if (s.pending_action != 0) {
+      return refuse("another action is in progress");
+    }
+    s.pending_action = static_cast<std::uint8_t>(e.action);
+    s.action_reason = e.reason;
+    s.action_error.clear();
+    return {};
+  }
+
+  status operator()(const request_suspended&) {
+    if (s.state != lifecycle_state::completed || s.pending_action != static_cast<std::uint8_t>(service_action::suspend)) {
+      return refuse("suspended without a pending suspend (state " + name(s.state) + ")");
+    }
+    s.state = lifecycle_state::suspended;
+    s.pending_action = 0;
+    s.reason = "suspended";
+    s.reason_message = s.action_reason;
+    return {};
+  }
+
+  status operator()(const request_reactivated&) {
+    if (s.state != lifecycle_state::suspended ||
+        s.pending_action != static_cast<std::uint8_t>(service_action::reactivate)) {
+      return refuse("reactivated without a pending reactivate (state " + name(s.state) + ")");
+    }
+    s.state = lifecycle_state::completed;
+    s.pending_action = 0;
+    s.reason.clear();
+    s.reason_message.clear();
+    return {};
+  }
+
+  status operator()(const action_failed& e) {
+    if (s.pending_action != static_cast<std::uint8_t>(e.action)) {
+      return refuse("no pending " + std::string{enum_name(e.action)} + " to fail");
+    }
+    s.pending_action = 0;
+    s.action_error = e.code + ": " + e.message;
+    return {};
+  }
+
+  status operator()(const credentials_delivered& e) {
+    if (s.state == lifecycle_state::rolled_back) {
+      return refuse("credentials for a rolled back request");
+    }
+    s.credentials_sealed = e.sealed;
+    s.credential_fields = e.fields_present;
+    return {};
+  }
+
+  status operator()(const input_requested& e) {
+    auto& step = s.step(e.step);
+    if (s.state != state_of(e.step) || step.status != step_status::running) {
+      return refuse("input can be awaited only by the running step, not in " + name(s.state));
+    }
+    step.status = step_status::awaiting_input;
+    return {};
+  }
+
+  status operator()(const input_provided& e) {
+    auto& step = s.step(e.step);
+    if (s.state != state_of(e.step) || step.status != step_status::awaiting_input) {
+      return make_error(errc::conflict, "the request is not awaiting manual input");
+    }
+    step.status = step_status::succeeded;
+    step.finished_at = m.time;
+    for (const auto& [k, v] : e.endpoints) {
+      s.endpoints.insert_or_assign(k, v);
+    }
     return {};
   }
 
@@ -222,6 +348,7 @@ struct request_folder {
     if (!transition_allowed(s.state, lifecycle_state::rolling_back)) {
       return bad_transition(s.state, lifecycle_state::rolling_back);
     }
+    s.pending_action = 0;
     if (s.state != lifecycle_state::failed) {
       s.reason = e.reason;
       s.reason_message.clear();
@@ -281,6 +408,38 @@ struct cluster_folder {
     if (e.health) s.health = *e.health;
     if (e.settings_json) s.settings_json = *e.settings_json;
     if (e.credentials_sealed) s.credentials_sealed = *e.credentials_sealed;
+    return {};
+  }
+
+  status operator()(const cluster_tested& e) {
+    s.last_test = e;
+    s.last_tested_at = m.time;
+    return {};
+  }
+};
+
+struct rule_folder {
+  rule_state& s;
+  const event_meta& m;
+
+  status operator()(const rule_created& e) {
+    if (s.exists()) {
+      return make_error(errc::conflict, "rule " + s.id + " already exists");
+    }
+    s.id = e.rule_id;
+    s.name = e.name;
+    s.tenant = e.tenant;
+    s.priority = e.priority;
+    s.conditions = e.conditions;
+    s.created_at = m.time;
+    return {};
+  }
+
+  status operator()(const rule_deleted&) {
+    if (s.deleted) {
+      return make_error(errc::conflict, "rule " + s.id + " is already deleted");
+    }
+    s.deleted = true;
     return {};
   }
 };
@@ -370,6 +529,10 @@ status apply_to(tenant_state& state, const tenant_event& event, const event_meta
   return fold_in_place<tenant_folder>(state, event, meta);
 }
 
+status apply_to(rule_state& state, const rule_event& event, const event_meta& meta) {
+  return fold_in_place<rule_folder>(state, event, meta);
+}
+
 result<request_state> apply(request_state state, const request_event& event, const event_meta& meta) {
   return fold_copy(std::move(state), event, meta);
 }
@@ -392,6 +555,10 @@ result<cluster_state> fold_cluster(std::span<const stored_event> events) {
 
 result<tenant_state> fold_tenant(std::span<const stored_event> events) {
   return fold_all<tenant_state, tenant_event, as_tenant_event>(events);
+}
+
+result<rule_state> fold_rule(std::span<const stored_event> events) {
+  return fold_all<rule_state, rule_event, as_rule_event>(events);
 }
 
 }  // namespace prov::events

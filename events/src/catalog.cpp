@@ -73,6 +73,7 @@ std::string_view type_name(std::uint16_t type_id) { return name_of(type_id); }
 std::optional<request_event> as_request_event(any_event e) { return narrow<request_event>(std::move(e)); }
 std::optional<cluster_event> as_cluster_event(any_event e) { return narrow<cluster_event>(std::move(e)); }
 std::optional<tenant_event> as_tenant_event(any_event e) { return narrow<tenant_event>(std::move(e)); }
+std::optional<rule_event> as_rule_event(any_event e) { return narrow<rule_event>(std::move(e)); }
 
 std::string_view stream_category(std::string_view stream) {
   const auto slash = stream.find('/');
@@ -87,6 +88,7 @@ std::string_view stream_key(std::string_view stream) {
 std::string request_stream(std::string_view request_id) { return "request/" + std::string{request_id}; }
 std::string cluster_stream(std::string_view cluster_id) { return "cluster/" + std::string{cluster_id}; }
 std::string tenant_stream(std::string_view tenant_id) { return "tenant/" + std::string{tenant_id}; }
+std::string rule_stream(std::string_view rule_id) { return "rule/" + std::string{rule_id}; }
 std::string idempotency_stream(std::string_view tenant_id, std::string_view key) {
   return "idempotency/" + std::string{tenant_id} + "/" + sha256_hex(key);
 }

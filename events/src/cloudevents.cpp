@@ -39,7 +39,17 @@ nlohmann::json to_cloudevent(const stored_event& stored, const any_event& event)
   ce["sequence"] = stored.sequence;
   ce["position"] = stored.position;
   ce["eventversion"] = stored.version;
-  ce["data"] = std::visit([](const auto& e) { return to_json_value(e); }, event);
+  ce["data"] = std::visit(
+      [](const auto& e) -> nlohmann::json {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (requires { E::secret; }) {
+          // Secrets never leave the engine: only which fields were delivered.
+          return nlohmann::json{{"redacted", true}, {"fields", e.fields_present}};
+        } else {
+          return to_json_value(e);
+        }
+      },
+      event);
   return ce;
 }
 

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <array>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -251,7 +252,158 @@ struct api::impl {
     return json_response(200, out);
   }
 
+  // The async answer of a command: the request's view, or the error.
+  static std::function<void(result<events::request_state>)> view_reply(const responder& respond, unsigned status) {
+    return [respond, status](result<events::request_state> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      respond(json_response(status, detail::render_request(*r)));
+    };
+  }
+
+  void lifecycle(const http_request& req, const std::string& id, std::string_view verb, const caller& who,
+                 const responder& respond) {
+    static const std::map<std::string_view, actors::lifecycle_command> verbs{
+        {"approve", actors::lifecycle_command::approve},       {"reject", actors::lifecycle_command::reject},
+        {"cancel", actors::lifecycle_command::cancel},         {"suspend", actors::lifecycle_command::suspend},
+        {"reactivate", actors::lifecycle_command::reactivate}, {"deprovision", actors::lifecycle_command::deprovision}};
+    const auto cmd = verbs.at(verb);
+    const bool admin_only = cmd == actors::lifecycle_command::approve || cmd == actors::lifecycle_command::reject;
+    if (admin_only && !who.admin) {
+      return respond(error_response(403, errc::forbidden, std::string{verb} + " needs the admin token"));
+    }
+    if (auto visible = visible_request(id, who); !visible) {
+      return respond(error_of(visible.err()));
+    }
+    auto reason = detail::parse_reason(req.body, cmd == actors::lifecycle_command::reject);
+    if (!reason) {
+      return respond(error_of(reason.err()));
+    }
+    engine.command(id, cmd, actors::command_input{std::move(*reason), who.admin ? "admin" : who.tenant},
+                   view_reply(respond, 202));
+  }
+
+  void manual_input(const http_request& req, const std::string& id, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto input = detail::parse_manual_input(*body);
+    if (!input) {
+      return respond(error_of(input.err()));
+    }
+    input->by = "admin";
+    engine.provide_input(id, std::move(*input), view_reply(respond, 202));
+  }
+
+  http_response credentials(const std::string& id, const caller& who) {
+    if (auto visible = visible_request(id, who); !visible) {
+      return error_of(visible.err());
+    }
+    auto creds = engine.credentials(id);
+    if (!creds) {
+      return error_of(creds.err());
+    }
+    auto r = json_response(200, json{{"requestId", id}, {"credentials", *creds}});
+    r.headers.emplace_back("Cache-Control", "no-store");
+    return r;
+  }
+
+  void metrics_of(const std::string& id, const caller& who, const responder& respond) {
+    if (auto visible = visible_request(id, who); !visible) {
+      return respond(error_of(visible.err()));
+    }
+    engine.metrics(id, [respond, id](result<providers::metrics_sample> m) {
+      if (!m) {
+        return respond(error_of(m.err()));
+      }
+      if (!m->ok) {
+        const auto code = m->error.code == "unsupported" ? errc::unsupported : errc::provider_error;
+        return respond(error_response(http_status_for(code), code, m->error.message));
+      }
+      auto body = detail::render_metrics(*m);
+      body["requestId"] = id;
+      respond(json_response(200, body));
+    });
+  }
+
+  // -- approval rules -----------------------------------------------------------------------
+
+  void create_rule(const http_request& req, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto rule = detail::parse_rule(*body);
+    if (!rule) {
+      return respond(error_of(rule.err()));
+    }
+    if (rule->rule_id.empty()) {
+      rule->rule_id = make_uuid_v4();
+    }
+    if (!rule->tenant.empty()) {
+      auto t = engine.views().tenant(rule->tenant);
+      if (!t || !*t) {
+        return respond(t ? error_response(404, errc::not_found, "tenant " + rule->tenant + " does not exist")
+                         : error_of(t.err()));
+      }
+    }
+    rule->by = "admin";
+    engine.create_rule(std::move(*rule), [respond](result<events::rule_state> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      auto resp = json_response(201, detail::render_rule(*r));
+      resp.headers.emplace_back("Location", "/v1/approval-rules/" + r->id);
+      respond(std::move(resp));
+    });
+  }
+
+  http_response list_rules() {
+    auto rules = engine.views().rules();
+    if (!rules) {
+      return error_of(rules.err());
+    }
+    json items = json::array();
+    for (const auto& r : *rules) {
+      items.push_back(detail::render_rule(r));
+    }
+    return json_response(200, json{{"items", std::move(items)}});
+  }
+
   // -- tenants ------------------------------------------------------------------------------
+
+  void put_quota(const http_request& req, const std::string& id, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto quota = detail::parse_quota(*body, "");
+    if (!quota) {
+      return respond(error_of(quota.err()));
+    }
+    engine.set_quota(id, std::move(*quota), [respond](result<events::tenant_state> t) {
+      respond(t ? json_response(200, detail::render_quota(t->quota)) : error_of(t.err()));
+    });
+  }
+
+  http_response usage(const std::string& id, const caller& who) {
+    if (!who.admin && who.tenant != id) {
+      return error_response(403, errc::forbidden, "a tenant token can only read its own usage");
+    }
+    auto report = engine.usage(id);
+    if (!report) {
+      return error_of(report.err());
+    }
+    return json_response(200, json{{"tenant", id},
+                                   {"quota", detail::render_quota(report->quota)},
+                                   {"used", detail::render_usage(report->usage.used)},
+                                   {"reserved", detail::render_usage(report->usage.reserved)},
+                                   {"total", detail::render_usage(report->usage.total())}});
+  }
+
+  // -- tenants (continued) --------------------------------------------------------------------
 
   void create_tenant(const http_request& req, const responder& respond) {
     auto body = detail::parse_object(req.body);
@@ -304,6 +456,11 @@ struct api::impl {
   // The registry view of a cluster plus its runtime (breaker, bulkhead) when it runs.
   json cluster_json(const events::cluster_state& c) {
     auto out = detail::render_cluster(c);
+    if (auto used = engine.views().usage_of_cluster(c.id)) {
+      out["usage"] = {{"used", detail::render_usage(used->used)},
+                      {"reserved", detail::render_usage(used->reserved)},
+                      {"total", detail::render_usage(used->total())}};
+    }
     if (auto runtime = engine.cluster_status(c.id)) {
       out["runtime"] = detail::render_runtime(*runtime);
     }
@@ -370,6 +527,19 @@ struct api::impl {
         return respond(error_of(r.err()));
       }
       respond(json_response(200, detail::render_cluster(*r)));
+    });
+  }
+
+  void test_cluster(const std::string& id, const responder& respond) {
+    if (auto c = find_cluster(id); !c) {
+      return respond(error_of(c.err()));
+    }
+    engine.test_cluster(id, [respond](result<events::cluster_state> c) {
+      if (!c) {
+        return respond(error_of(c.err()));
+      }
+      const auto& t = *c->last_test;
+      respond(json_response(200, json{{"cluster", c->id}, {"ok", t.ok}, {"latencyMs", t.latency_ms}, {"message", t.message}}));
     });
   }
 
@@ -524,6 +694,22 @@ struct api::impl {
       if (n == 4 && seg[3] == "events") {
         return respond(m == "GET" ? request_events(req, id, *who) : method_not_allowed("GET"));
       }
+      if (n == 4 && (seg[3] == "approve" || seg[3] == "reject" || seg[3] == "cancel" || seg[3] == "suspend" ||
+                     seg[3] == "reactivate" || seg[3] == "deprovision")) {
+        return m == "POST" ? lifecycle(req, id, seg[3], *who, respond) : respond(method_not_allowed("POST"));
+      }
+      if (n == 4 && seg[3] == "manual-input") {
+        if (m != "POST") {
+          return respond(method_not_allowed("POST"));
+        }
+        return admin_only() ? manual_input(req, id, respond) : void();
+      }
+      if (n == 4 && seg[3] == "credentials") {
+        return respond(m == "GET" ? credentials(id, *who) : method_not_allowed("GET"));
+      }
+      if (n == 4 && seg[3] == "metrics") {
+        return m == "GET" ? metrics_of(id, *who, respond) : respond(method_not_allowed("GET"));
+      }
     } else if (collection == "tenants") {
       if (n == 2) {
         if (m == "POST") {
@@ -534,8 +720,45 @@ struct api::impl {
         }
         return respond(method_not_allowed("GET, POST"));
       }
+      if (n == 4 && seg[3] == "quota" && m == "PUT") {
+        return admin_only() ? put_quota(req, id, respond) : void();
+      }
+      if (n == 4 && seg[3] == "usage") {
+        return respond(m == "GET" ? usage(id, *who) : method_not_allowed("GET"));
+      }
       if (n == 3 || (n == 4 && seg[3] == "quota")) {
-        return respond(m == "GET" ? get_tenant(id, *who, n == 4) : method_not_allowed("GET"));
+        return respond(m == "GET" ? get_tenant(id, *who, n == 4) : method_not_allowed(n == 4 ? "GET, PUT" : "GET"));
+      }
+    } else if (collection == "approval-rules") {
+      if (!admin_only()) {
+        return;
+      }
+      if (n == 2) {
+        if (m == "POST") {
+          return create_rule(req, respond);
+        }
+        return respond(m == "GET" ? list_rules() : method_not_allowed("GET, POST"));
+      }
+      if (n == 3) {
+        if (m == "GET") {
+          auto r = engine.views().rule(id);
+          if (!r || !*r || (*r)->deleted) {
+            return respond(r ? error_response(404, errc::not_found, "rule " + id + " does not exist") : error_of(r.err()));
+          }
+          return respond(json_response(200, detail::render_rule(**r)));
+        }
+        if (m == "DELETE") {
+          return engine.delete_rule(id, "admin", [respond](result<events::rule_state> r) {
+            if (!r) {
+              return respond(error_of(r.err()));
+            }
+            http_response resp;
+            resp.status = 204;
+            resp.content_type.clear();
+            respond(std::move(resp));
+          });
+        }
+        return respond(method_not_allowed("GET, DELETE"));
       }
     } else if (collection == "clusters") {
       if (!admin_only()) {
@@ -559,6 +782,9 @@ struct api::impl {
       }
       if (n == 4 && seg[3] == "inventory") {
         return m == "GET" ? inventory(id, respond) : respond(method_not_allowed("GET"));
+      }
+      if (n == 4 && seg[3] == "test") {
+        return m == "POST" ? test_cluster(id, respond) : respond(method_not_allowed("POST"));
       }
     }
     respond(error_response(404, errc::not_found, "no route for " + m + " " + req.path));

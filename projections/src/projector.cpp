@@ -1,4 +1,5 @@
 #include "prov/projections/projector.hpp"
+#include "prov/projections/views.hpp"
 
 #include <algorithm>
 #include <array>
@@ -40,6 +41,7 @@ constexpr std::chrono::seconds retry_delay{1};
 constexpr std::string_view request_category = "request";
 constexpr std::string_view cluster_category = "cluster";
 constexpr std::string_view tenant_category = "tenant";
+constexpr std::string_view rule_category = "rule";
 
 rocksdb::Slice slice_of(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -95,6 +97,9 @@ struct batch {
   batch_cache<events::request_state> requests;
   batch_cache<events::cluster_state> clusters;
   batch_cache<events::tenant_state> tenants;
+  batch_cache<events::rule_state> rules;
+  batch_cache<tenant_usage> tenant_usages;
+  batch_cache<cluster_usage> cluster_usages;
   std::string arena;  ///< keys and values of `writes`
   std::vector<pending_write> writes;
   rocksdb::WriteBatch write_batch;
@@ -106,6 +111,9 @@ struct batch {
     requests.clear();
     clusters.clear();
     tenants.clear();
+    rules.clear();
+    tenant_usages.clear();
+    cluster_usages.clear();
   }
 
   std::uint64_t consumed() const noexcept { return last + 1 - first; }
@@ -116,8 +124,15 @@ struct batch {
       return requests;
     } else if constexpr (std::is_same_v<State, events::cluster_state>) {
       return clusters;
-    } else {
+    } else if constexpr (std::is_same_v<State, events::tenant_state>) {
       return tenants;
+    } else if constexpr (std::is_same_v<State, events::rule_state>) {
+      return rules;
+    } else if constexpr (std::is_same_v<State, tenant_usage>) {
+      return tenant_usages;
+    } else {
+      static_assert(std::is_same_v<State, cluster_usage>);
+      return cluster_usages;
     }
   }
 
@@ -386,6 +401,8 @@ struct projector::impl {
       fold<events::cluster_state, events::as_cluster_event>(b, detail::cluster_prefix, e);
     } else if (category == tenant_category) {
       fold<events::tenant_state, events::as_tenant_event>(b, detail::tenant_prefix, e);
+    } else if (category == rule_category) {
+      fold<events::rule_state, events::as_rule_event>(b, detail::rule_prefix, e);
     }
     // Other categories (idempotency claims) have no read model.
     if (!b.failure) {
@@ -480,6 +497,63 @@ struct projector::impl {
     }
   }
 
+  /// Moves each changed request's spec between the usage records of its tenant and cluster
+  /// (R-4.1 quota usage, R-4.3 capacity), as derived read models of the request states.
+  void derive_usage(batch& b) {
+    for (auto* entry : b.requests.touched) {
+      const auto& c = entry->second;
+      if (!c.changed) {
+        continue;
+      }
+      const auto before = bucket_of(c.before);
+      const auto after = bucket_of(c.after);
+      const auto& tenant = c.after.tenant;
+      if (before != after) {
+        if (auto* u = touch<tenant_usage>(b, detail::tenant_usage_prefix, tenant, false)) {
+          move_usage(u->after, c.before, before, c.after, after);
+          u->changed = true;
+        }
+      }
+      if (before != after || c.before.cluster != c.after.cluster) {
+        if (!c.before.cluster.empty()) {
+          if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, c.before.cluster, false)) {
+            move_usage(u->after, c.before, before, events::request_state{}, usage_bucket::none);
+            u->changed = true;
+          }
+        }
+        if (!c.after.cluster.empty()) {
+          if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, c.after.cluster, false)) {
+            move_usage(u->after, events::request_state{}, usage_bucket::none, c.after, after);
+            u->changed = true;
+          }
+        }
+      }
+    }
+  }
+
+  template <class Usage>
+  static void move_usage(Usage& u, const events::request_state& was, usage_bucket from, const events::request_state& is,
+                         usage_bucket to) {
+    auto bucket = [&](usage_bucket k) -> usage_totals* {
+      return k == usage_bucket::used ? &u.used : k == usage_bucket::reserved ? &u.reserved : nullptr;
+    };
+    if (auto* t = bucket(from)) {
+      t->add(was, -1);
+    }
+    if (auto* t = bucket(to)) {
+      t->add(is, +1);
+    }
+  }
+
+  template <class State>
+  void collect_changed(batch& b, std::string_view prefix) {
+    for (auto* entry : b.cache<State>().touched) {
+      if (entry->second.changed) {
+        add_state(b, prefix, entry->first, entry->second.after);
+      }
+    }
+  }
+
   void collect_clusters(batch& b) {
     for (auto* entry : b.clusters.touched) {
       if (entry->second.changed) {
@@ -513,9 +587,17 @@ struct projector::impl {
   status build(batch& b) {
     b.arena.clear();
     b.writes.clear();
+    const bool fold_failed = b.failure.has_value();
+    derive_usage(b);
+    if (!fold_failed && b.failure) {
+      return *b.failure;  // a usage record could not be read: nothing of this batch is written
+    }
     collect_requests(b);
     collect_clusters(b);
     collect_tenants(b);
+    collect_changed<events::rule_state>(b, detail::rule_prefix);
+    collect_changed<tenant_usage>(b, detail::tenant_usage_prefix);
+    collect_changed<cluster_usage>(b, detail::cluster_usage_prefix);
     key.clear();
     detail::append_be64(key, b.last);
     add_put(b, detail::position_key, key);

@@ -278,3 +278,111 @@ result<std::uint64_t> views::position() const {
 }
 
 }  // namespace prov::projections
+
+namespace prov::projections {
+
+namespace {
+
+/// Decodes every value under `prefix`, keyed by the rest of its key.
+template <class T>
+result<std::map<std::string, T>> scan_entries(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view prefix) {
+  const auto upper = detail::prefix_successor(prefix);
+  const rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(read, cf)};
+  std::map<std::string, T> out;
+  for (it->Seek(rocksdb::Slice{prefix.data(), prefix.size()}); it->Valid(); it->Next()) {
+    auto decoded = events::decode_binary<T>(view_of(it->value()));
+    if (!decoded) {
+      return make_error(errc::corrupt, "projections: value of " + it->key().ToString() +
+                                           " is malformed (rebuild the projections)");
+    }
+    out.emplace(it->key().ToString().substr(prefix.size()), std::move(*decoded));
+  }
+  if (!it->status().ok()) {
+    return detail::to_error(it->status(), "projections: scan " + std::string{prefix});
+  }
+  return out;
+}
+
+template <class Usage>
+result<Usage> usage_at(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view prefix, const std::string& id) {
+  std::string key;
+  auto found = get_value<Usage>(db, cf, rocksdb::ReadOptions{}, detail::make_key(key, prefix, id));
+  if (!found) {
+    return std::move(found).err();
+  }
+  return found->value_or(Usage{});
+}
+
+}  // namespace
+
+void usage_totals::add(const events::request_state& r, int sign) {
+  cpu_millis += sign * r.spec.cpu_millis;
+  memory_mb += sign * r.spec.memory_mb;
+  storage_gb += sign * r.spec.storage_gb;
+  instances += sign;
+  auto& by_type = instances_by_type[std::string{events::enum_name(r.type)}];
+  by_type += sign;
+  if (by_type == 0) {
+    instances_by_type.erase(std::string{events::enum_name(r.type)});
+  }
+}
+
+template <int Kind>
+usage_totals usage_record<Kind>::total() const {
+  usage_totals t = used;
+  t.cpu_millis += reserved.cpu_millis;
+  t.memory_mb += reserved.memory_mb;
+  t.storage_gb += reserved.storage_gb;
+  t.instances += reserved.instances;
+  for (const auto& [type, n] : reserved.instances_by_type) {
+    t.instances_by_type[type] += n;
+  }
+  return t;
+}
+
+template struct usage_record<0>;
+template struct usage_record<1>;
+
+usage_bucket bucket_of(const events::request_state& r) {
+  if (!r.exists() || r.state == events::lifecycle_state::rolled_back) {
+    return usage_bucket::none;
+  }
+  return r.step(events::step_kind::allocate).status == events::step_status::succeeded ? usage_bucket::used
+                                                                                       : usage_bucket::reserved;
+}
+
+result<std::optional<events::rule_state>> views::rule(const std::string& id) const {
+  std::string key;
+  return get_value<events::rule_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
+                                       detail::make_key(key, detail::rule_prefix, id));
+}
+
+result<std::vector<events::rule_state>> views::rules() const {
+  auto all = scan_values<events::rule_state>(_store.db(), _store.projections_cf(), detail::rule_prefix);
+  if (!all) {
+    return std::move(all).err();
+  }
+  std::erase_if(*all, [](const events::rule_state& r) { return r.deleted; });
+  return all;
+}
+
+result<tenant_usage> views::usage_of_tenant(const std::string& tenant) const {
+  return usage_at<tenant_usage>(_store.db(), _store.projections_cf(), detail::tenant_usage_prefix, tenant);
+}
+
+result<cluster_usage> views::usage_of_cluster(const std::string& cluster) const {
+  return usage_at<cluster_usage>(_store.db(), _store.projections_cf(), detail::cluster_usage_prefix, cluster);
+}
+
+result<std::map<std::string, tenant_usage>> views::tenant_usages() const {
+  return scan_entries<tenant_usage>(_store.db(), _store.projections_cf(), detail::tenant_usage_prefix);
+}
+
+result<std::map<std::string, cluster_usage>> views::cluster_usages() const {
+  return scan_entries<cluster_usage>(_store.db(), _store.projections_cf(), detail::cluster_usage_prefix);
+}
+
+}  // namespace prov::projections

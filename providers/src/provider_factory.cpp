@@ -2,6 +2,7 @@
 
 #include "prov/events/codec.hpp"
 #include "prov/providers/kubernetes_provider.hpp"
+#include "prov/providers/manual_provider.hpp"
 #include "prov/providers/simulation_provider.hpp"
 
 namespace prov::providers {
@@ -41,13 +42,17 @@ class unsupported_provider final : public provider {
 }  // namespace
 
 bool has_driver(events::provider_type type) noexcept {
-  return type == events::provider_type::simulation || type == events::provider_type::kubernetes ||
+  return type == events::provider_type::simulation || type == events::provider_type::manual ||
+         type == events::provider_type::kubernetes ||
          type == events::provider_type::openshift;
 }
 
 std::unique_ptr<provider> make_provider(const events::cluster_state& cluster, const provider_context& ctx) {
   if (cluster.type == events::provider_type::simulation && ctx.simulation_inventory != nullptr && ctx.clk != nullptr) {
     return std::make_unique<simulation_provider>(cluster.id, cluster.simulation, *ctx.simulation_inventory, *ctx.clk);
+  }
+  if (cluster.type == events::provider_type::manual) {
+    return std::make_unique<manual_provider>(cluster.id);
   }
   if (cluster.type == events::provider_type::kubernetes || cluster.type == events::provider_type::openshift) {
     auto made = kubernetes_provider::from_cluster(cluster, ctx.secrets, ctx.clk);

@@ -304,16 +304,23 @@ metrics_sample simulation_provider::metrics(const service_call& call) {
     return m;
   }
   const bool suspended = items->front().suspended;
-  // Smooth, plausible, changing numbers: a per-request phase plus the clock.
+  // Smooth, plausible, changing numbers: a per-request phase plus the minutes the service has
+  // existed (since its first resource was created).
+  auto born = items->front().created_at;
+  for (const auto& item : *items) {
+    born = std::min(born, item.created_at);
+  }
   const double phase = static_cast<double>(stable_hash64(call.request_id) % 6283) / 1000.0;
-  const double t = static_cast<double>(m.at.time_since_epoch().count()) / 60e6;  // minutes
+  const double t = std::max(0.0, static_cast<double>((m.at - born).count()) / 60e6);  // minutes
   const double cores = std::max<double>(1.0, static_cast<double>(call.spec.cpu_millis) / 1000.0);
   const double memory = static_cast<double>(std::max<std::int64_t>(call.spec.memory_mb, 256));
   m.cpu_percent = suspended ? 0.0 : 35.0 + 25.0 * std::sin(t + phase);
   m.memory_used_mb = suspended ? 0.0 : memory * (0.45 + 0.15 * std::sin(t / 3 + phase));
-  m.disk_used_gb = static_cast<double>(call.spec.storage_gb) * 0.3 + t * 0.001;
-  m.network_rx_bytes = suspended ? 0.0 : 1.0e6 * cores * (t + phase);
-  m.network_tx_bytes = suspended ? 0.0 : 0.4e6 * cores * (t + phase);
+  m.disk_used_gb = std::min(static_cast<double>(call.spec.storage_gb),
+                            static_cast<double>(call.spec.storage_gb) * 0.3 + t * 0.001);
+  // Counters since boot: they only grow (and stand still while suspended).
+  m.network_rx_bytes = 1.0e6 * cores * (t + phase);
+  m.network_tx_bytes = 0.4e6 * cores * (t + phase);
   m.ok = true;
   return m;
 }

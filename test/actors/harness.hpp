@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "prov/actors/spawn.hpp"
+#include "prov/core/secret_box.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/memory_journal.hpp"
 #include "prov/providers/inventory_store.hpp"
@@ -57,6 +58,12 @@ class virtual_clock final : public clock {
   timestamp _frozen{std::chrono::seconds{1'800'000'000}};
 };
 
+/// The engine's key for sealing credentials, fixed for tests.
+inline const secret_box& test_secrets() {
+  static const secret_box box = *secret_box::from_key(std::string(32, 'k'));
+  return box;
+}
+
 struct node {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -67,8 +74,10 @@ struct node {
   virtual_clock& vclock;
 
   node(events::journal& journal, virtual_clock& clk, providers::inventory_store& inventory,
-       const std::vector<events::cluster_state>& clusters, actors::pipeline_options pipeline = {})
+       const std::vector<events::cluster_state>& clusters, actors::pipeline_options pipeline = {},
+       actors::region_distances distances = {})
       : vclock(clk) {
+    ctx.distances = std::move(distances);
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -78,6 +87,7 @@ struct node {
     ctx.clk = &clk;
     ctx.providers.simulation_inventory = &inventory;
     ctx.providers.clk = &clk;
+    ctx.providers.secrets = &test_secrets();
     ctx.pipeline = pipeline;
     ctx.registry = actors::spawn_cluster_registry(*sys, ctx);
     for (const auto& c : clusters) {
@@ -199,6 +209,27 @@ inline events::request_submitted vps_request(const std::string& id, events::serv
   e.region = "local";
   e.spec = events::resource_spec{2000, 4096, 40, ""};
   return e;
+}
+
+/// Appends events to a request's stream at its current version (as a command would).
+inline void append_to(events::journal& journal, const std::string& id, std::vector<events::request_event> batch) {
+  auto version = *journal.stream_version(events::request_stream(id));
+  std::vector<events::event_record> records;
+  for (const auto& e : batch) {
+    records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
+  }
+  std::vector<events::stream_append> appends;
+  appends.push_back(events::stream_append{events::request_stream(id), version, std::move(records)});
+  bool done = false;
+  journal.append(std::move(appends), [&](result<events::append_receipt> r) {
+    if (!r) {
+      throw std::runtime_error(r.err().message);
+    }
+    done = true;
+  });
+  if (!done) {
+    throw std::runtime_error("append did not complete inline");
+  }
 }
 
 /// Appends a submitted request to the journal (inline for the memory journal).

@@ -70,8 +70,9 @@ TEST_CASE("the vps happy path records events in pipeline order", "[actors][pipel
       "request.submitted",          "request.cluster_assigned",   "request.step_started",
       "request.resource_allocated", "request.resource_allocated", "request.resource_allocated",
       "request.step_succeeded",     "request.step_started",       "request.resource_allocated",
+      "request.step_succeeded",     "request.step_started",       "request.credentials_delivered",
       "request.step_succeeded",     "request.step_started",       "request.step_succeeded",
-      "request.step_started",       "request.step_succeeded",     "request.completed"};
+      "request.completed"};
   CHECK(prov::testing::event_types(w.journal, "r1") == expected);
 }
 

@@ -176,3 +176,113 @@ TEST_CASE("cluster and tenant aggregates fold", "[events][apply]") {
   REQUIRE(apply_to(ten, tenant_quota_set{q}, event_meta{2, t}).ok());
   CHECK(ten.quota.instances == 3);
 }
+
+TEST_CASE("approval: pending_approval until approved (queued again) or rejected (failed)", "[events][apply][approval]") {
+  history h;
+  h.add(submitted());
+  h.add(approval_required{"rule-1", "High-Resource VPS Approval"});
+  CHECK(h.s.state == lifecycle_state::pending_approval);
+  CHECK(h.s.approval_rule_name == "High-Resource VPS Approval");
+  auto early = apply(h.s, step_started{step_kind::allocate, 1, "k"}, event_meta{h.s.version + 1, h.t});
+  CHECK_FALSE(early.ok());
+  history rejected = h;
+  h.add(request_approved{"admin"});
+  CHECK(h.s.state == lifecycle_state::queued);
+  auto twice = apply(h.s, request_approved{"admin"}, event_meta{h.s.version + 1, h.t});
+  REQUIRE_FALSE(twice.ok());
+  CHECK(twice.err().code == errc::invalid_transition);
+  rejected.add(request_rejected{"too expensive", "admin"});
+  CHECK(rejected.s.state == lifecycle_state::failed);
+  CHECK(rejected.s.reason == "rejected");
+  CHECK(rejected.s.reason_message == "too expensive");
+}
+
+TEST_CASE("cancel fails the running step; a completed request cannot be cancelled", "[events][apply]") {
+  history h;
+  h.add(submitted());
+  h.add(step_started{step_kind::allocate, 1, "k"});
+  h.add(request_cancelled{"no longer needed", "acme"});
+  CHECK(h.s.state == lifecycle_state::failed);
+  CHECK(h.s.reason == "cancelled");
+  CHECK(h.s.step(step_kind::allocate).status == step_status::failed);
+}
+
+TEST_CASE("suspend and reactivate go through a recorded pending action", "[events][apply][lifecycle]") {
+  history h;
+  h.add(submitted());
+  for (std::size_t i = 0; i < step_count; ++i) {
+    h.add(step_started{static_cast<step_kind>(i), 1, "k"});
+    h.add(step_succeeded{static_cast<step_kind>(i), 1, {}});
+  }
+  h.add(request_completed{});
+  auto without = apply(h.s, request_suspended{}, event_meta{h.s.version + 1, h.t});
+  CHECK_FALSE(without.ok());  // the request must be asked first
+  h.add(action_requested{service_action::suspend, "non-payment", "admin"});
+  CHECK(h.s.state == lifecycle_state::completed);
+  CHECK(h.s.pending_action == static_cast<std::uint8_t>(service_action::suspend));
+  h.add(request_suspended{});
+  CHECK(h.s.state == lifecycle_state::suspended);
+  CHECK(h.s.reason_message == "non-payment");
+  h.add(action_requested{service_action::reactivate, "", "admin"});
+  h.add(action_failed{service_action::reactivate, "timeout", "no answer"});
+  CHECK(h.s.state == lifecycle_state::suspended);
+  CHECK(h.s.action_error == "timeout: no answer");
+  h.add(action_requested{service_action::reactivate, "", "admin"});
+  h.add(request_reactivated{});
+  CHECK(h.s.state == lifecycle_state::completed);
+  h.add(rollback_started{"deprovisioned"});
+  CHECK(h.s.state == lifecycle_state::rolling_back);
+  CHECK(h.s.reason == "deprovisioned");
+}
+
+TEST_CASE("manual input: the step waits, then the input completes it", "[events][apply][manual]") {
+  history h;
+  h.add(submitted());
+  h.add(step_started{step_kind::allocate, 1, "k"});
+  h.add(input_requested{step_kind::allocate});
+  CHECK(h.s.step(step_kind::allocate).status == step_status::awaiting_input);
+  h.add(input_provided{step_kind::allocate, {{"url", "https://x"}}, "admin"});
+  h.add(credentials_delivered{"v1:sealed", {"password"}});
+  CHECK(h.s.step(step_kind::allocate).status == step_status::succeeded);
+  CHECK(h.s.endpoints.at("url") == "https://x");
+  CHECK(h.s.credential_fields == std::vector<std::string>{"password"});
+  auto again = apply(h.s, input_provided{step_kind::allocate, {}, "admin"}, event_meta{h.s.version + 1, h.t});
+  CHECK_FALSE(again.ok());
+}
+
+TEST_CASE("approval rules: priority, tenant before global, conditions", "[events][rules]") {
+  auto rule = [](std::string id, std::string tenant, std::int64_t prio, rule_conditions c, int created) {
+    rule_state r;
+    r.id = std::move(id);
+    r.name = r.id;
+    r.tenant = std::move(tenant);
+    r.priority = prio;
+    r.conditions = std::move(c);
+    r.created_at = timestamp{std::chrono::seconds{created}};
+    r.version = 1;
+    return r;
+  };
+  rule_conditions big;
+  big.min_cpu_millis = 16000;
+  big.min_memory_mb = 32 * 1024;
+  big.min_storage_gb = 500;
+  big.types = {service_type::vps};
+  big.regions = {"eu-west-1"};
+  rule_conditions region_only;
+  region_only.regions = {"us-east-1"};
+  std::vector<rule_state> rules{rule("global-big", "", 10, big, 1), rule("acme-big", "acme", 10, big, 2),
+                                rule("us", "", 5, region_only, 3)};
+  const resource_spec huge{16000, 32 * 1024, 500, ""};
+  const resource_spec small{2000, 4096, 50, ""};
+  CHECK(first_matching_rule(rules, "acme", huge, service_type::vps, "eu-west-1")->id == "acme-big");
+  CHECK(first_matching_rule(rules, "other", huge, service_type::vps, "eu-west-1")->id == "global-big");
+  CHECK(first_matching_rule(rules, "acme", small, service_type::vps, "eu-west-1") == nullptr);
+  CHECK(first_matching_rule(rules, "acme", huge, service_type::namespace_, "eu-west-1") == nullptr);
+  CHECK(first_matching_rule(rules, "acme", small, service_type::vps, "us-east-1")->id == "us");
+  CHECK(first_matching_rule(rules, "acme", huge, service_type::vps, "us-east-1")->id == "us");
+  rules[2].deleted = true;
+  CHECK(first_matching_rule(rules, "acme", small, service_type::vps, "us-east-1") == nullptr);
+  // Equal priority, both global: the older rule.
+  rules.push_back(rule("global-big-2", "", 10, big, 0));
+  CHECK(first_matching_rule(rules, "other", huge, service_type::vps, "eu-west-1")->id == "global-big-2");
+}

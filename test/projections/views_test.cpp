@@ -60,7 +60,7 @@ TEST_CASE("views: a request's view is the fold of its stream", "[projections][vi
   const auto dump = dump_projections(w.store());
   std::size_t known = 0;
   for (const std::string_view prefix :
-       {"m/position", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/"}) {
+       {"m/position", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/", "ar/", "u/", "cu/"}) {
     known += count_prefix(dump, prefix);
   }
   CHECK(known == dump.size());
@@ -406,6 +406,41 @@ std::string be64(std::uint64_t v) {
 
 }  // namespace
 
+TEST_CASE("views: usage per tenant and per cluster follows the requests' states", "[projections][views][usage]") {
+  world w;
+  projector p{w.store(), w.j()};
+  views v{w.store()};
+  submit(w, "r1", "acme");
+  submit(w, "r2", "acme");
+  submit(w, "r3", "globex");
+  REQUIRE_OK(p.catch_up());
+  auto acme = must(v.usage_of_tenant("acme"));
+  CHECK(acme.reserved.instances == 2);
+  CHECK(acme.used.instances == 0);
+  CHECK(acme.total().cpu_millis == 2 * folded(w, "r1").spec.cpu_millis);
+  CHECK(acme.reserved.instances_by_type.at("vps") == 2);
+  // r2 fails and rolls back: it no longer counts. r1 allocates: its spec moves to "used".
+  start_allocating(w, "r1");
+  start_allocating(w, "r2");
+  fail(w, "r2");
+  REQUIRE_OK(p.catch_up());
+  CHECK(must(v.usage_of_tenant("acme")).reserved.instances == 2);  // failed still holds
+  CHECK(must(v.usage_of_cluster("sim-local")).reserved.instances == 2);
+  start_rollback(w, "r2");
+  finish_rollback(w, "r2");
+  w.append(request_stream("r1"), {to_record(step_succeeded{step_kind::allocate, 1, {}})});
+  REQUIRE_OK(p.catch_up());
+  CHECK(must(v.usage_of_cluster("sim-local")).used.instances == 1);
+  CHECK(must(v.usage_of_cluster("sim-local")).reserved.instances == 0);
+  acme = must(v.usage_of_tenant("acme"));
+  CHECK(acme.used.instances == 1);
+  CHECK(acme.reserved.instances == 0);
+  CHECK(must(v.usage_of_tenant("nobody")) == projections::tenant_usage{});
+  const auto all = must(v.tenant_usages());
+  CHECK(all.size() == 2);
+  CHECK(all.at("globex").reserved.instances == 1);
+}
+
 TEST_CASE("views: the on-disk key layout is format 1", "[projections][views]") {
   world w;
   projector p{w.store(), w.j()};
@@ -433,6 +468,15 @@ TEST_CASE("views: the on-disk key layout is format 1", "[projections][views]") {
       {"t/acme", encode_binary(must(fold_tenant(must(w.j().read_stream(tenant_stream("acme"), 1, 10)))))},
       {"k/" + sha256_hex("token-a"), "acme"},
   };
+  // The failed request still holds its reservation until it is rolled back.
+  projections::tenant_usage usage;
+  usage.reserved.add(folded(w, "r1"), +1);
+  expected["u/acme"] = encode_binary(usage);
+  if (!folded(w, "r1").cluster.empty()) {
+    projections::cluster_usage cu;
+    cu.reserved.add(folded(w, "r1"), +1);
+    expected["cu/" + folded(w, "r1").cluster] = encode_binary(cu);
+  }
   const auto render = [](const std::map<std::string, std::string>& kv) {
     std::vector<std::string> out;
     for (const auto& [k, v] : kv) {

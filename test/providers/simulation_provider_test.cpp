@@ -172,18 +172,19 @@ TEST_CASE("the rocks inventory survives a reopen, like a real cloud", "[provider
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("clusters without a driver fail every step with a permanent error", "[providers]") {
+TEST_CASE("a cluster its driver cannot use fails every step with a permanent error", "[providers]") {
   manual_clock clk;
   events::cluster_state c;
-  c.id = "os";
-  c.type = events::provider_type::openstack;
+  c.id = "k8s";
+  c.type = events::provider_type::kubernetes;  // no endpoint, no credentials
   providers::provider_context ctx;
   ctx.clk = &clk;
   auto p = make_provider(c, ctx);
   const auto out = p->run_step(call_for(step_kind::allocate, "k"));
   CHECK_FALSE(out.ok);
   CHECK_FALSE(out.error.retryable);
-  CHECK(out.error.code == "unsupported");
-  CHECK_FALSE(has_driver(events::provider_type::openstack));
+  CHECK(out.error.code == "misconfigured");
+  CHECK_FALSE(p->blocking());
   CHECK(has_driver(events::provider_type::simulation));
+  CHECK(has_driver(events::provider_type::manual));
 }

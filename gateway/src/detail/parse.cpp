@@ -1,5 +1,7 @@
 #include "detail/parse.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -274,6 +276,19 @@ result<events::tenant_quota> parse_quota(const json& quota, const std::string& p
   const auto memory = f.number("memoryGb", false, 0, 1e9);
   q.storage_gb = f.integer("storageGb", false, 0, 1'000'000'000);
   q.instances = f.integer("instances", false, 0, 1'000'000'000);
+  if (const auto* by_type = f.object("instancesByType", false)) {
+    for (auto it = by_type->begin(); it != by_type->end(); ++it) {
+      if (!events::enum_from_name<events::service_type>(it.key())) {
+        f.fail("instancesByType", "key '" + it.key() + "' is not a service type (vps, namespace, managed)");
+        break;
+      }
+      if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0) {
+        f.fail("instancesByType." + it.key(), "must be a non-negative whole number");
+        break;
+      }
+      q.instances_by_type[it.key()] = it.value().get<std::int64_t>();
+    }
+  }
   f.check_unknown();
   if (!f.ok()) {
     return f.err();
@@ -307,6 +322,127 @@ result<actors::tenant_command> parse_tenant(const json& body) {
     cmd.quota = *q;
   }
   return cmd;
+}
+
+result<events::rule_created> parse_rule(const json& body) {
+  field_reader f{body, ""};
+  events::rule_created r;
+  const auto id = f.id("id", false);
+  const auto name = f.text("name", true, 200);
+  const auto scope = f.text("scope", false, 16);
+  const auto tenant = f.id("tenant", false);
+  const auto priority = f.integer("priority", false, -1'000'000, 1'000'000);
+  const auto* conditions = f.object("conditions", true);
+  f.check_unknown();
+  if (!f.ok()) {
+    return f.err();
+  }
+  const bool tenant_scope = scope.value_or(tenant ? "tenant" : "global") == "tenant";
+  if (scope && *scope != "tenant" && *scope != "global") {
+    return make_error(errc::invalid_argument, "scope must be \"global\" or \"tenant\"");
+  }
+  if (tenant_scope && !tenant) {
+    return make_error(errc::invalid_argument, "a tenant-scoped rule needs \"tenant\"");
+  }
+  if (!tenant_scope && tenant) {
+    return make_error(errc::invalid_argument, "a global rule takes no \"tenant\"");
+  }
+  field_reader c{*conditions, "conditions"};
+  const auto min_cpu = c.number("minCpu", false, 0, 1e6);
+  const auto min_memory = c.number("minMemoryGb", false, 0, 1e9);
+  const auto min_storage = c.integer("minStorageGb", false, 0, 1'000'000'000);
+  const auto* types = c.array("types", false);
+  const auto* regions = c.array("regions", false);
+  c.check_unknown();
+  if (!c.ok()) {
+    return c.err();
+  }
+  if (min_cpu) {
+    r.conditions.min_cpu_millis = static_cast<std::int64_t>(std::llround(*min_cpu * 1000));
+  }
+  if (min_memory) {
+    r.conditions.min_memory_mb = static_cast<std::int64_t>(std::llround(*min_memory * 1024));
+  }
+  r.conditions.min_storage_gb = min_storage;
+  if (types != nullptr) {
+    for (const auto& t : *types) {
+      // Accept "VPS" as the seed writes it, as well as "vps".
+      std::string name = t.is_string() ? t.get<std::string>() : std::string{};
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+      auto e = events::enum_from_name<events::service_type>(name);
+      if (!e) {
+        return make_error(errc::invalid_argument, "conditions.types: each must be vps, namespace or managed");
+      }
+      r.conditions.types.push_back(*e);
+    }
+  }
+  if (regions != nullptr) {
+    for (const auto& reg : *regions) {
+      if (!reg.is_string() || !is_valid_id(reg.get_ref<const std::string&>(), 64)) {
+        return make_error(errc::invalid_argument, "conditions.regions: each must be a region name");
+      }
+      r.conditions.regions.push_back(reg.get<std::string>());
+    }
+  }
+  r.rule_id = id.value_or("");
+  r.name = *name;
+  r.tenant = tenant_scope ? *tenant : "";
+  r.priority = priority.value_or(100);
+  return r;
+}
+
+result<actors::manual_input> parse_manual_input(const json& body) {
+  field_reader f{body, ""};
+  const auto* endpoints = f.object("endpoints", true);
+  const auto* credentials = f.object("credentials", false);
+  f.check_unknown();
+  if (!f.ok()) {
+    return f.err();
+  }
+  actors::manual_input in;
+  auto strings = [](const json& obj, const char* what, std::map<std::string, std::string>& out) -> status {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      if (!it.value().is_string() || it.value().get_ref<const std::string&>().empty() || it.key().empty() ||
+          it.key().size() > 64 || it.value().get_ref<const std::string&>().size() > 4096) {
+        return make_error(errc::invalid_argument,
+                          std::string{what} + "." + it.key() + " must be a non-empty string (at most 4096 characters)");
+      }
+      out.emplace(it.key(), it.value().get<std::string>());
+    }
+    return {};
+  };
+  if (auto st = strings(*endpoints, "endpoints", in.endpoints); !st) {
+    return std::move(st).err();
+  }
+  if (in.endpoints.empty()) {
+    return make_error(errc::invalid_argument, "endpoints must name at least one way to reach the service");
+  }
+  if (credentials != nullptr) {
+    if (auto st = strings(*credentials, "credentials", in.credentials); !st) {
+      return std::move(st).err();
+    }
+  }
+  return in;
+}
+
+result<std::string> parse_reason(const std::string& body, bool required) {
+  if (body.empty()) {
+    if (required) {
+      return make_error(errc::invalid_argument, "reason is required: {\"reason\": \"...\"}");
+    }
+    return std::string{};
+  }
+  auto obj = parse_object(body);
+  if (!obj) {
+    return std::move(obj).err();
+  }
+  field_reader f{*obj, ""};
+  const auto reason = f.text("reason", required, 1000);
+  f.check_unknown();
+  if (!f.ok()) {
+    return f.err();
+  }
+  return reason.value_or("");
 }
 
 namespace {

@@ -55,6 +55,15 @@ result<actors::tenant_command> parse_tenant(const nlohmann::json& body);
 /// A quota object (`PUT /v1/tenants/{id}/quota`, and inside `POST /v1/tenants`).
 result<events::tenant_quota> parse_quota(const nlohmann::json& quota, const std::string& path);
 
+/// `POST /v1/approval-rules` (id generated when absent).
+result<events::rule_created> parse_rule(const nlohmann::json& body);
+
+/// `POST /v1/requests/{id}/manual-input`: {"endpoints":{...strings}, "credentials":{...strings}}.
+result<actors::manual_input> parse_manual_input(const nlohmann::json& body);
+
+/// The optional `{"reason": "..."}` of lifecycle commands; `required` for reject.
+result<std::string> parse_reason(const std::string& body, bool required);
+
 /// A cluster command and the provider credentials that came with it (clear text JSON, or "";
 /// the engine seals them).
 template <class Command>

@@ -81,6 +81,22 @@ nlohmann::json render_request(const events::request_state& r) {
   if (!r.idempotency_key.empty()) {
     out["idempotencyKey"] = r.idempotency_key;
   }
+  if (!r.approval_rule.empty()) {
+    out["approvalRule"] = {{"id", r.approval_rule}, {"name", r.approval_rule_name}};
+  }
+  if (r.pending_action != 0) {
+    out["pendingAction"] = events::enum_name(static_cast<events::service_action>(r.pending_action));
+  }
+  if (!r.action_error.empty()) {
+    out["actionError"] = r.action_error;
+  }
+  // Credentials are never in a view: only whether and which are available.
+  out["credentials"] = {{"available", !r.credentials_sealed.empty()}, {"fields", r.credential_fields}};
+  for (const auto& step : r.steps) {
+    if (step.status == events::step_status::awaiting_input) {
+      out["statusText"] = "Awaiting Manual Input";
+    }
+  }
   if (!r.requested_cluster.empty()) {
     out["requestedCluster"] = r.requested_cluster;
   }
@@ -102,6 +118,11 @@ nlohmann::json render_cluster(const events::cluster_state& c) {
            {"isDefault", c.is_default},
            {"health", events::enum_name(c.health)},
            {"settings", c.settings_json.empty() ? json::object() : json::parse(c.settings_json, nullptr, false)},
+           {"lastTest", c.last_test ? json{{"ok", c.last_test->ok},
+                                            {"latencyMs", c.last_test->latency_ms},
+                                            {"message", c.last_test->message},
+                                            {"at", format_rfc3339(*c.last_tested_at)}}
+                                     : json(nullptr)},
            {"hasCredentials", !c.credentials_sealed.empty()},
            {"createdAt", format_rfc3339(c.created_at)},
            {"updatedAt", format_rfc3339(c.updated_at)},
@@ -141,7 +162,47 @@ nlohmann::json render_quota(const events::tenant_quota& q) {
   return {{"cpu", dim(q.cpu_millis, cores)},
           {"memoryGb", dim(q.memory_mb, gigabytes)},
           {"storageGb", dim(q.storage_gb, [](std::int64_t v) { return json(v); })},
-          {"instances", dim(q.instances, [](std::int64_t v) { return json(v); })}};
+          {"instances", dim(q.instances, [](std::int64_t v) { return json(v); })},
+          {"instancesByType", q.instances_by_type}};
+}
+
+nlohmann::json render_usage(const projections::usage_totals& u) {
+  return {{"cpu", cores(u.cpu_millis)},
+          {"memoryGb", gigabytes(u.memory_mb)},
+          {"storageGb", u.storage_gb},
+          {"instances", u.instances},
+          {"instancesByType", u.instances_by_type}};
+}
+
+nlohmann::json render_rule(const events::rule_state& r) {
+  json types = json::array();
+  for (auto t : r.conditions.types) {
+    types.push_back(events::enum_name(t));
+  }
+  const auto& c = r.conditions;
+  return {{"id", r.id},
+          {"name", r.name},
+          {"scope", r.tenant.empty() ? "global" : "tenant"},
+          {"tenant", r.tenant.empty() ? json(nullptr) : json(r.tenant)},
+          {"priority", r.priority},
+          {"conditions",
+           {{"minCpu", c.min_cpu_millis ? cores(*c.min_cpu_millis) : json(nullptr)},
+            {"minMemoryGb", c.min_memory_mb ? gigabytes(*c.min_memory_mb) : json(nullptr)},
+            {"minStorageGb", c.min_storage_gb ? json(*c.min_storage_gb) : json(nullptr)},
+            {"types", types},
+            {"regions", c.regions}}},
+          {"createdAt", format_rfc3339(r.created_at)}};
+}
+
+nlohmann::json render_metrics(const providers::metrics_sample& m) {
+  auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"at", format_rfc3339(m.at)},
+          {"cpuPercent", opt(m.cpu_percent)},
+          {"memoryUsedMb", opt(m.memory_used_mb)},
+          {"diskUsedGb", opt(m.disk_used_gb)},
+          {"networkRxBytes", opt(m.network_rx_bytes)},
+          {"networkTxBytes", opt(m.network_tx_bytes)},
+          {"extra", m.extra}};
 }
 
 nlohmann::json render_tenant(const events::tenant_state& t) {

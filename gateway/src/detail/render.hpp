@@ -6,6 +6,8 @@
 
 #include "prov/actors/messages.hpp"
 #include "prov/events/cluster.hpp"
+#include "prov/events/rule.hpp"
+#include "prov/projections/views.hpp"
 #include "prov/events/request.hpp"
 #include "prov/events/tenant.hpp"
 #include "prov/providers/provider.hpp"
@@ -18,6 +20,9 @@ nlohmann::json render_cluster(const events::cluster_state& c);
 nlohmann::json render_runtime(const actors::cluster_runtime& r);
 nlohmann::json render_tenant(const events::tenant_state& t);
 nlohmann::json render_quota(const events::tenant_quota& q);
+nlohmann::json render_usage(const projections::usage_totals& u);
+nlohmann::json render_rule(const events::rule_state& r);
+nlohmann::json render_metrics(const providers::metrics_sample& m);
 nlohmann::json render_inventory_item(const providers::inventory_item& i);
 
 }  // namespace prov::gateway::detail

@@ -24,6 +24,9 @@ inline constexpr std::string_view live_prefix = "x/live/";
 inline constexpr std::string_view cluster_prefix = "c/";
 inline constexpr std::string_view tenant_prefix = "t/";
 inline constexpr std::string_view token_prefix = "k/";
+inline constexpr std::string_view rule_prefix = "ar/";
+inline constexpr std::string_view tenant_usage_prefix = "u/";
+inline constexpr std::string_view cluster_usage_prefix = "cu/";
 
 /// Bytes of the inverted creation time that starts every index suffix.
 inline constexpr std::size_t inv_size = 8;

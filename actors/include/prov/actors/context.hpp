@@ -72,11 +72,17 @@ struct pipeline_options {
   milliseconds append_retry{1000};
 };
 
+/// Distances between regions for cluster selection: when no cluster in the request's
+/// region can take it, the nearest region with room is used. Regions not in the table are
+/// never "near". Symmetric lookups: a->b or b->a.
+using region_distances = std::map<std::string, std::map<std::string, int>>;
+
 struct engine_context {
   events::journal* journal = nullptr;
   const clock* clk = nullptr;
   providers::provider_context providers;
   pipeline_options pipeline;
+  region_distances distances;
   cluster_registry_actor registry;        ///< set once spawned
   admission_actor admission;              ///< set once spawned
   watchdog_actor watchdog;                ///< set once spawned

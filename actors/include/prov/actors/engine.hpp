@@ -7,6 +7,7 @@
 /// Callbacks run on any thread (the journal's writer or the projector's): they must not block.
 
 #include <chrono>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,6 +33,7 @@ struct engine_options {
   bool rebuild_projections = false;  ///< replay the whole journal into fresh projections at start
   bool default_cluster = true;       ///< register the default simulation cluster on an empty journal
   pipeline_options pipeline;
+  region_distances distances;  ///< for cluster selection by proximity
   /// Backpressure: submissions are refused with `errc::overloaded` while this many requests
   /// are unfinished (not completed, suspended or rolled back).
   std::size_t max_pending = 50'000;
@@ -73,6 +75,27 @@ struct tenant_reply {
   std::string token;  ///< shown once; only its SHA-256 is stored
 };
 
+/// Lifecycle commands on one request.
+enum class lifecycle_command { approve, reject, cancel, suspend, reactivate, deprovision };
+
+struct command_input {
+  std::string reason;
+  std::string by;  ///< "admin" or the tenant id: recorded in the event
+};
+
+/// Access details an admin enters for the manual provider.
+struct manual_input {
+  std::map<std::string, std::string> endpoints;    ///< at least one
+  std::map<std::string, std::string> credentials;  ///< sealed before anything is written
+  std::string by;
+};
+
+/// A tenant's quota and what its requests hold.
+struct usage_report {
+  events::tenant_quota quota;
+  projections::tenant_usage usage;
+};
+
 struct inventory_listing {
   std::string cluster;
   std::vector<providers::inventory_item> items;
@@ -98,6 +121,28 @@ class engine {
   void update_cluster(std::string id, events::cluster_updated cmd, std::string credentials_json,
                       callback<events::cluster_state> done);
   void inventory(std::string cluster_id, callback<inventory_listing> done);
+
+  /// Approve, reject, cancel, suspend, reactivate or deprovision a request. A command that the
+  /// request's state does not allow (approving twice, suspending a failed request) is
+  /// `errc::conflict` naming the state. Answers with the request's state once recorded.
+  void command(std::string request_id, lifecycle_command cmd, command_input input, callback<events::request_state> done);
+
+  /// Completes a manual provider's waiting step; `errc::conflict` if the request does not wait.
+  void provide_input(std::string request_id, manual_input input, callback<events::request_state> done);
+
+  /// The delivered credentials in clear (callers check who may see them).
+  result<std::map<std::string, std::string>> credentials(const std::string& request_id);
+
+  /// Live metrics of a provisioned service, from its provider.
+  void metrics(std::string request_id, callback<providers::metrics_sample> done);
+
+  /// Tests a cluster's connectivity through its provider and records the outcome.
+  void test_cluster(std::string cluster_id, callback<events::cluster_state> done);
+
+  void create_rule(events::rule_created rule, callback<events::rule_state> done);
+  void delete_rule(std::string rule_id, std::string by, callback<events::rule_state> done);
+  void set_quota(std::string tenant_id, events::tenant_quota quota, callback<events::tenant_state> done);
+  result<usage_report> usage(const std::string& tenant_id);
 
   const projections::views& views() const;
   const events::journal& journal() const;

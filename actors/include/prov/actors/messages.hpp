@@ -7,6 +7,7 @@
 /// message types instead of being given serializers.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "prov/core/error.hpp"
 #include "prov/events/cluster.hpp"
 #include "prov/events/journal.hpp"
+#include "prov/projections/views.hpp"
 #include "prov/providers/provider.hpp"
 
 namespace prov::actors {
@@ -116,11 +118,23 @@ struct cluster_choice {
   std::string message;  ///< when !ok: why, including each candidate skipped and why
 };
 
-/// Owns the runtime cluster set: one cluster actor per registered cluster.
+using usage_atom = caf::atom_constant<caf::atom("usage")>;
+
+/// Capacity in use per cluster (what requests not rolled back hold), from the projections.
+using capacity_map = std::map<std::string, projections::usage_totals>;
+
+/// Owns the runtime cluster set: one cluster actor per registered cluster, and the capacity
+/// each has left. Selection reserves capacity for the request (one actor decides, so two
+/// requests can never both take the last slot); `leave` gives it back when the request is
+/// rolled back.
 using cluster_registry_actor = caf::typed_actor<
     caf::replies_to<select_atom, selection_query>::with<cluster_choice>,
     caf::replies_to<lookup_atom, std::string>::with<cluster_choice>,
-    caf::reacts_to<update_atom, events::cluster_state>>;
+    caf::reacts_to<update_atom, events::cluster_state>,
+    caf::reacts_to<usage_atom, capacity_map>,
+    caf::reacts_to<leave_atom, std::string /*request*/, std::string /*cluster*/, events::resource_spec,
+                   events::service_type>,
+    caf::replies_to<usage_atom, std::string /*cluster*/>::with<projections::usage_totals>>;
 
 /// One live request.
 using request_actor = caf::typed_actor<
@@ -149,9 +163,10 @@ using admission_actor = caf::typed_actor<
     caf::replies_to<status_atom>::with<admission_status>>;
 
 /// Stuck detection: request actors report progress (request, state, time of the last
-/// event); a periodic scan reports requests without progress for too long to the supervisor.
+/// event, and whether it waits for a person: manual input is not "stuck"); a periodic scan
+/// reports requests without progress for too long to the supervisor.
 using watchdog_actor = caf::typed_actor<
-    caf::reacts_to<progress_atom, std::string /*request*/, events::lifecycle_state, timestamp>,
+    caf::reacts_to<progress_atom, std::string /*request*/, events::lifecycle_state, timestamp, bool /*waits for a person*/>,
     caf::reacts_to<scan_atom>,
     caf::replies_to<status_atom>::with<std::uint64_t /*stuck reports so far*/>>;
 
@@ -177,6 +192,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::cluster_runtime)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::admission_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::lifecycle_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::timestamp)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::capacity_map)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::projections::usage_totals)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::resource_spec)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::service_type)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::cluster_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::append_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::inventory_reply)

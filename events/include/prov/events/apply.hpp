@@ -21,11 +21,13 @@ result<tenant_state> apply(tenant_state state, const tenant_event& event, const 
 status apply_to(request_state& state, const request_event& event, const event_meta& meta);
 status apply_to(cluster_state& state, const cluster_event& event, const event_meta& meta);
 status apply_to(tenant_state& state, const tenant_event& event, const event_meta& meta);
+status apply_to(rule_state& state, const rule_event& event, const event_meta& meta);
 
 /// Folds a request's stored events from scratch (decode + apply each). Stops at the first
 /// event that does not decode or apply and returns that error.
 result<request_state> fold_request(std::span<const stored_event> events);
 result<cluster_state> fold_cluster(std::span<const stored_event> events);
 result<tenant_state> fold_tenant(std::span<const stored_event> events);
+result<rule_state> fold_rule(std::span<const stored_event> events);
 
 }  // namespace prov::events

@@ -11,6 +11,7 @@
 #include "prov/events/codec.hpp"
 #include "prov/events/journal.hpp"
 #include "prov/events/request_events.hpp"
+#include "prov/events/rule.hpp"
 #include "prov/events/tenant.hpp"
 
 namespace prov::events {
@@ -19,7 +20,10 @@ using any_event =
     std::variant<request_submitted, cluster_assigned, step_started, step_succeeded, step_failed,
                  resource_allocated, resource_released, request_completed, request_failed,
                  rollback_started, request_rolled_back, retry_scheduled, request_waiting,
-                 cluster_registered, cluster_updated,
+                 approval_required, request_approved, request_rejected, request_cancelled,
+                 action_requested, request_suspended, request_reactivated, action_failed,
+                 credentials_delivered, input_requested, input_provided,
+                 cluster_registered, cluster_updated, cluster_tested, rule_created, rule_deleted,
                  tenant_created, tenant_quota_set, idempotency_claimed>;
 
 /// Where an event sits in its stream, and when it was committed.
@@ -55,6 +59,7 @@ std::string_view type_name(std::uint16_t type_id);
 std::optional<request_event> as_request_event(any_event e);
 std::optional<cluster_event> as_cluster_event(any_event e);
 std::optional<tenant_event> as_tenant_event(any_event e);
+std::optional<rule_event> as_rule_event(any_event e);
 
 /// The aggregate category of a stream id: the part before the first '/'.
 std::string_view stream_category(std::string_view stream);

@@ -7,6 +7,9 @@
 ///     datacontenttype "application/json" | sequence <int> | position <int> | eventversion <int>
 ///     data { the event's fields }
 ///
+/// Events marked secret (credentials) are rendered without their payload: `{"redacted":true,
+/// "fields":[...]}`; they cannot be parsed back.
+///
 /// `sequence` is the event's 1-based index in its stream; `position` its index in the journal's
 /// global log; `eventversion` the payload schema version.
 

@@ -72,6 +72,22 @@ struct simulation_settings {
   bool operator==(const simulation_settings&) const = default;
 };
 
+/// An admin tested the cluster's connectivity: the outcome and its latency.
+struct cluster_tested {
+  static constexpr event_type_info info{52, 1, "cluster.tested"};
+  bool ok = false;
+  std::int64_t latency_ms = 0;
+  std::string message;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("ok", x.ok);
+    f("latencyMs", x.latency_ms);
+    f("message", x.message);
+  }
+  bool operator==(const cluster_tested&) const = default;
+};
+
 struct cluster_state {
   std::string id;
   std::string name;
@@ -85,6 +101,8 @@ struct cluster_state {
   cluster_health health = cluster_health::healthy;
   std::string settings_json;       ///< provider settings (non-secret), canonical JSON object text
   std::string credentials_sealed;  ///< provider credentials, sealed by the engine's secret_box
+  std::optional<cluster_tested> last_test;
+  std::optional<timestamp> last_tested_at;
   timestamp created_at{};
   timestamp updated_at{};
   std::uint64_t version = 0;
@@ -105,6 +123,8 @@ struct cluster_state {
     f("health", x.health);
     f("settings", x.settings_json);
     f("credentialsSealed", x.credentials_sealed);
+    f("lastTest", x.last_test);
+    f("lastTestedAt", x.last_tested_at);
     f("createdAt", x.created_at);
     f("updatedAt", x.updated_at);
     f("version", x.version);
@@ -173,7 +193,7 @@ struct cluster_updated {
   bool operator==(const cluster_updated&) const = default;
 };
 
-using cluster_event = std::variant<cluster_registered, cluster_updated>;
+using cluster_event = std::variant<cluster_registered, cluster_updated, cluster_tested>;
 
 /// Stream id of a cluster: "cluster/<id>".
 std::string cluster_stream(std::string_view cluster_id);

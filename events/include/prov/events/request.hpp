@@ -159,6 +159,14 @@ struct request_state {
   std::vector<resource> resources;
   std::map<std::string, std::string> endpoints;
 
+  std::string approval_rule;       ///< the rule that asked for approval ("" = none)
+  std::string approval_rule_name;
+  std::uint8_t pending_action = 0;  ///< a service_action asked for and not yet done (0 = none)
+  std::string action_error;       ///< why the last post-provisioning action failed
+  std::string action_reason;      ///< the reason given with the pending or last action
+  std::string credentials_sealed; ///< sealed JSON object; never shown in views
+  std::vector<std::string> credential_fields;
+
   timestamp created_at{};
   timestamp updated_at{};
   std::uint64_t version = 0;
@@ -185,6 +193,13 @@ struct request_state {
     f("steps", x.steps);
     f("resources", x.resources);
     f("endpoints", x.endpoints);
+    f("approvalRule", x.approval_rule);
+    f("approvalRuleName", x.approval_rule_name);
+    f("pendingAction", x.pending_action);
+    f("actionError", x.action_error);
+    f("actionReason", x.action_reason);
+    f("credentialsSealed", x.credentials_sealed);
+    f("credentialFields", x.credential_fields);
     f("createdAt", x.created_at);
     f("updatedAt", x.updated_at);
     f("version", x.version);

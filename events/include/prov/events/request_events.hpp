@@ -4,7 +4,9 @@
 /// requests; never reuse or renumber one. Changing a payload means a new version.
 
 #include <cstdint>
+#include <array>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -222,9 +224,164 @@ struct request_waiting {
   bool operator==(const request_waiting&) const = default;
 };
 
+/// An approval rule matched at submission: the request waits for an admin.
+struct approval_required {
+  static constexpr event_type_info info{14, 1, "request.approval_required"};
+  std::string rule_id;
+  std::string rule_name;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("ruleId", x.rule_id);
+    f("ruleName", x.rule_name);
+  }
+  bool operator==(const approval_required&) const = default;
+};
+
+/// An admin approved: the request is queued again and resumes.
+struct request_approved {
+  static constexpr event_type_info info{15, 1, "request.approved"};
+  std::string by;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("by", x.by);
+  }
+  bool operator==(const request_approved&) const = default;
+};
+
+/// An admin rejected: the request fails with the reason.
+struct request_rejected {
+  static constexpr event_type_info info{16, 1, "request.rejected"};
+  std::string reason;
+  std::string by;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("reason", x.reason);
+    f("by", x.by);
+  }
+  bool operator==(const request_rejected&) const = default;
+};
+
+/// The owner or an admin cancelled a request that had not completed.
+struct request_cancelled {
+  static constexpr event_type_info info{17, 1, "request.cancelled"};
+  std::string reason;
+  std::string by;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("reason", x.reason);
+    f("by", x.by);
+  }
+  bool operator==(const request_cancelled&) const = default;
+};
+
+/// A post-provisioning action was asked for (recorded before the provider is called).
+enum class service_action : std::uint8_t { none, suspend, reactivate };
+inline constexpr std::array<std::string_view, 3> service_action_names{"none", "suspend", "reactivate"};
+inline std::span<const std::string_view> enum_names(service_action) { return service_action_names; }
+
+struct action_requested {
+  static constexpr event_type_info info{18, 1, "request.action_requested"};
+  service_action action = service_action::suspend;
+  std::string reason;
+  std::string by;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("action", x.action);
+    f("reason", x.reason);
+    f("by", x.by);
+  }
+  bool operator==(const action_requested&) const = default;
+};
+
+/// The provider stopped the service (completed -> suspended).
+struct request_suspended {
+  static constexpr event_type_info info{19, 1, "request.suspended"};
+
+  template <class F, class Self>
+  static void fields(F&, Self&) {}
+  bool operator==(const request_suspended&) const = default;
+};
+
+/// The provider started the service again (suspended -> completed).
+struct request_reactivated {
+  static constexpr event_type_info info{20, 1, "request.reactivated"};
+
+  template <class F, class Self>
+  static void fields(F&, Self&) {}
+  bool operator==(const request_reactivated&) const = default;
+};
+
+/// The provider refused a post-provisioning action; the request stays as it was.
+struct action_failed {
+  static constexpr event_type_info info{21, 1, "request.action_failed"};
+  service_action action = service_action::suspend;
+  std::string code;
+  std::string message;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("action", x.action);
+    f("code", x.code);
+    f("message", x.message);
+  }
+  bool operator==(const action_failed&) const = default;
+};
+
+/// Access details for the delivered service. `sealed` is AES-256-GCM ciphertext of a
+/// JSON object; it is never rendered outside (CloudEvents show only the field names).
+struct credentials_delivered {
+  static constexpr event_type_info info{22, 1, "request.credentials_delivered"};
+  static constexpr bool secret = true;
+  std::string sealed;
+  std::vector<std::string> fields_present;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("sealed", x.sealed);
+    f("fields", x.fields_present);
+  }
+  bool operator==(const credentials_delivered&) const = default;
+};
+
+/// The manual provider waits for an admin to enter access details.
+struct input_requested {
+  static constexpr event_type_info info{23, 1, "request.input_requested"};
+  step_kind step = step_kind::allocate;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+  }
+  bool operator==(const input_requested&) const = default;
+};
+
+/// An admin entered the access details: the waiting step succeeded.
+struct input_provided {
+  static constexpr event_type_info info{24, 1, "request.input_provided"};
+  step_kind step = step_kind::allocate;
+  std::map<std::string, std::string> endpoints;
+  std::string by;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("endpoints", x.endpoints);
+    f("by", x.by);
+  }
+  bool operator==(const input_provided&) const = default;
+};
+
 using request_event =
     std::variant<request_submitted, cluster_assigned, step_started, step_succeeded, step_failed,
                  resource_allocated, resource_released, request_completed, request_failed,
-                 rollback_started, request_rolled_back, retry_scheduled, request_waiting>;
+                 rollback_started, request_rolled_back, retry_scheduled, request_waiting,
+                 approval_required, request_approved, request_rejected, request_cancelled,
+                 action_requested, request_suspended, request_reactivated, action_failed,
+                 credentials_delivered, input_requested, input_provided>;
 
 }  // namespace prov::events

@@ -3,6 +3,7 @@
 /// Events carry type ids 70-89. Tokens are never stored: only their SHA-256.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -17,6 +18,7 @@ struct tenant_quota {
   std::optional<std::int64_t> memory_mb;
   std::optional<std::int64_t> storage_gb;
   std::optional<std::int64_t> instances;
+  std::map<std::string, std::int64_t> instances_by_type;  ///< per service type ("vps", ...)
 
   template <class F, class Self>
   static void fields(F& f, Self& x) {
@@ -24,6 +26,7 @@ struct tenant_quota {
     f("memoryMb", x.memory_mb);
     f("storageGb", x.storage_gb);
     f("instances", x.instances);
+    f("instancesByType", x.instances_by_type);
   }
   bool operator==(const tenant_quota&) const = default;
 };

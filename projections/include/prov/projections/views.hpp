@@ -14,8 +14,12 @@
 ///   "c/<id>"                              -> cluster_state
 ///   "t/<id>"                              -> tenant_state
 ///   "k/<token sha256>"                    -> tenant id
+///   "ar/<id>"                             -> rule_state (approval rules)
+///   "u/<tenant>"                          -> tenant_usage (quota usage, R-4.1)
+///   "cu/<cluster>"                        -> cluster_usage (capacity in use, R-4.3)
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,10 +27,59 @@
 #include "prov/core/error.hpp"
 #include "prov/events/cluster.hpp"
 #include "prov/events/request.hpp"
+#include "prov/events/rule.hpp"
 #include "prov/events/rocks_store.hpp"
 #include "prov/events/tenant.hpp"
 
 namespace prov::projections {
+
+/// Amounts held by requests, in the spec's exact units.
+struct usage_totals {
+  std::int64_t cpu_millis = 0;
+  std::int64_t memory_mb = 0;
+  std::int64_t storage_gb = 0;
+  std::int64_t instances = 0;
+  std::map<std::string, std::int64_t> instances_by_type;  ///< by service type name
+
+  /// Adds (sign +1) or removes (-1) one request's spec.
+  void add(const events::request_state& r, int sign);
+  bool empty() const noexcept { return instances == 0; }
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("cpuMillis", x.cpu_millis);
+    f("memoryMb", x.memory_mb);
+    f("storageGb", x.storage_gb);
+    f("instances", x.instances);
+    f("instancesByType", x.instances_by_type);
+  }
+  bool operator==(const usage_totals&) const = default;
+};
+
+/// What requests hold: `used` once their allocation succeeded, `reserved` before (submitted,
+/// pending approval, queued, allocating, or failed before allocating), until they are rolled
+/// back. Quotas count both.
+template <int Kind>
+struct usage_record {
+  usage_totals used;
+  usage_totals reserved;
+
+  usage_totals total() const;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("used", x.used);
+    f("reserved", x.reserved);
+  }
+  bool operator==(const usage_record&) const = default;
+};
+using tenant_usage = usage_record<0>;
+using cluster_usage = usage_record<1>;
+
+/// Whether a request counts, and in which bucket: none (never submitted or rolled back),
+/// reserved, or used.
+enum class usage_bucket { none, reserved, used };
+usage_bucket bucket_of(const events::request_state& r);
 
 /// Filter and paging for request lists. `cursor` is opaque (from a previous page's
 /// `next_cursor`); an invalid cursor is `errc::invalid_argument`.
@@ -53,6 +106,17 @@ class views {
 
   result<std::optional<events::cluster_state>> cluster(const std::string& id) const;
   result<std::vector<events::cluster_state>> clusters() const;  ///< ordered by id
+
+  result<std::optional<events::rule_state>> rule(const std::string& id) const;
+  /// Approval rules, deleted ones excluded, ordered by id.
+  result<std::vector<events::rule_state>> rules() const;
+
+  /// Zero usage for a tenant or cluster that holds nothing.
+  result<tenant_usage> usage_of_tenant(const std::string& tenant) const;
+  result<cluster_usage> usage_of_cluster(const std::string& cluster) const;
+  /// Every tenant's and cluster's usage (start-up of the quota ledger and the registry).
+  result<std::map<std::string, tenant_usage>> tenant_usages() const;
+  result<std::map<std::string, cluster_usage>> cluster_usages() const;
 
   result<std::optional<events::tenant_state>> tenant(const std::string& id) const;
   result<std::vector<events::tenant_state>> tenants() const;  ///< ordered by id

@@ -58,6 +58,9 @@ struct step_outcome {
   std::map<std::string, std::string> credentials;
   provider_error error;                           ///< set when !ok
   std::chrono::milliseconds delay{0};             ///< simulated duration of the call
+  /// The step cannot finish without a person (the manual provider): the request waits in
+  /// `awaiting_input` until an admin supplies the access details.
+  bool awaiting_input = false;
 };
 
 /// A call about a provisioned service as a whole (suspend, reactivate, metrics).

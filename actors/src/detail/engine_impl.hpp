@@ -1,0 +1,137 @@
+#pragma once
+// The engine's internals, shared by engine.cpp (assembly, submit, clusters, shutdown) and
+// engine_commands.cpp (lifecycle commands, policy). Private to prov::actors.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "prov/actors/engine.hpp"
+#include "prov/actors/spawn.hpp"
+#include "prov/core/secret_box.hpp"
+#include "prov/events/apply.hpp"
+#include "prov/events/rocks_store.hpp"
+#include "prov/projections/projector.hpp"
+#include "prov/projections/views.hpp"
+#include "prov/providers/inventory_store.hpp"
+
+namespace prov::actors {
+
+namespace detail {
+
+inline constexpr auto ask_timeout = std::chrono::seconds{30};
+
+// Asks an actor from outside the actor system: a short-lived actor sends the request and
+// hands the reply (or the error) to `done`.
+template <class Reply, class Handle, class... Ts>
+inline void ask(caf::actor_system& sys, Handle target, std::function<void(result<Reply>)> done, Ts... xs) {
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(target, ask_timeout, xs...)
+        .then([=](const Reply& reply) { done(reply); },
+              [=](caf::error& err) { done(make_error(errc::unavailable, caf::to_string(err))); });
+  });
+}
+
+
+// The fields that make two submissions "the same request" for idempotency.
+inline bool same_submission(const events::request_submitted& a, const events::request_submitted& b) {
+  return a.tenant == b.tenant && a.type == b.type && a.provider == b.provider && a.region == b.region &&
+         a.spec == b.spec && a.depends_on == b.depends_on && a.requested_cluster == b.requested_cluster;
+}
+
+
+/// What every tenant's requests hold now (used + reserved), for quota checks at submit: kept
+/// in memory, taken at submission, given back when a request is rolled back. Starts from the
+/// projections' usage records (a fresh replay's result).
+class quota_ledger {
+ public:
+  void reset(std::unordered_map<std::string, projections::usage_totals> held) {
+    std::lock_guard<std::mutex> guard{_mutex};
+    _held = std::move(held);
+  }
+
+  /// Takes the request's spec if the quota allows it; `errc::quota_exceeded` naming the
+  /// dimension and the numbers otherwise.
+  status reserve(const std::string& tenant, const events::tenant_quota& quota, const events::request_state& r);
+  void release(const std::string& tenant, const events::request_state& r);
+
+ private:
+  std::mutex _mutex;
+  std::unordered_map<std::string, projections::usage_totals> _held;
+};
+
+}  // namespace detail
+
+struct engine::impl {
+  engine_options options;
+  const clock& clk;
+  std::unique_ptr<events::rocks_store> store;
+  std::unique_ptr<providers::inventory_store> sim_inventory;
+  std::unique_ptr<secret_box> secrets;
+  std::unique_ptr<events::journal> journal;
+  std::unique_ptr<projections::projector> projector;
+  std::unique_ptr<projections::views> views;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  engine_context ctx;
+  request_supervisor_actor supervisor;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::int64_t> unfinished{0};  ///< submitted and not yet at rest
+  detail::quota_ledger ledger;
+  std::mutex shutdown_mutex;
+  bool stopped = false;
+
+  impl(const engine_options& o, const clock& c) : options(o), clk(c) {}
+
+  // Appends and answers once the projections show the result.
+  void append_then(std::vector<events::stream_append> batch, std::function<void(result<events::append_receipt>)> committed) {
+    if (stopping.load()) {
+      committed(make_error(errc::unavailable, "the engine is shutting down"));
+      return;
+    }
+    journal->append(std::move(batch), std::move(committed));
+  }
+
+  void after_projection(std::uint64_t position, std::function<void()> then) {
+    projector->when_applied(position, std::move(then));
+  }
+
+  void replay_submission(const events::request_submitted& wanted, callback<submit_reply> done) {
+    auto claim = journal->read_stream(events::idempotency_stream(wanted.tenant, wanted.idempotency_key));
+    if (!claim || claim->empty()) {
+      done(make_error(errc::internal, "idempotency key claimed but its record is unreadable"));
+      return;
+    }
+    auto decoded = events::decode(claim->front());
+    if (!decoded || !std::holds_alternative<events::idempotency_claimed>(*decoded)) {
+      done(make_error(errc::corrupt, "idempotency record does not decode"));
+      return;
+    }
+    const auto id = std::get<events::idempotency_claimed>(*decoded).request_id;
+    auto stored = journal->read_stream(events::request_stream(id));
+    if (!stored) {
+      done(std::move(stored).err());
+      return;
+    }
+    auto state = events::fold_request(*stored);
+    if (!state || stored->empty()) {
+      done(make_error(errc::corrupt, "request " + id + " does not fold"));
+      return;
+    }
+    auto first = events::decode(stored->front());
+    if (!first || !std::holds_alternative<events::request_submitted>(*first) ||
+        !detail::same_submission(std::get<events::request_submitted>(*first), wanted)) {
+      done(make_error(errc::conflict, "idempotency key '" + wanted.idempotency_key +
+                                          "' was already used for a different request (" + id + ")"));
+      return;
+    }
+    done(submit_reply{id, state->state, true});
+  }
+};
+
+
+}  // namespace prov::actors
