@@ -27,7 +27,7 @@ cluster_state with_capacity(cluster_state c, cluster_capacity cap) {
 
 }  // namespace
 
-TEST_CASE("capacity: two requests can never both take the last slot; rollback gives it back",
+TEST_CASE("capacity: two requests can never both take the last slot, rollback gives it back",
           "[actors][lifecycle][capacity]") {
   world w;
   simulation_settings slow;
@@ -58,7 +58,7 @@ TEST_CASE("capacity: two requests can never both take the last slot; rollback gi
   CHECK(prov::testing::fold(w.journal, "r3").state == lifecycle_state::completed);
 }
 
-TEST_CASE("capacity exactly at the limit fits; one unit more does not", "[actors][lifecycle][capacity]") {
+TEST_CASE("capacity exactly at the limit fits, one unit more does not", "[actors][lifecycle][capacity]") {
   world w;
   auto c = with_capacity(prov::testing::sim_cluster("exact"), cluster_capacity{4000, 8192, 80, 0});
   node n{w.journal, w.clk, *w.cloud, {c}};
@@ -81,7 +81,7 @@ TEST_CASE("capacity exactly at the limit fits; one unit more does not", "[actors
   CHECK(c3.reason_message.find("not enough cpu") != std::string::npos);
 }
 
-TEST_CASE("selection: region first, then the nearest region; default preferred; skipped ones named",
+TEST_CASE("selection: region first, then the nearest region, default preferred, skipped ones named",
           "[actors][lifecycle][selection]") {
   world w;
   auto far = prov::testing::sim_cluster("us-1", {}, "us-east-1");
@@ -155,7 +155,7 @@ TEST_CASE("credentials from the provider are sealed before they are appended", "
   }
 }
 
-TEST_CASE("suspend and reactivate go through the provider; deprovision releases everything",
+TEST_CASE("suspend and reactivate go through the provider, deprovision releases everything",
           "[actors][lifecycle][post]") {
   world w;
   node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}};

@@ -155,7 +155,7 @@ TEST_CASE("no matching cluster: failed with the reason, then rolled back", "[act
   CHECK(s.cluster.empty());
 }
 
-TEST_CASE("a disabled cluster is skipped; the default is preferred", "[actors][pipeline]") {
+TEST_CASE("a disabled cluster is skipped, the default is preferred", "[actors][pipeline]") {
   world w;
   auto off = prov::testing::sim_cluster("a-off");
   off.enabled = false;

@@ -328,7 +328,7 @@ TEST_CASE("circuit breaker: opens on a failing cluster, fails fast, closes after
   }
 }
 
-TEST_CASE("bulkhead: no more provider calls at once than allowed; the rest wait their turn",
+TEST_CASE("bulkhead: no more provider calls at once than allowed, the rest wait their turn",
           "[actors][resilience][bulkhead]") {
   world w;
   simulation_settings sim;

@@ -321,7 +321,7 @@ TEST_CASE("SIGTERM exits 0 and a restart resumes the work", "[e2e][shutdown]") {
   }));
 }
 
-TEST_CASE("provisiond --help lists the flags; bad flags are refused", "[e2e][cli]") {
+TEST_CASE("provisiond --help lists the flags, bad flags are refused", "[e2e][cli]") {
   const auto dir = fresh_dir("cli");
   {
     child_process help{{PROVISIOND_BINARY, "--help"}, (dir / "err.log").string()};

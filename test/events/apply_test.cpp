@@ -136,7 +136,7 @@ TEST_CASE("apply refuses out-of-order sequences, double releases and stale attem
   CHECK(before.version == 1);
 }
 
-TEST_CASE("waiting keeps a request queued with its reason; starting clears it", "[events][apply]") {
+TEST_CASE("waiting keeps a request queued with its reason, starting clears it", "[events][apply]") {
   history h;
   h.add(submitted());
   h.add(request_waiting{"waiting_for_tenant_slot"});
@@ -197,7 +197,7 @@ TEST_CASE("approval: pending_approval until approved (queued again) or rejected 
   CHECK(rejected.s.reason_message == "too expensive");
 }
 
-TEST_CASE("cancel fails the running step; a completed request cannot be cancelled", "[events][apply]") {
+TEST_CASE("cancel fails the running step, a completed request cannot be cancelled", "[events][apply]") {
   history h;
   h.add(submitted());
   h.add(step_started{step_kind::allocate, 1, "k"});
