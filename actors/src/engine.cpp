@@ -144,6 +144,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->projector->start();
   self->ctx.admission = spawn_admission(*self->sys, self->ctx);
   self->ctx.watchdog = spawn_watchdog(*self->sys, self->ctx);
+  self->ctx.dependencies = spawn_dependency_graph(*self->sys, self->ctx);
   self->supervisor = spawn_request_supervisor(*self->sys, self->ctx);
   self->ctx.supervisor = self->supervisor;
 
@@ -164,6 +165,15 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
     return std::move(live).err();
   }
   i.unfinished.store(static_cast<std::int64_t>(live->size()));
+  // The dependency graph holds the unsettled requests that wait for others.
+  for (const auto& id : *live) {
+    auto view = i.views->request(id);
+    if (view && *view && !(*view)->depends_on.empty()) {
+      if (auto node = i.dependency_node_of(**view)) {
+        caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), false);
+      }
+    }
+  }
   for (const auto& id : *live) {
     caf::anon_send(i.supervisor, start_atom::value, id);
   }
@@ -190,6 +200,34 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   e.depends_on = std::move(cmd.depends_on);
   e.idempotency_key = std::move(cmd.idempotency_key);
   e.requested_cluster = std::move(cmd.requested_cluster);
+  // dependsOn: every reference known, and no cycle.
+  const bool in_graph = !e.depends_on.empty() || !e.idempotency_key.empty();
+  if (in_graph) {
+    events::request_state probe;
+    probe.id = e.request_id;
+    probe.tenant = e.tenant;
+    probe.depends_on = e.depends_on;
+    probe.idempotency_key = e.idempotency_key;
+    auto node = i.dependency_node_of(probe);
+    if (!node) {
+      done(std::move(node).err());
+      return;
+    }
+    if (!node->prerequisites.empty() || !node->key_node.empty()) {
+      caf::scoped_actor asker{*i.sys};
+      std::optional<dependency_verdict> verdict;
+      asker->request(i.ctx.dependencies, detail::ask_timeout, add_atom::value, *node, true)
+          .receive([&](const dependency_verdict& v) { verdict = v; }, [](caf::error&) {});
+      if (!verdict) {
+        done(make_error(errc::unavailable, "the dependency graph did not answer"));
+        return;
+      }
+      if (!verdict->ok) {
+        done(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + verdict->cycle));
+        return;
+      }
+    }
+  }
   // Quota: taken now, given back if the submission does not commit.
   auto tenant = i.views->tenant(e.tenant);
   if (!tenant || !*tenant) {
@@ -223,7 +261,7 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   }
   const bool needs_approval = batch.front().events.size() > 1;
   auto submitted = std::make_shared<events::request_submitted>(std::move(e));
-  i.append_then(std::move(batch), [this, submitted, done, as_state, needs_approval](result<events::append_receipt> r) {
+  i.append_then(std::move(batch), [this, submitted, done, as_state, needs_approval, in_graph](result<events::append_receipt> r) {
     auto& i = *_impl;
     if (r) {
       i.unfinished.fetch_add(1, std::memory_order_relaxed);
@@ -237,6 +275,9 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
       return;
     }
     i.ledger.release(submitted->tenant, as_state);
+    if (in_graph) {
+      caf::anon_send(i.ctx.dependencies, forget_atom::value, submitted->request_id);
+    }
     if (r.err().code == errc::version_conflict && !submitted->idempotency_key.empty()) {
       i.replay_submission(*submitted, done);
       return;
@@ -453,6 +494,7 @@ void engine::shutdown() {
                                              {"note", "calls still in flight resume on the next start"}});
             });
     for (auto actor : {caf::actor_cast<caf::actor>(i.supervisor), caf::actor_cast<caf::actor>(i.ctx.watchdog),
+                       caf::actor_cast<caf::actor>(i.ctx.dependencies),
                        caf::actor_cast<caf::actor>(i.ctx.admission), caf::actor_cast<caf::actor>(i.ctx.registry)}) {
       self->send_exit(actor, caf::exit_reason::user_shutdown);
       self->wait_for(actor);
@@ -467,6 +509,7 @@ void engine::shutdown() {
   i.ctx.registry = nullptr;
   i.ctx.admission = nullptr;
   i.ctx.watchdog = nullptr;
+  i.ctx.dependencies = nullptr;
   i.sys.reset();  // waits for every remaining actor
   if (auto st = i.store->flush(); !st) {
     log::error("flush_failed", {{"error", st.err().message}});

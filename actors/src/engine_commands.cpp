@@ -429,3 +429,48 @@ result<usage_report> engine::usage(const std::string& tenant_id) {
 }
 
 }  // namespace prov::actors
+
+namespace prov::actors {
+
+result<dependency_node> engine::impl::dependency_node_of(const events::request_state& r) const {
+  dependency_node node;
+  node.request_id = r.id;
+  if (!r.idempotency_key.empty()) {
+    node.key_node = "key:" + r.tenant + "/" + r.idempotency_key;
+  }
+  for (const auto& ref : r.depends_on) {
+    if (ref.rfind("key:", 0) == 0) {
+      auto claim = journal->read_stream(events::idempotency_stream(r.tenant, ref.substr(4)));
+      if (!claim) {
+        return std::move(claim).err();
+      }
+      std::string resolved = "key:" + r.tenant + "/" + ref.substr(4);  // not submitted yet
+      if (!claim->empty()) {
+        if (auto decoded = events::decode(claim->front());
+            decoded && std::holds_alternative<events::idempotency_claimed>(*decoded)) {
+          resolved = std::get<events::idempotency_claimed>(*decoded).request_id;
+        }
+      }
+      node.prerequisites.push_back(std::move(resolved));
+      continue;
+    }
+    auto first = journal->read_stream(events::request_stream(ref), 1, 1);
+    if (!first) {
+      return std::move(first).err();
+    }
+    std::optional<events::any_event> submitted;
+    if (!first->empty()) {
+      if (auto decoded = events::decode(first->front())) {
+        submitted = std::move(*decoded);
+      }
+    }
+    if (!submitted || !std::holds_alternative<events::request_submitted>(*submitted) ||
+        std::get<events::request_submitted>(*submitted).tenant != r.tenant) {
+      return make_error(errc::invalid_argument, "dependsOn: request " + ref + " does not exist");
+    }
+    node.prerequisites.push_back(ref);
+  }
+  return node;
+}
+
+}  // namespace prov::actors

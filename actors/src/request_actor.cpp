@@ -33,6 +33,7 @@ using events::step_kind;
 enum class phase { idle, appending, calling, timer, admission };
 
 constexpr std::string_view waiting_for_slot = "waiting_for_tenant_slot";
+constexpr std::string_view waiting_for_dependencies = "waiting_for_dependencies";
 
 struct request_actor_state {
   static inline const char* name = "request";
@@ -46,6 +47,7 @@ struct request_actor_state {
   std::uint64_t generation = 0;
   bool admitted = false;       ///< holds a slot of the admission controller
   bool waiting_slot = false;   ///< told to wait for a slot
+  bool dependencies_met = false;  ///< every prerequisite completed (checked once, then kept)
   bool draining = false;
   caf::typed_response_promise<bool> drained;
   std::uint32_t release_failures = 0;
@@ -146,6 +148,10 @@ void report(self_ptr self) {
   if (st.admitted && !holds_slot(st.req)) {
     st.admitted = false;
     self->send(st.ctx->admission, leave_atom::value, st.id);
+  }
+  if (st.req.state == lifecycle_state::completed || st.req.state == lifecycle_state::failed ||
+      st.req.state == lifecycle_state::rolled_back) {
+    self->send(st.ctx->dependencies, settled_atom::value, st.id);  // wakes requests waiting for it
   }
   if (st.req.state == lifecycle_state::rolled_back) {
     // Everything is released: the cluster's capacity is free again.
@@ -483,8 +489,71 @@ void ask_admission(self_ptr self, bool already_active) {
       });
 }
 
+struct dependency_check {
+  enum { ready, waiting, failed } outcome = ready;
+  std::string prerequisite;
+  std::string why;
+};
+
+// Where the request's prerequisites stand, read from the journal. A reference is a
+// request id, or "key:<idempotency key>" of a request of the same tenant, maybe not submitted
+// yet (then the request waits for it).
+dependency_check check_dependencies(const request_actor_state& st) {
+  dependency_check out;
+  for (const auto& ref : st.req.depends_on) {
+    std::string id = ref;
+    if (ref.rfind("key:", 0) == 0) {
+      auto claim = st.ctx->journal->read_stream(events::idempotency_stream(st.req.tenant, ref.substr(4)));
+      if (!claim || claim->empty()) {
+        out.outcome = dependency_check::waiting;
+        continue;
+      }
+      auto decoded = events::decode(claim->front());
+      if (!decoded || !std::holds_alternative<events::idempotency_claimed>(*decoded)) {
+        out.outcome = dependency_check::waiting;
+        continue;
+      }
+      id = std::get<events::idempotency_claimed>(*decoded).request_id;
+    }
+    auto stored = st.ctx->journal->read_stream(events::request_stream(id));
+    auto prerequisite = stored ? events::fold_request(*stored) : result<events::request_state>{stored.err()};
+    if (!prerequisite || !prerequisite->exists()) {
+      return dependency_check{dependency_check::failed, id, "it cannot be read"};
+    }
+    const auto s = prerequisite->state;
+    if (s == lifecycle_state::failed || s == lifecycle_state::rolling_back || s == lifecycle_state::rolled_back) {
+      auto why = std::string{events::enum_name(s)};
+      if (!prerequisite->reason.empty()) {
+        why += " (" + prerequisite->reason + ")";
+      }
+      return dependency_check{dependency_check::failed, id, why};
+    }
+    if (s != lifecycle_state::completed && s != lifecycle_state::suspended) {
+      out.outcome = dependency_check::waiting;
+    }
+  }
+  return out;
+}
+
 void advance_queued(self_ptr self) {
   auto& st = self->state;
+  if (!st.req.depends_on.empty() && !st.dependencies_met) {
+    const auto deps = check_dependencies(st);
+    if (deps.outcome == dependency_check::failed) {
+      append(self, {events::request_failed{"dependency_failed", "prerequisite " + deps.prerequisite + " " + deps.why},
+                    events::rollback_started{"dependency_failed"}});
+      return;
+    }
+    if (deps.outcome == dependency_check::waiting) {
+      if (st.req.reason != waiting_for_dependencies) {
+        append(self, {events::request_waiting{std::string{waiting_for_dependencies}}});
+      } else {
+        self->quit();  // the dependency graph resumes this request when a prerequisite settles
+      }
+      return;
+    }
+    st.dependencies_met = true;
+  }
   if (!st.admitted) {
     if (!st.waiting_slot) {
       ask_admission(self, false);

@@ -4,6 +4,7 @@
 // flight, and spawns nothing new.
 
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 
@@ -18,6 +19,9 @@ struct request_supervisor_state {
   static inline const char* name = "request_supervisor";
   std::unordered_map<std::string, request_actor> live;
   std::unordered_map<caf::actor_addr, std::string> ids;
+  /// Requests told to resume while their actor was live: if that actor was already on its way
+  /// out (passivating), the resume died with it, so the request gets a fresh actor.
+  std::unordered_set<std::string> resumed;
   bool draining = false;
 };
 
@@ -46,8 +50,14 @@ request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, c
     if (down.reason && down.reason != caf::exit_reason::normal) {
       log::error("request_actor_stopped", {{"request", it->second}, {"reason", caf::to_string(down.reason)}});
     }
-    self->state.live.erase(it->second);
+    const auto id = it->second;
+    self->state.live.erase(id);
     self->state.ids.erase(it);
+    if (self->state.resumed.erase(id) != 0 && !self->state.draining) {
+      bool spawned = false;
+      auto actor = ensure(self, ctx, id, spawned);
+      self->send(actor, resume_atom::value);
+    }
   });
   // Stopping the supervisor stops every request actor first, without letting them act on
   // the errors their pending calls would now see: what was in flight resumes on the next start.
@@ -66,6 +76,9 @@ request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, c
         }
         bool spawned = false;
         auto actor = ensure(self, ctx, id, spawned);
+        if (!spawned) {
+          self->state.resumed.insert(id);
+        }
         self->send(actor, resume_atom::value);
       },
       [=](stuck_atom, const std::string& id) {

@@ -2,8 +2,10 @@
 
 #include "prov/events/codec.hpp"
 #include "prov/providers/kubernetes_provider.hpp"
+#include "prov/providers/proxmox_provider.hpp"
 #include "prov/providers/manual_provider.hpp"
 #include "prov/providers/simulation_provider.hpp"
+#include "prov/providers/vsphere_provider.hpp"
 
 namespace prov::providers {
 
@@ -44,23 +46,37 @@ class unsupported_provider final : public provider {
 bool has_driver(events::provider_type type) noexcept {
   return type == events::provider_type::simulation || type == events::provider_type::manual ||
          type == events::provider_type::kubernetes ||
-         type == events::provider_type::openshift;
+         type == events::provider_type::openshift ||
+         type == events::provider_type::vmware || type == events::provider_type::proxmox;
+}
+
+// A driver that cannot use its cluster's registration fails every call, permanently.
+template <class Driver>
+std::unique_ptr<provider> or_misconfigured(const events::cluster_state& cluster, result<std::unique_ptr<Driver>> made) {
+  if (!made) {
+    return std::make_unique<unsupported_provider>(
+        provider_error{"misconfigured", "cluster " + cluster.id + ": " + made.err().message, false});
+  }
+  return std::move(*made);
 }
 
 std::unique_ptr<provider> make_provider(const events::cluster_state& cluster, const provider_context& ctx) {
-  if (cluster.type == events::provider_type::simulation && ctx.simulation_inventory != nullptr && ctx.clk != nullptr) {
-    return std::make_unique<simulation_provider>(cluster.id, cluster.simulation, *ctx.simulation_inventory, *ctx.clk);
-  }
-  if (cluster.type == events::provider_type::manual) {
-    return std::make_unique<manual_provider>(cluster.id);
-  }
-  if (cluster.type == events::provider_type::kubernetes || cluster.type == events::provider_type::openshift) {
-    auto made = kubernetes_provider::from_cluster(cluster, ctx.secrets, ctx.clk);
-    if (!made) {
-      return std::make_unique<unsupported_provider>(
-          provider_error{"misconfigured", "cluster " + cluster.id + ": " + made.err().message, false});
-    }
-    return std::move(*made);
+  using events::provider_type;
+  switch (cluster.type) {
+    case provider_type::simulation:
+      if (ctx.simulation_inventory != nullptr && ctx.clk != nullptr) {
+        return std::make_unique<simulation_provider>(cluster.id, cluster.simulation, *ctx.simulation_inventory, *ctx.clk);
+      }
+      break;
+    case provider_type::manual:
+      return std::make_unique<manual_provider>(cluster.id);
+    case provider_type::kubernetes:
+    case provider_type::openshift:
+      return or_misconfigured(cluster, kubernetes_provider::from_cluster(cluster, ctx.secrets, ctx.clk));
+    case provider_type::vmware:
+      return or_misconfigured(cluster, vsphere_provider::from_cluster(cluster, ctx.secrets, ctx.clk));
+    case provider_type::proxmox:
+      return or_misconfigured(cluster, proxmox_provider::from_cluster(cluster, ctx.secrets, ctx.clk));
   }
   return std::make_unique<unsupported_provider>(cluster.type);
 }

@@ -95,6 +95,7 @@ struct node {
     }
     ctx.admission = actors::spawn_admission(*sys, ctx);
     ctx.watchdog = actors::spawn_watchdog(*sys, ctx);
+    ctx.dependencies = actors::spawn_dependency_graph(*sys, ctx);
     supervisor = actors::spawn_request_supervisor(*sys, ctx);
     ctx.supervisor = supervisor;
     run_jobs();
@@ -107,6 +108,7 @@ struct node {
     caf::anon_send_exit(ctx.registry, caf::exit_reason::kill);
     caf::anon_send_exit(ctx.admission, caf::exit_reason::kill);
     caf::anon_send_exit(ctx.watchdog, caf::exit_reason::kill);
+    caf::anon_send_exit(ctx.dependencies, caf::exit_reason::kill);
     sched->run();
     vclock.detach();
   }
@@ -148,6 +150,20 @@ struct node {
     }, d);
     clk.current_time = std::max(clk.current_time, target);
     sched->run();
+  }
+
+  /// Adds a request to the dependency graph, as the engine does at submission.
+  actors::dependency_verdict add_dependencies(const std::string& id, const std::vector<std::string>& prerequisites,
+                                              const std::string& key_node = {}) {
+    auto out = std::make_shared<actors::dependency_verdict>();
+    auto graph = ctx.dependencies;
+    actors::dependency_node node{id, key_node, prerequisites};
+    sys->spawn([out, graph, node](caf::event_based_actor* self) {
+      self->request(graph, caf::infinite, actors::add_atom::value, node, true)
+          .then([out](const actors::dependency_verdict& v) { *out = v; });
+    });
+    run_jobs();
+    return *out;
   }
 
   /// The runtime state (breaker, bulkhead) of a cluster's actor.

@@ -300,3 +300,59 @@ TEST_CASE("cancel: a queued request is cancelled and rolled back", "[e2e][policy
   CHECK(c.get("/v1/requests/" + id, token).json()["reason"] == "cancelled");
   CHECK(c.get("/v1/tenants/acme/usage", token).json()["total"]["instances"] == 0);
 }
+
+TEST_CASE("dependsOn over HTTP: order, waiting reason, failures, unknown ids and cycles refused at submit",
+          "[e2e][policy][dependencies]") {
+  server s{fresh_dir("deps")};
+  s.start({"--retry-max", "0"});
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  const auto other = make_tenant(c, s.admin(), "other");
+  REQUIRE(c.post("/v1/clusters",
+                 json{{"id", "slow"}, {"type", "simulation"}, {"region", "local"}, {"isDefault", true},
+                      {"simulation", {{"delayMs", {{"min", 100}, {"max", 200}}}}}},
+                 s.admin())
+              .status == 201);
+  auto submit = [&](json deps, const std::string& key = {}, const std::string& who = {}) {
+    auto body = vps(1);
+    body["cluster"] = "slow";
+    body["dependsOn"] = std::move(deps);
+    if (!key.empty()) {
+      body["idempotencyKey"] = key;
+    }
+    return c.post("/v1/requests", body, who.empty() ? token : who);
+  };
+  const auto a = submit(json::array()).json()["id"].get<std::string>();
+  const auto b = submit(json{a}).json()["id"].get<std::string>();
+  const auto cc = submit(json{a}).json()["id"].get<std::string>();
+  const auto d = submit(json{b, cc}).json()["id"].get<std::string>();
+  REQUIRE(eventually([&] { return c.get("/v1/requests/" + d, token).json()["reason"] == "waiting_for_dependencies"; }));
+  for (const auto& id : {a, b, cc, d}) {
+    REQUIRE(reaches(c, token, id, "completed"));
+  }
+  CHECK(c.get("/v1/requests/" + d, token).json()["dependsOn"] == json{b, cc});
+
+  // Unknown ids, another tenant's request, and malformed references are refused.
+  CHECK(submit(json{"0193a6f0-0000-7000-8000-00000000dead"}).status == 400);
+  CHECK(submit(json{a}, {}, other).status == 400);
+  CHECK(submit(json{42}).status == 400);
+  CHECK(submit(json{a, a}).status == 400);
+
+  // A 3-cycle through requests not submitted yet, by idempotency key.
+  REQUIRE(submit(json{"key:k3"}, "k1").status == 202);  // waits for k3, not submitted yet
+  REQUIRE(submit(json{"key:k1"}, "k2").status == 202);
+  auto cycle = submit(json{"key:k2"}, "k3");
+  CHECK(cycle.status == 400);
+  CHECK(cycle.json()["error"]["message"].get<std::string>().find("cycle") != std::string::npos);
+  CHECK(submit(json{"key:self"}, "self").status == 400);
+
+  // A prerequisite that fails takes its dependents with it.
+  auto doomed = vps(1);
+  doomed["region"] = "nowhere";
+  const auto p = c.post("/v1/requests", doomed, token).json()["id"].get<std::string>();
+  const auto q = submit(json{p}).json()["id"].get<std::string>();
+  REQUIRE(reaches(c, token, q, "rolled_back"));
+  auto failed = c.get("/v1/requests/" + q, token).json();
+  CHECK(failed["reason"] == "dependency_failed");
+  CHECK(failed["reasonMessage"].get<std::string>().find(p) != std::string::npos);
+}

@@ -192,7 +192,7 @@ TEST_CASE("quantities parse and compare as numbers", "[kubernetes][objects]") {
   CHECK(where == ".a.b: expected \"1000m\", found \"1\"");
 }
 
-TEST_CASE("the four steps write five valid objects; rollback leaves the cluster empty", "[kubernetes][flow]") {
+TEST_CASE("the four steps write five valid objects, rollback leaves the cluster empty", "[kubernetes][flow]") {
   fake_kube_api api{{}};
   auto p = provider_for(api);
   const auto ns = kubernetes_provider::namespace_name("prov-", tenant, request_id);
@@ -345,7 +345,7 @@ TEST_CASE("a foreign object inside our namespace is name_taken too", "[kubernete
   CHECK(out.resources.size() == 1);  // the quota made before is reported for rollback
 }
 
-TEST_CASE("suspend zeroes the pods quota; reactivate restores it exactly", "[kubernetes][suspend]") {
+TEST_CASE("suspend zeroes the pods quota, reactivate restores it exactly", "[kubernetes][suspend]") {
   for (const bool with_pods : {false, true}) {
     DYNAMIC_SECTION("maxPods " << (with_pods ? "set" : "unset")) {
       fake_kube_api api{{}};
@@ -522,7 +522,7 @@ TEST_CASE("sweep reports a namespace stuck terminating as retryable", "[kubernet
   CHECK(swept.error.retryable);
 }
 
-TEST_CASE("activate polls until Active; Terminating and deadlines fail", "[kubernetes][activate]") {
+TEST_CASE("activate polls until Active, Terminating and deadlines fail", "[kubernetes][activate]") {
   SECTION("becomes Active after a few reads") {
     prov::test::fake_kube_api::options o;
     o.activation_reads = 3;
@@ -673,7 +673,7 @@ TEST_CASE("test_connectivity reads /version and checks the token", "[kubernetes]
   CHECK_THAT(refused.message, Catch::Contains("unauthorized") || Catch::Contains("401"));
 }
 
-TEST_CASE("OpenShift: a ProjectRequest, then our labels; a crash in between is adopted", "[kubernetes][openshift]") {
+TEST_CASE("OpenShift: a ProjectRequest, then our labels, a crash in between is adopted", "[kubernetes][openshift]") {
   prov::test::fake_kube_api::options o;
   o.openshift = true;
   fake_kube_api api{o};

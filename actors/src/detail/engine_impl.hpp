@@ -96,6 +96,10 @@ struct engine::impl {
     journal->append(std::move(batch), std::move(committed));
   }
 
+  /// The request's node in the dependency graph: references resolved (a submitted key to its
+  /// request id); `errc::invalid_argument` for an unknown request id or another tenant's.
+  result<dependency_node> dependency_node_of(const events::request_state& r) const;
+
   void after_projection(std::uint64_t position, std::function<void()> then) {
     projector->when_applied(position, std::move(then));
   }

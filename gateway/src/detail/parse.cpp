@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include "prov/core/ids.hpp"
@@ -249,14 +250,24 @@ result<actors::submit_command> parse_submit(const json& body, const std::string&
     return std::move(parsed_spec).err();
   }
   if (depends != nullptr) {
+    // A request id, or "key:<idempotency key>" of a request of the same tenant (which may be
+    // submitted later: this one waits for it).
     for (const auto& d : *depends) {
-      if (!d.is_string() || !is_valid_id(d.get_ref<const std::string&>(), 64)) {
-        return make_error(errc::invalid_argument, "dependsOn must be an array of request ids");
+      const bool ok = d.is_string() && (is_valid_id(d.get_ref<const std::string&>(), 64) ||
+                                        (d.get_ref<const std::string&>().rfind("key:", 0) == 0 &&
+                                         d.get_ref<const std::string&>().size() > 4 &&
+                                         d.get_ref<const std::string&>().size() <= 259));
+      if (!ok) {
+        return make_error(errc::invalid_argument, "dependsOn must be an array of request ids or \"key:<idempotencyKey>\"");
       }
       cmd.depends_on.push_back(d.get<std::string>());
     }
-    if (!cmd.depends_on.empty()) {
-      return make_error(errc::unsupported, "dependsOn is not supported by this version yet");
+    if (cmd.depends_on.size() > 100) {
+      return make_error(errc::invalid_argument, "dependsOn may name at most 100 requests");
+    }
+    std::set<std::string> unique(cmd.depends_on.begin(), cmd.depends_on.end());
+    if (unique.size() != cmd.depends_on.size()) {
+      return make_error(errc::invalid_argument, "dependsOn names a request twice");
     }
   }
   cmd.tenant = tenant ? *tenant : caller_tenant;

@@ -86,6 +86,7 @@ struct engine_context {
   cluster_registry_actor registry;        ///< set once spawned
   admission_actor admission;              ///< set once spawned
   watchdog_actor watchdog;                ///< set once spawned
+  dependency_graph_actor dependencies;    ///< set once spawned
   request_supervisor_actor supervisor;    ///< set once spawned
 };
 

@@ -119,6 +119,9 @@ struct cluster_choice {
 };
 
 using usage_atom = caf::atom_constant<caf::atom("usage")>;
+using add_atom = caf::atom_constant<caf::atom("add")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using settled_atom = caf::atom_constant<caf::atom("settled")>;
 
 /// Capacity in use per cluster (what requests not rolled back hold), from the projections.
 using capacity_map = std::map<std::string, projections::usage_totals>;
@@ -170,6 +173,29 @@ using watchdog_actor = caf::typed_actor<
     caf::reacts_to<scan_atom>,
     caf::replies_to<status_atom>::with<std::uint64_t /*stuck reports so far*/>>;
 
+/// A request entering the dependency graph: its node and the nodes it depends on. Nodes are
+/// request ids, or "key:<tenant>/<idempotency key>" for a request not submitted yet.
+struct dependency_node {
+  std::string request_id;
+  std::string key_node;  ///< "key:<tenant>/<key>" if the request has an idempotency key, else ""
+  std::vector<std::string> prerequisites;
+};
+
+/// The answer: accepted, or the cycle the request would close ("a -> b -> a").
+struct dependency_verdict {
+  bool ok = true;
+  std::string cycle;
+};
+
+/// The dependency graph of requests that wait for others. `add` checks the graph with
+/// the new request by Kahn's algorithm and keeps it only if no cycle results; `forget` takes a
+/// request out (its submission did not commit); `settled` tells that a request completed or
+/// failed: its dependents are resumed (they decide from the journal) and it leaves the graph.
+using dependency_graph_actor = caf::typed_actor<
+    caf::replies_to<add_atom, dependency_node, bool /*check for cycles*/>::with<dependency_verdict>,
+    caf::reacts_to<forget_atom, std::string>,
+    caf::reacts_to<settled_atom, std::string>>;
+
 /// Spawns request actors on demand, at most one per request, and forgets them when they stop.
 using request_supervisor_actor = caf::typed_actor<
     caf::reacts_to<start_atom, std::string>,
@@ -193,6 +219,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::admission_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::lifecycle_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::timestamp)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::capacity_map)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::dependency_node)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::dependency_verdict)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::projections::usage_totals)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::resource_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::service_type)

@@ -1,0 +1,178 @@
+// The dependency graph of requests: edges run from a prerequisite to the request that
+// waits for it. Only unsettled requests are in it; a request that completes or fails leaves
+// it, and its dependents are resumed to decide for themselves from the journal (go on, keep
+// waiting, or fail with `dependency_failed`). A request not submitted yet is a node named by
+// its idempotency key ("key:<tenant>/<key>"); when it is submitted, that node becomes the
+// request's. Cycles are found with Kahn's algorithm and refused before anything is written.
+
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+
+#include "prov/actors/spawn.hpp"
+
+namespace prov::actors {
+
+namespace {
+
+struct graph_state {
+  static inline const char* name = "dependency_graph";
+  const engine_context* ctx = nullptr;
+  std::map<std::string, std::set<std::string>> prerequisites;  ///< node -> what it waits for
+  std::map<std::string, std::set<std::string>> dependents;     ///< node -> who waits for it
+};
+
+using self_ptr = dependency_graph_actor::stateful_pointer<graph_state>;
+
+void link(graph_state& g, const std::string& prerequisite, const std::string& dependent) {
+  g.prerequisites[dependent].insert(prerequisite);
+  g.dependents[prerequisite].insert(dependent);
+}
+
+void remove(graph_state& g, const std::string& node) {
+  if (auto it = g.prerequisites.find(node); it != g.prerequisites.end()) {
+    for (const auto& p : it->second) {
+      if (auto d = g.dependents.find(p); d != g.dependents.end()) {
+        d->second.erase(node);
+        if (d->second.empty()) {
+          g.dependents.erase(d);
+        }
+      }
+    }
+    g.prerequisites.erase(it);
+  }
+  if (auto it = g.dependents.find(node); it != g.dependents.end()) {
+    for (const auto& d : it->second) {
+      if (auto p = g.prerequisites.find(d); p != g.prerequisites.end()) {
+        p->second.erase(node);
+      }
+    }
+    g.dependents.erase(it);
+  }
+}
+
+// Renames a node (a key that became a request), keeping its edges.
+void rename(graph_state& g, const std::string& from, const std::string& to) {
+  std::vector<std::string> before;
+  std::vector<std::string> after;
+  if (auto it = g.prerequisites.find(from); it != g.prerequisites.end()) {
+    before.assign(it->second.begin(), it->second.end());
+  }
+  if (auto it = g.dependents.find(from); it != g.dependents.end()) {
+    after.assign(it->second.begin(), it->second.end());
+  }
+  remove(g, from);
+  for (const auto& p : before) {
+    link(g, p, to);
+  }
+  for (const auto& d : after) {
+    link(g, to, d);
+  }
+}
+
+// Kahn's algorithm: repeatedly take nodes with no unresolved prerequisite. What remains lies on
+// or behind a cycle; one cycle is then walked out of it to name it.
+std::string find_cycle(const graph_state& g) {
+  std::map<std::string, std::size_t> indegree;
+  for (const auto& [node, pres] : g.prerequisites) {
+    indegree[node] += pres.size();
+    for (const auto& p : pres) {
+      indegree.emplace(p, 0);
+    }
+  }
+  std::vector<std::string> ready;
+  for (const auto& [node, n] : indegree) {
+    if (n == 0) {
+      ready.push_back(node);
+    }
+  }
+  std::size_t done = 0;
+  while (!ready.empty()) {
+    const auto node = ready.back();
+    ready.pop_back();
+    ++done;
+    if (auto it = g.dependents.find(node); it != g.dependents.end()) {
+      for (const auto& d : it->second) {
+        if (--indegree[d] == 0) {
+          ready.push_back(d);
+        }
+      }
+    }
+  }
+  if (done == indegree.size()) {
+    return {};
+  }
+  // Every remaining node has a remaining prerequisite: follow them until a node repeats.
+  std::string start;
+  for (const auto& [node, n] : indegree) {
+    if (n > 0) {
+      start = node;
+      break;
+    }
+  }
+  std::vector<std::string> path;
+  std::map<std::string, std::size_t> seen;
+  auto node = start;
+  while (seen.find(node) == seen.end()) {
+    seen[node] = path.size();
+    path.push_back(node);
+    const auto& pres = g.prerequisites.at(node);
+    for (const auto& p : pres) {
+      if (indegree[p] > 0) {
+        node = p;
+        break;
+      }
+    }
+  }
+  // path[seen[node]..] is the cycle, each waiting for the next; name it in waiting order.
+  std::string cycle;
+  for (auto i = seen[node]; i < path.size(); ++i) {
+    cycle += path[i] + " -> ";
+  }
+  return cycle + node;
+}
+
+dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_context* ctx) {
+  self->state.ctx = ctx;
+  return {
+      [=](add_atom, const dependency_node& n, bool check) -> dependency_verdict {
+        auto& g = self->state;
+        auto trial = g;
+        if (!n.key_node.empty() && (trial.prerequisites.count(n.key_node) != 0 || trial.dependents.count(n.key_node) != 0)) {
+          rename(trial, n.key_node, n.request_id);
+        }
+        for (const auto& p : n.prerequisites) {
+          if (p == n.request_id || (!n.key_node.empty() && p == n.key_node)) {
+            return dependency_verdict{false, n.request_id + " -> " + n.request_id};
+          }
+          link(trial, p, n.request_id);
+        }
+        if (check) {
+          if (auto cycle = find_cycle(trial); !cycle.empty()) {
+            return dependency_verdict{false, cycle};
+          }
+        }
+        g = std::move(trial);
+        return dependency_verdict{true, {}};
+      },
+      [=](forget_atom, const std::string& id) { remove(self->state, id); },
+      [=](settled_atom, const std::string& id) {
+        auto& g = self->state;
+        if (auto it = g.dependents.find(id); it != g.dependents.end()) {
+          for (const auto& d : it->second) {
+            self->send(g.ctx->supervisor, start_atom::value, d);
+          }
+        }
+        remove(g, id);
+      },
+  };
+}
+
+}  // namespace
+
+dependency_graph_actor spawn_dependency_graph(caf::actor_system& sys, const engine_context& ctx) {
+  return sys.spawn(graph_impl, &ctx);
+}
+
+}  // namespace prov::actors
