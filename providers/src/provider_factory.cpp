@@ -4,6 +4,7 @@
 #include "prov/providers/kubernetes_provider.hpp"
 #include "prov/providers/proxmox_provider.hpp"
 #include "prov/providers/manual_provider.hpp"
+#include "prov/providers/openstack_provider.hpp"
 #include "prov/providers/simulation_provider.hpp"
 #include "prov/providers/vsphere_provider.hpp"
 
@@ -46,7 +47,7 @@ class unsupported_provider final : public provider {
 bool has_driver(events::provider_type type) noexcept {
   return type == events::provider_type::simulation || type == events::provider_type::manual ||
          type == events::provider_type::kubernetes ||
-         type == events::provider_type::openshift ||
+         type == events::provider_type::openshift || type == events::provider_type::openstack ||
          type == events::provider_type::vmware || type == events::provider_type::proxmox;
 }
 
@@ -73,6 +74,8 @@ std::unique_ptr<provider> make_provider(const events::cluster_state& cluster, co
     case provider_type::kubernetes:
     case provider_type::openshift:
       return or_misconfigured(cluster, kubernetes_provider::from_cluster(cluster, ctx.secrets, ctx.clk));
+    case provider_type::openstack:
+      return or_misconfigured(cluster, openstack_provider::from_cluster(cluster, ctx.secrets, ctx.clk));
     case provider_type::vmware:
       return or_misconfigured(cluster, vsphere_provider::from_cluster(cluster, ctx.secrets, ctx.clk));
     case provider_type::proxmox:
