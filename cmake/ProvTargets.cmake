@@ -15,3 +15,14 @@ endfunction()
 function(prov_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
 endfunction()
+
+# prov_allocator(<target>): links the chosen allocator into an executable (see
+# ProvDependencies.cmake). Libraries never pick an allocator; executables do.
+function(prov_allocator target)
+  if(TARGET PkgConfig::JEMALLOC)
+    target_link_libraries(${target} PRIVATE PkgConfig::JEMALLOC)
+    target_compile_definitions(${target} PRIVATE PROV_ALLOCATOR="jemalloc")
+  else()
+    target_compile_definitions(${target} PRIVATE PROV_ALLOCATOR="system")
+  endif()
+endfunction()

@@ -451,6 +451,7 @@ int run(const bench_options& o) {
   out["http_threads"] = http ? ordered_json(o.http_threads) : ordered_json(nullptr);
   out["scheduler_threads"] = o.scheduler_threads == 0 ? std::thread::hardware_concurrency() : o.scheduler_threads;
   out["cores"] = std::thread::hardware_concurrency();
+  out["allocator"] = PROV_ALLOCATOR;
   std::cout << out.dump() << std::endl;
 
   if (tracker.rolled_back() > 0) {
