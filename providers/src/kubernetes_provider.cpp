@@ -3,6 +3,7 @@
 #include <set>
 #include <thread>
 
+#include "detail/cluster_config.hpp"
 #include "detail/kube_objects.hpp"
 #include "prov/core/time_format.hpp"
 #include "prov/providers/http/client.hpp"
@@ -153,42 +154,22 @@ result<kubernetes_settings> kubernetes_settings::parse(std::string_view text, bo
     for (auto it = j.begin(); it != j.end(); ++it) {
       const auto& key = it.key();
       const auto& v = it.value();
-      const auto millis = [&](std::chrono::milliseconds& out) -> status {
-        if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
-          return bad(key, "must be a positive integer (milliseconds)");
-        }
-        out = std::chrono::milliseconds{v.get<std::int64_t>()};
-        return {};
-      };
-      const auto boolean = [&](bool& out) -> status {
-        if (!v.is_boolean()) {
-          return bad(key, "must be true or false");
-        }
-        out = v.get<bool>();
-        return {};
-      };
-      const auto string = [&](std::string& out) -> status {
-        if (!v.is_string()) {
-          return bad(key, "must be a string");
-        }
-        out = v.get<std::string>();
-        return {};
-      };
+      const detail::setting_field field{"kubernetes", key, v};
       status st;
       if (key == "namespacePrefix") {
-        st = string(s.namespace_prefix);
+        st = field.string(s.namespace_prefix);
       } else if (key == "tenantGroupPrefix") {
-        st = string(s.tenant_group_prefix);
+        st = field.string(s.tenant_group_prefix);
       } else if (key == "tenantSubjectKind") {
-        st = string(s.tenant_subject_kind);
+        st = field.string(s.tenant_subject_kind);
       } else if (key == "tenantRole") {
-        st = string(s.tenant_role);
+        st = field.string(s.tenant_role);
       } else if (key == "useProjectRequest") {
-        st = boolean(s.use_project_request);
+        st = field.boolean(s.use_project_request);
       } else if (key == "networkPolicyDns") {
-        st = boolean(s.network_policy_dns);
+        st = field.boolean(s.network_policy_dns);
       } else if (key == "dnsNamespace") {
-        st = string(s.dns_namespace);
+        st = field.string(s.dns_namespace);
       } else if (key == "dnsPodLabels") {
         if (!v.is_object()) {
           return bad(key, "must be an object of label values");
@@ -212,7 +193,7 @@ result<kubernetes_settings> kubernetes_settings::parse(std::string_view text, bo
           s.dns_ports.push_back(p.get<int>());
         }
       } else if (key == "allowIngressFromRouter") {
-        st = boolean(s.allow_ingress_from_router);
+        st = field.boolean(s.allow_ingress_from_router);
       } else if (key == "maxPods") {
         if (!v.is_number_integer() || v.get<std::int64_t>() < 0) {
           return bad(key, "must be a non-negative integer");
@@ -224,19 +205,19 @@ result<kubernetes_settings> kubernetes_settings::parse(std::string_view text, bo
         }
         (key == "limitDefaultFraction" ? s.limit_default_fraction : s.limit_request_fraction) = v.get<double>();
       } else if (key == "activateTimeoutMs") {
-        st = millis(s.activate_timeout);
+        st = field.millis(s.activate_timeout);
       } else if (key == "deleteTimeoutMs") {
-        st = millis(s.delete_timeout);
+        st = field.millis(s.delete_timeout);
       } else if (key == "pollIntervalMs") {
-        st = millis(s.poll_interval);
+        st = field.millis(s.poll_interval);
       } else if (key == "connectTimeoutMs") {
-        st = millis(s.connect_timeout);
+        st = field.millis(s.connect_timeout);
       } else if (key == "requestTimeoutMs") {
-        st = millis(s.request_timeout);
+        st = field.millis(s.request_timeout);
       } else if (key == "verifyTls") {
-        st = boolean(s.verify_tls);
+        st = field.boolean(s.verify_tls);
       } else if (key == "consoleUrl") {
-        st = string(s.console_url);
+        st = field.string(s.console_url);
       } else {
         return bad(key, "is not a known setting");
       }
@@ -456,16 +437,9 @@ result<std::unique_ptr<kubernetes_provider>> kubernetes_provider::from_cluster(c
   if (!settings) {
     return std::move(settings).err();
   }
-  if (cluster.credentials_sealed.empty()) {
-    return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no credentials (a bearer token)");
-  }
-  if (secrets == nullptr) {
-    return make_error(errc::unavailable, "no secret box to open the credentials of cluster " + cluster.id);
-  }
-  auto opened = secrets->open(cluster.credentials_sealed);
+  auto opened = detail::open_credentials(cluster, secrets, "a bearer token");
   if (!opened) {
-    return make_error(errc::invalid_argument,
-                      "cannot open the credentials of cluster " + cluster.id + ": " + opened.err().message);
+    return std::move(opened).err();
   }
   auto credentials = kubernetes_credentials::parse(*opened);
   if (!credentials) {

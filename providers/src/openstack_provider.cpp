@@ -15,6 +15,7 @@
 #include <thread>
 #include <variant>
 
+#include "detail/cluster_config.hpp"
 #include "detail/openstack_objects.hpp"
 #include "detail/openstack_session.hpp"
 #include "prov/core/time_format.hpp"
@@ -217,52 +218,32 @@ result<openstack_settings> openstack_settings::parse(std::string_view text) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto& key = it.key();
     const auto& v = it.value();
-    const auto millis = [&](std::chrono::milliseconds& out) -> status {
-      if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
-        return bad(key, "must be a positive integer (milliseconds)");
-      }
-      out = std::chrono::milliseconds{v.get<std::int64_t>()};
-      return {};
-    };
-    const auto boolean = [&](bool& out) -> status {
-      if (!v.is_boolean()) {
-        return bad(key, "must be true or false");
-      }
-      out = v.get<bool>();
-      return {};
-    };
-    const auto string = [&](std::string& out) -> status {
-      if (!v.is_string()) {
-        return bad(key, "must be a string");
-      }
-      out = v.get<std::string>();
-      return {};
-    };
+    const detail::setting_field field{"openstack", key, v};
     status st;
     if (key == "region") {
-      st = string(s.region);
+      st = field.string(s.region);
     } else if (key == "interface") {
-      st = string(s.interface);
+      st = field.string(s.interface);
       if (st && s.interface != "public" && s.interface != "internal" && s.interface != "admin") {
         return bad(key, "must be \"public\", \"internal\" or \"admin\"");
       }
     } else if (key == "image") {
-      st = string(s.image);
+      st = field.string(s.image);
     } else if (key == "flavor") {
-      st = string(s.flavor);
+      st = field.string(s.flavor);
     } else if (key == "network") {
-      st = string(s.network);
+      st = field.string(s.network);
     } else if (key == "externalNetwork") {
-      st = string(s.external_network);
+      st = field.string(s.external_network);
     } else if (key == "volumeSizeGb") {
       if (!v.is_number_integer() || v.get<std::int64_t>() < 0) {
         return bad(key, "must be a non-negative integer (0 = the request's storageGb)");
       }
       s.volume_size_gb = v.get<std::int64_t>();
     } else if (key == "verifyReachable") {
-      st = boolean(s.verify_reachable);
+      st = field.boolean(s.verify_reachable);
     } else if (key == "httpProbe") {
-      st = boolean(s.http_probe);
+      st = field.boolean(s.http_probe);
     } else if (key == "sshPort" || key == "httpProbePort") {
       if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 65535) {
         return bad(key, "must be a port (1-65535)");
@@ -277,16 +258,16 @@ result<openstack_settings> openstack_settings::parse(std::string_view text) {
         return bad(key, "must be \"cinder\" or \"nova-bdm\"");
       }
     } else if (key == "namePrefix") {
-      st = string(s.name_prefix);
+      st = field.string(s.name_prefix);
       if (st && s.name_prefix.size() > 40) {
         return bad(key, "must be at most 40 characters");
       }
     } else if (key == "keyName") {
-      st = string(s.key_name);
+      st = field.string(s.key_name);
     } else if (key == "cloudInitCredentials") {
-      st = boolean(s.cloud_init_credentials);
+      st = field.boolean(s.cloud_init_credentials);
     } else if (key == "loginUser") {
-      st = string(s.login_user);
+      st = field.string(s.login_user);
       bool valid = !s.login_user.empty() && s.login_user.size() <= 32 &&
                    ((s.login_user[0] >= 'a' && s.login_user[0] <= 'z') || s.login_user[0] == '_');
       for (char c : s.login_user) {
@@ -296,37 +277,37 @@ result<openstack_settings> openstack_settings::parse(std::string_view text) {
         return bad(key, "must be a Linux user name ([a-z_][a-z0-9_-]*, at most 32)");
       }
     } else if (key == "suspendAction") {
-      st = string(s.suspend_action);
+      st = field.string(s.suspend_action);
       if (st && s.suspend_action != "stop" && s.suspend_action != "suspend") {
         return bad(key, "must be \"stop\" or \"suspend\"");
       }
     } else if (key == "computeMicroversion") {
-      st = string(s.compute_microversion);
+      st = field.string(s.compute_microversion);
       if (st && (s.compute_microversion.rfind("2.", 0) != 0 || s.compute_microversion.size() < 3)) {
         return bad(key, "must be a compute microversion such as \"2.79\"");
       }
     } else if (key == "pollIntervalMs") {
-      st = millis(s.poll_interval);
+      st = field.millis(s.poll_interval);
     } else if (key == "volumeTimeoutMs") {
-      st = millis(s.volume_timeout);
+      st = field.millis(s.volume_timeout);
     } else if (key == "portTimeoutMs") {
-      st = millis(s.port_timeout);
+      st = field.millis(s.port_timeout);
     } else if (key == "activateTimeoutMs") {
-      st = millis(s.activate_timeout);
+      st = field.millis(s.activate_timeout);
     } else if (key == "deleteTimeoutMs") {
-      st = millis(s.delete_timeout);
+      st = field.millis(s.delete_timeout);
     } else if (key == "powerTimeoutMs") {
-      st = millis(s.power_timeout);
+      st = field.millis(s.power_timeout);
     } else if (key == "verifyTimeoutMs") {
-      st = millis(s.verify_timeout);
+      st = field.millis(s.verify_timeout);
     } else if (key == "probeTimeoutMs") {
-      st = millis(s.probe_timeout);
+      st = field.millis(s.probe_timeout);
     } else if (key == "connectTimeoutMs") {
-      st = millis(s.connect_timeout);
+      st = field.millis(s.connect_timeout);
     } else if (key == "requestTimeoutMs") {
-      st = millis(s.request_timeout);
+      st = field.millis(s.request_timeout);
     } else if (key == "verifyTls") {
-      st = boolean(s.verify_tls);
+      st = field.boolean(s.verify_tls);
     } else {
       return bad(key, "is not a known setting");
     }
@@ -1554,17 +1535,9 @@ result<std::unique_ptr<openstack_provider>> openstack_provider::from_cluster(con
   if (!settings) {
     return std::move(settings).err();
   }
-  if (cluster.credentials_sealed.empty()) {
-    return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no credentials (Keystone password or "
-                                              "application credential)");
-  }
-  if (secrets == nullptr) {
-    return make_error(errc::unavailable, "no secret box to open the credentials of cluster " + cluster.id);
-  }
-  auto opened = secrets->open(cluster.credentials_sealed);
+  auto opened = detail::open_credentials(cluster, secrets, "Keystone password or application credential");
   if (!opened) {
-    return make_error(errc::invalid_argument,
-                      "cannot open the credentials of cluster " + cluster.id + ": " + opened.err().message);
+    return std::move(opened).err();
   }
   auto credentials = openstack_credentials::parse(*opened);
   if (!credentials) {

@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "detail/cluster_config.hpp"
 #include "detail/proxmox_api.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/time_format.hpp"
@@ -143,30 +144,10 @@ result<proxmox_settings> proxmox_settings::parse(std::string_view text) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto& key = it.key();
     const auto& v = it.value();
-    const auto string = [&](std::string& out) -> status {
-      if (!v.is_string()) {
-        return bad(key, "must be a string");
-      }
-      out = v.get<std::string>();
-      return {};
-    };
-    const auto millis = [&](std::chrono::milliseconds& out) -> status {
-      if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
-        return bad(key, "must be a positive integer (milliseconds)");
-      }
-      out = std::chrono::milliseconds{v.get<std::int64_t>()};
-      return {};
-    };
-    const auto boolean = [&](bool& out) -> status {
-      if (!v.is_boolean()) {
-        return bad(key, "must be true or false");
-      }
-      out = v.get<bool>();
-      return {};
-    };
+    const detail::setting_field field{"proxmox", key, v};
     status st;
     if (key == "node") {
-      st = string(s.node);
+      st = field.string(s.node);
     } else if (key == "template") {
       const auto id = pve::vmid_of(v);
       if (id < 100 || id > 999'999'999) {
@@ -174,51 +155,51 @@ result<proxmox_settings> proxmox_settings::parse(std::string_view text) {
       }
       s.template_id = id;
     } else if (key == "fullClone") {
-      st = boolean(s.full_clone);
+      st = field.boolean(s.full_clone);
     } else if (key == "storage") {
-      st = string(s.storage);
+      st = field.string(s.storage);
     } else if (key == "bridge") {
-      st = string(s.bridge);
+      st = field.string(s.bridge);
     } else if (key == "pool") {
-      st = string(s.pool);
+      st = field.string(s.pool);
     } else if (key == "ostype") {
-      st = string(s.ostype);
+      st = field.string(s.ostype);
     } else if (key == "scsihw") {
-      st = string(s.scsihw);
+      st = field.string(s.scsihw);
     } else if (key == "disk") {
-      st = string(s.disk);
+      st = field.string(s.disk);
     } else if (key == "netModel") {
-      st = string(s.net_model);
+      st = field.string(s.net_model);
     } else if (key == "namePrefix") {
-      st = string(s.name_prefix);
+      st = field.string(s.name_prefix);
     } else if (key == "suspendMode") {
-      st = string(s.suspend_mode);
+      st = field.string(s.suspend_mode);
     } else if (key == "shutdownTimeoutS") {
       if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
         return bad(key, "must be a positive integer (seconds)");
       }
       s.shutdown_timeout = std::chrono::seconds{v.get<std::int64_t>()};
     } else if (key == "agentPing") {
-      st = boolean(s.agent_ping);
+      st = field.boolean(s.agent_ping);
     } else if (key == "nextidAttempts") {
       if (!v.is_number_integer() || v.get<int>() < 1 || v.get<int>() > 50) {
         return bad(key, "must be an integer in 1-50");
       }
       s.nextid_attempts = v.get<int>();
     } else if (key == "taskTimeoutMs") {
-      st = millis(s.task_timeout);
+      st = field.millis(s.task_timeout);
     } else if (key == "powerTimeoutMs") {
-      st = millis(s.power_timeout);
+      st = field.millis(s.power_timeout);
     } else if (key == "verifyTimeoutMs") {
-      st = millis(s.verify_timeout);
+      st = field.millis(s.verify_timeout);
     } else if (key == "pollIntervalMs") {
-      st = millis(s.poll_interval);
+      st = field.millis(s.poll_interval);
     } else if (key == "connectTimeoutMs") {
-      st = millis(s.connect_timeout);
+      st = field.millis(s.connect_timeout);
     } else if (key == "requestTimeoutMs") {
-      st = millis(s.request_timeout);
+      st = field.millis(s.request_timeout);
     } else if (key == "insecureSkipVerify") {
-      st = boolean(s.insecure_skip_verify);
+      st = field.boolean(s.insecure_skip_verify);
     } else {
       return bad(key, "is not a known setting");
     }
@@ -623,16 +604,9 @@ result<std::unique_ptr<proxmox_provider>> proxmox_provider::from_cluster(const e
   if (!settings) {
     return std::move(settings).err();
   }
-  if (cluster.credentials_sealed.empty()) {
-    return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no credentials (an API token)");
-  }
-  if (secrets == nullptr) {
-    return make_error(errc::unavailable, "no secret box to open the credentials of cluster " + cluster.id);
-  }
-  auto opened = secrets->open(cluster.credentials_sealed);
+  auto opened = detail::open_credentials(cluster, secrets, "an API token");
   if (!opened) {
-    return make_error(errc::invalid_argument,
-                      "cannot open the credentials of cluster " + cluster.id + ": " + opened.err().message);
+    return std::move(opened).err();
   }
   auto credentials = proxmox_credentials::parse(*opened);
   if (!credentials) {

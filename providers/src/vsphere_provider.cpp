@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "detail/cluster_config.hpp"
 #include "detail/vsphere_api.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/time_format.hpp"
@@ -94,75 +95,55 @@ result<vsphere_settings> vsphere_settings::parse(std::string_view text) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto& key = it.key();
     const auto& v = it.value();
-    const auto string = [&](std::string& out) -> status {
-      if (!v.is_string()) {
-        return bad(key, "must be a string");
-      }
-      out = v.get<std::string>();
-      return {};
-    };
-    const auto millis = [&](std::chrono::milliseconds& out) -> status {
-      if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
-        return bad(key, "must be a positive integer (milliseconds)");
-      }
-      out = std::chrono::milliseconds{v.get<std::int64_t>()};
-      return {};
-    };
-    const auto boolean = [&](bool& out) -> status {
-      if (!v.is_boolean()) {
-        return bad(key, "must be true or false");
-      }
-      out = v.get<bool>();
-      return {};
-    };
+    const detail::setting_field field{"vsphere", key, v};
     status st;
     if (key == "datacenter") {
-      st = string(s.datacenter);
+      st = field.string(s.datacenter);
     } else if (key == "folder") {
-      st = string(s.folder);
+      st = field.string(s.folder);
     } else if (key == "resourcePool") {
-      st = string(s.resource_pool);
+      st = field.string(s.resource_pool);
     } else if (key == "cluster") {
-      st = string(s.cluster);
+      st = field.string(s.cluster);
     } else if (key == "datastore") {
-      st = string(s.datastore);
+      st = field.string(s.datastore);
     } else if (key == "network") {
-      st = string(s.network);
+      st = field.string(s.network);
     } else if (key == "template") {
-      st = string(s.template_id);
+      st = field.string(s.template_id);
     } else if (key == "guestOs") {
-      st = string(s.guest_os);
+      st = field.string(s.guest_os);
     } else if (key == "nicType") {
-      st = string(s.nic_type);
+      st = field.string(s.nic_type);
     } else if (key == "namePrefix") {
-      st = string(s.name_prefix);
+      st = field.string(s.name_prefix);
     } else if (key == "tagCategory") {
-      st = string(s.tag_category);
+      st = field.string(s.tag_category);
     } else if (key == "verifyMode") {
-      st = string(s.verify_mode);
+      st = field.string(s.verify_mode);
     } else if (key == "verifyPort") {
       if (!v.is_number_integer() || v.get<int>() < 1 || v.get<int>() > 65535) {
         return bad(key, "must be a port (1-65535)");
       }
       s.verify_port = v.get<int>();
     } else if (key == "requireGuestTools") {
-      st = boolean(s.require_guest_tools);
+      st = field.boolean(s.require_guest_tools);
     } else if (key == "suspendAction") {
-      st = string(s.suspend_action);
+      st = field.string(s.suspend_action);
     } else if (key == "api") {
-      st = string(s.api);
+      st = field.string(s.api);
     } else if (key == "powerTimeoutMs") {
-      st = millis(s.power_timeout);
+      st = field.millis(s.power_timeout);
     } else if (key == "verifyTimeoutMs") {
-      st = millis(s.verify_timeout);
+      st = field.millis(s.verify_timeout);
     } else if (key == "pollIntervalMs") {
-      st = millis(s.poll_interval);
+      st = field.millis(s.poll_interval);
     } else if (key == "connectTimeoutMs") {
-      st = millis(s.connect_timeout);
+      st = field.millis(s.connect_timeout);
     } else if (key == "requestTimeoutMs") {
-      st = millis(s.request_timeout);
+      st = field.millis(s.request_timeout);
     } else if (key == "insecureSkipVerify") {
-      st = boolean(s.insecure_skip_verify);
+      st = field.boolean(s.insecure_skip_verify);
     } else {
       return bad(key, "is not a known setting");
     }
@@ -767,16 +748,9 @@ result<std::unique_ptr<vsphere_provider>> vsphere_provider::from_cluster(const e
   if (!settings) {
     return std::move(settings).err();
   }
-  if (cluster.credentials_sealed.empty()) {
-    return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no credentials (username, password)");
-  }
-  if (secrets == nullptr) {
-    return make_error(errc::unavailable, "no secret box to open the credentials of cluster " + cluster.id);
-  }
-  auto opened = secrets->open(cluster.credentials_sealed);
+  auto opened = detail::open_credentials(cluster, secrets, "username, password");
   if (!opened) {
-    return make_error(errc::invalid_argument,
-                      "cannot open the credentials of cluster " + cluster.id + ": " + opened.err().message);
+    return std::move(opened).err();
   }
   auto credentials = vsphere_credentials::parse(*opened);
   if (!credentials) {
