@@ -18,6 +18,8 @@
 #include "prov/core/log.hpp"
 #include "prov/gateway/api.hpp"
 #include "prov/gateway/http_server.hpp"
+#include "prov/kafka/command_consumer.hpp"
+#include "prov/kafka/outbox_publisher.hpp"
 
 namespace po = boost::program_options;
 
@@ -35,6 +37,9 @@ struct settings {
   std::string listen = "127.0.0.1:8080";
   std::string admin_token;
   std::string kafka_brokers;
+  std::string kafka_topic_prefix;
+  std::string kafka_group = "provisiond";
+  std::vector<std::string> kafka_properties;  ///< NAME=VALUE librdkafka properties
   unsigned http_threads = 2;
   std::size_t scheduler_threads = 0;
   bool rebuild_projections = false;
@@ -42,6 +47,7 @@ struct settings {
   prov::actors::pipeline_options pipeline;
   std::chrono::milliseconds shutdown_grace{30'000};
   std::size_t max_pending = 50'000;
+  prov::actors::webhook_options webhooks;
 };
 
 // A duration flag: "250ms", "5s", "30m", "1h" or seconds; zero only where it means "off".
@@ -84,7 +90,12 @@ settings parse_args(int argc, char** argv) {
       ("listen", po::value(&s.listen)->default_value(s.listen), "HOST:PORT of the HTTP gateway (port 0 = any free port)")
       ("admin-token", po::value(&s.admin_token),
        "admin bearer token (else env PROVISIOND_ADMIN_TOKEN, else <data-dir>/admin.token, generated on first start)")
-      ("kafka-brokers", po::value(&s.kafka_brokers), "HOST:PORT[,...] of a Kafka cluster: distributed mode")
+      ("kafka-brokers", po::value(&s.kafka_brokers),
+       "HOST:PORT[,...] of a Kafka cluster: publish lifecycle events (outbox) and take commands (see docs/KAFKA.md)")
+      ("kafka-topic-prefix", po::value(&s.kafka_topic_prefix), "prefix of the lifecycle event topics (e.g. \"staging.\")")
+      ("kafka-group", po::value(&s.kafka_group)->default_value(s.kafka_group), "consumer group of the command topic")
+      ("kafka-property", po::value(&s.kafka_properties)->composing(),
+       "NAME=VALUE librdkafka property for every Kafka client (TLS, SASL, timeouts); repeatable")
       ("http-threads", po::value(&s.http_threads)->default_value(s.http_threads), "HTTP I/O threads (1-64)")
       ("scheduler-threads", po::value(&s.scheduler_threads)->default_value(s.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
@@ -111,6 +122,20 @@ settings parse_args(int argc, char** argv) {
       ("shutdown-grace", po::value<std::string>(), "on SIGTERM, time for in-flight calls to finish (default 30s)")
       ("max-pending", po::value<long long>(), "unfinished requests before submissions get 429 (default 50000)");
   opts.add(worker);
+  po::options_description hooks{"webhooks (R-6.3; see docs/WEBHOOKS.md)"};
+  hooks.add_options()
+      ("webhook-allow-loopback", po::bool_switch(&s.webhooks.addresses.allow_loopback),
+       "let webhooks target loopback addresses (127.0.0.0/8, ::1)")
+      ("webhook-allow-private", po::bool_switch(&s.webhooks.addresses.allow_private),
+       "let webhooks target private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7)")
+      ("webhook-allow-link-local", po::bool_switch(&s.webhooks.addresses.allow_link_local),
+       "let webhooks target link-local and metadata addresses (169.254/16, fe80::/10): never where a metadata service answers")
+      ("webhook-ca-bundle", po::value(&s.webhooks.ca_bundle), "PEM file of CAs for HTTPS receivers (default: system store)")
+      ("webhook-timeout", po::value<std::string>(), "per delivery attempt (default 10s)")
+      ("webhook-max-attempts", po::value<long long>(), "attempts per event (default 5)")
+      ("webhook-retry-base", po::value<std::string>(), "first retry delay, doubling each time (default 5s)")
+      ("webhook-retry-cap", po::value<std::string>(), "longest retry delay (default 5m)");
+  opts.add(hooks);
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -166,6 +191,14 @@ settings parse_args(int argc, char** argv) {
   p.calls.breaker.cooldown = duration_flag(vm, "breaker-cooldown", p.calls.breaker.cooldown);
   s.shutdown_grace = duration_flag(vm, "shutdown-grace", s.shutdown_grace);
   s.max_pending = positive_flag<std::size_t>(vm, "max-pending", s.max_pending, 100'000'000);
+  auto& w = s.webhooks;
+  w.timeout = duration_flag(vm, "webhook-timeout", w.timeout);
+  w.retry.max_attempts = positive_flag<std::uint32_t>(vm, "webhook-max-attempts", w.retry.max_attempts, 100);
+  w.retry.base = duration_flag(vm, "webhook-retry-base", w.retry.base);
+  w.retry.cap = duration_flag(vm, "webhook-retry-cap", w.retry.cap);
+  if (w.retry.cap < w.retry.base) {
+    usage_error("--webhook-retry-cap must not be shorter than --webhook-retry-base");
+  }
   if (s.http_threads < 1 || s.http_threads > 64) {
     usage_error("--http-threads must be from 1 to 64");
   }
@@ -178,9 +211,16 @@ settings parse_args(int argc, char** argv) {
   if (s.data_dir.empty()) {
     usage_error("--data-dir must not be empty");
   }
-  if (!s.kafka_brokers.empty()) {
-    usage_error("--kafka-brokers: distributed mode (Kafka log and command topics) is not available in this build; "
-                "run without it for the embedded RocksDB journal");
+  if ((!s.kafka_topic_prefix.empty() || !s.kafka_properties.empty()) && s.kafka_brokers.empty()) {
+    usage_error("--kafka-topic-prefix and --kafka-property need --kafka-brokers");
+  }
+  for (const auto& p : s.kafka_properties) {
+    if (p.find('=') == std::string::npos || p.front() == '=') {
+      usage_error("--kafka-property must be NAME=VALUE (the value is not shown: it may be a secret)");
+    }
+  }
+  if (s.kafka_group.empty()) {
+    usage_error("--kafka-group must not be empty");
   }
   return s;
 }
@@ -249,6 +289,32 @@ prov::log::level level_of(const std::string& name) {
   return prov::log::level::info;
 }
 
+// The Kafka components' counters in Prometheus text.
+std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const prov::kafka::command_consumer* commands) {
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help, std::uint64_t v) {
+    out += std::string{"# HELP "} + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+           std::to_string(v) + "\n";
+  };
+  if (outbox != nullptr) {
+    const auto st = outbox->stats();
+    metric("provisiond_kafka_outbox_position", "gauge", "Journal position whose lifecycle events Kafka acknowledged.", st.position);
+    metric("provisiond_kafka_outbox_in_flight", "gauge", "Lifecycle events produced and not yet acknowledged.", st.in_flight);
+    metric("provisiond_kafka_outbox_published_total", "counter", "Lifecycle events acknowledged by Kafka.", st.published);
+    metric("provisiond_kafka_outbox_failed_total", "counter", "Lifecycle events whose delivery failed (published again).", st.failed);
+    metric("provisiond_kafka_outbox_skipped_total", "counter", "Journal events that could not be decoded or folded.", st.skipped);
+  }
+  if (commands != nullptr) {
+    const auto st = commands->stats();
+    metric("provisiond_kafka_commands_received_total", "counter", "Messages consumed from the command topic.", st.received);
+    metric("provisiond_kafka_commands_accepted_total", "counter", "Commands answered accepted.", st.accepted);
+    metric("provisiond_kafka_commands_rejected_total", "counter", "Commands answered rejected (poison included).", st.rejected);
+    metric("provisiond_kafka_commands_poison_total", "counter", "Messages that were not a JSON object or too large.", st.poison);
+    metric("provisiond_kafka_commands_answer_failures_total", "counter", "Answers whose delivery failed.", st.answer_failures);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -273,18 +339,66 @@ int main(int argc, char** argv) {
   options.pipeline = s.pipeline;
   options.shutdown_grace = s.shutdown_grace;
   options.max_pending = s.max_pending;
+  options.webhooks = s.webhooks;
   auto engine = prov::actors::engine::open(options, clk);
   if (!engine) {
     prov::log::error("startup_failed", {{"error", engine.err().message}, {"code", prov::to_string(engine.err().code)}});
     return 1;
   }
-  prov::gateway::api api{**engine, prov::gateway::api_options{token}};
+  // Kafka: the outbox publishes the journal's lifecycle events; the command
+  // consumer feeds the command topic to the engine. Both stop before the engine does.
+  std::unique_ptr<prov::kafka::outbox_publisher> outbox;
+  std::unique_ptr<prov::kafka::command_consumer> commands;
+  if (!s.kafka_brokers.empty()) {
+    prov::kafka::client_settings client{s.kafka_brokers, "provisiond", {}};
+    for (const auto& p : s.kafka_properties) {
+      const auto eq = p.find('=');
+      client.properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    }
+    auto storage = (*engine)->storage();
+    prov::kafka::outbox_options outbox_options;
+    outbox_options.client = client;
+    outbox_options.topic_prefix = s.kafka_topic_prefix;
+    auto started = prov::kafka::outbox_publisher::start(storage.journal, storage.store, std::move(outbox_options));
+    if (!started) {
+      prov::log::error("kafka_outbox_failed", {{"error", started.err().message}});
+      (*engine)->shutdown();
+      return 1;
+    }
+    outbox = std::move(*started);
+    prov::kafka::command_consumer_options consumer_options;
+    consumer_options.client = client;
+    consumer_options.group_id = s.kafka_group;
+    auto consumer = prov::kafka::command_consumer::start(**engine, std::move(consumer_options));
+    if (!consumer) {
+      prov::log::error("kafka_commands_failed", {{"error", consumer.err().message}});
+      outbox->stop();
+      (*engine)->shutdown();
+      return 1;
+    }
+    commands = std::move(*consumer);
+  }
+  auto stop_kafka = [&] {
+    if (commands) {
+      commands->stop();
+    }
+    if (outbox) {
+      outbox->stop();
+    }
+  };
+
+  prov::gateway::api_options api_settings{token};
+  if (outbox || commands) {
+    api_settings.extra_metrics = [&outbox, &commands] { return kafka_metrics(outbox.get(), commands.get()); };
+  }
+  prov::gateway::api api{**engine, std::move(api_settings)};
   prov::gateway::http_server server{listen, [&api](prov::gateway::http_request&& req, prov::gateway::responder r) {
                                       api.handle(std::move(req), std::move(r));
                                     }};
   auto port = server.start();
   if (!port) {
     prov::log::error("listen_failed", {{"error", port.err().message}, {"listen", s.listen}});
+    stop_kafka();
     (*engine)->shutdown();
     return 1;
   }
@@ -295,6 +409,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   prov::log::info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop();
+  stop_kafka();
   (*engine)->shutdown();
   return 0;
 }

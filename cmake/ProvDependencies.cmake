@@ -16,6 +16,10 @@ if(NOT TARGET caf::core)
     INTERFACE_LINK_LIBRARIES Threads::Threads)
 endif()
 
+# librdkafka (Debian: librdkafka-dev) ships pkg-config files only.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+
 # The allocator of the executables: jemalloc (libjemalloc-dev) when installed. The hot path
 # allocates small, short-lived objects from several threads (actor messages, event batches,
 # RocksDB write batches); with glibc's malloc they cost ~15% of the CPU (docs/PERFORMANCE.md).
@@ -23,10 +27,7 @@ endif()
 set(PROV_ALLOCATOR "jemalloc" CACHE STRING "malloc of the executables: jemalloc or system")
 set_property(CACHE PROV_ALLOCATOR PROPERTY STRINGS jemalloc system)
 if(PROV_ALLOCATOR STREQUAL "jemalloc")
-  find_package(PkgConfig)
-  if(PkgConfig_FOUND)
-    pkg_check_modules(JEMALLOC IMPORTED_TARGET jemalloc)
-  endif()
+  pkg_check_modules(JEMALLOC IMPORTED_TARGET jemalloc)
   if(NOT JEMALLOC_FOUND)
     message(WARNING "jemalloc not found (apt-get install libjemalloc-dev): using the system malloc")
   endif()

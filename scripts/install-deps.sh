@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libcaf-dev librocksdb-dev libboost-dev libboost-program-options-dev
   nlohmann-json3-dev catch2 libssl-dev
-  libjemalloc-dev
+  librdkafka-dev kcat libjemalloc-dev
   curl jq
 )
 

@@ -146,6 +146,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->ctx.watchdog = spawn_watchdog(*self->sys, self->ctx);
   self->ctx.dependencies = spawn_dependency_graph(*self->sys, self->ctx);
   self->supervisor = spawn_request_supervisor(*self->sys, self->ctx);
+  self->start_webhooks();
   self->ctx.supervisor = self->supervisor;
 
   std::unique_ptr<engine> eng{new engine(std::move(self))};
@@ -406,6 +407,8 @@ const projections::views& engine::views() const { return *_impl->views; }
 
 const events::journal& engine::journal() const { return *_impl->journal; }
 
+engine::storage_access engine::storage() { return storage_access{*_impl->journal, *_impl->store}; }
+
 result<std::size_t> engine::live_requests() {
   auto& i = *_impl;
   if (i.stopping.load()) {
@@ -500,6 +503,7 @@ void engine::shutdown() {
       self->wait_for(actor);
     }
   }
+  i.stop_webhooks();
   // Appends still in flight are answered while the actor system can take their messages;
   // then nothing feeds the actors any more and the system can go.
   i.journal->drain();

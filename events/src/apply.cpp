@@ -3,6 +3,7 @@
 #include <string>
 
 #include "prov/events/transitions.hpp"
+#include "prov/events/webhook.hpp"
 
 namespace prov::events {
 
@@ -559,6 +560,10 @@ result<tenant_state> fold_tenant(std::span<const stored_event> events) {
 
 result<rule_state> fold_rule(std::span<const stored_event> events) {
   return fold_all<rule_state, rule_event, as_rule_event>(events);
+}
+
+result<webhook_state> fold_webhook(std::span<const stored_event> events) {
+  return fold_all<webhook_state, webhook_event, as_webhook_event>(events);
 }
 
 }  // namespace prov::events

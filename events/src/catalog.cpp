@@ -74,6 +74,7 @@ std::optional<request_event> as_request_event(any_event e) { return narrow<reque
 std::optional<cluster_event> as_cluster_event(any_event e) { return narrow<cluster_event>(std::move(e)); }
 std::optional<tenant_event> as_tenant_event(any_event e) { return narrow<tenant_event>(std::move(e)); }
 std::optional<rule_event> as_rule_event(any_event e) { return narrow<rule_event>(std::move(e)); }
+std::optional<webhook_event> as_webhook_event(any_event e) { return narrow<webhook_event>(std::move(e)); }
 
 std::string_view stream_category(std::string_view stream) {
   const auto slash = stream.find('/');

@@ -47,6 +47,36 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 http_response error_of(const error& e) { return error_response(e); }
 
+/// A webhook as the API shows it: never its secret, sealed or not.
+json render_webhook(const events::webhook_state& w) {
+  return json{{"id", w.id},
+              {"tenant", w.tenant},
+              {"url", w.url},
+              {"events", w.events},
+              {"active", w.active},
+              {"consecutiveFailures", w.consecutive_failures},
+              {"deactivationReason", w.active || w.deactivation_reason.empty() ? json(nullptr) : json(w.deactivation_reason)},
+              {"deactivatedAt", w.deactivated_at ? json(format_rfc3339(*w.deactivated_at)) : json(nullptr)},
+              {"deliveries", {{"delivered", w.delivered}, {"failed", w.failed}, {"dropped", w.dropped}}},
+              {"lastAttemptAt", w.last_attempt_at ? json(format_rfc3339(*w.last_attempt_at)) : json(nullptr)},
+              {"createdAt", format_rfc3339(w.created_at)},
+              {"updatedAt", format_rfc3339(w.updated_at)},
+              {"version", w.version}};
+}
+
+json render_delivery(const events::webhook_delivery_attempted& d) {
+  return json{{"eventId", d.event_id},
+              {"eventType", d.event_type},
+              {"requestId", d.request_id},
+              {"attempt", d.attempt},
+              {"outcome", std::string{events::enum_names(d.outcome)[static_cast<std::size_t>(d.outcome)]}},
+              {"final", d.final},
+              {"statusCode", d.status_code},
+              {"latencyMs", d.latency_ms},
+              {"error", d.error.empty() ? json(nullptr) : json(d.error)},
+              {"attemptedAt", format_rfc3339(d.attempted_at)}};
+}
+
 http_response method_not_allowed(std::string_view allow) {
   auto r = error_response(405, errc::invalid_argument, "method not allowed; allowed: " + std::string{allow});
   r.headers.emplace_back("Allow", std::string{allow});
@@ -602,6 +632,19 @@ struct api::impl {
       out += "# TYPE provisiond_admission_waiting gauge\n";
       out += "provisiond_admission_waiting " + std::to_string(adm->waiting) + "\n";
     }
+    if (auto wh = engine.webhook_status()) {
+      out += "# HELP provisiond_webhook_position Journal position the webhook dispatcher has read.\n";
+      out += "# TYPE provisiond_webhook_position gauge\n";
+      out += "provisiond_webhook_position " + std::to_string(wh->position) + "\n";
+      out += "# HELP provisiond_webhook_pending Webhook deliveries queued or in flight.\n";
+      out += "# TYPE provisiond_webhook_pending gauge\n";
+      out += "provisiond_webhook_pending " + std::to_string(wh->pending) + "\n";
+      out += "# HELP provisiond_webhook_attempts_total Webhook delivery attempts by outcome since start.\n";
+      out += "# TYPE provisiond_webhook_attempts_total counter\n";
+      out += "provisiond_webhook_attempts_total{outcome=\"delivered\"} " + std::to_string(wh->delivered) + "\n";
+      out += "provisiond_webhook_attempts_total{outcome=\"failed\"} " + std::to_string(wh->failed) + "\n";
+      out += "provisiond_webhook_attempts_total{outcome=\"dropped\"} " + std::to_string(wh->dropped) + "\n";
+    }
     out += "# HELP provisiond_stuck_reports_total Requests reported stuck by the watchdog.\n";
     out += "# TYPE provisiond_stuck_reports_total counter\n";
     out += "provisiond_stuck_reports_total " + std::to_string(engine.stuck_reports()) + "\n";
@@ -628,10 +671,162 @@ struct api::impl {
       }
       out += breaker + in_flight + calls + rejected;
     }
+    if (options.extra_metrics) {
+      out += options.extra_metrics();
+    }
     http_response r;
     r.body = std::move(out);
     r.content_type = "text/plain; version=0.0.4";
     return r;
+  }
+
+  // -- webhooks (R-6.3) ----------------------------------------------------------------------
+
+  void create_webhook(const http_request& req, const caller& who, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    actors::webhook_command cmd;
+    try {
+      for (const auto& [key, value] : body->items()) {
+        if (key != "tenant" && key != "url" && key != "events" && key != "secret") {
+          return respond(error_response(400, errc::invalid_argument, "unknown field '" + key + "'"));
+        }
+      }
+      if (!body->contains("url") || !(*body)["url"].is_string()) {
+        return respond(error_response(400, errc::invalid_argument, "url is required (a string)"));
+      }
+      cmd.url = (*body)["url"].get<std::string>();
+      if (!body->contains("events") || !(*body)["events"].is_array()) {
+        return respond(error_response(400, errc::invalid_argument, "events is required (an array of types)"));
+      }
+      for (const auto& t : (*body)["events"]) {
+        if (!t.is_string()) {
+          return respond(error_response(400, errc::invalid_argument, "events must hold strings"));
+        }
+        cmd.events.push_back(t.get<std::string>());
+      }
+      if (body->contains("secret")) {
+        if (!(*body)["secret"].is_string()) {
+          return respond(error_response(400, errc::invalid_argument, "secret must be a string"));
+        }
+        cmd.secret = (*body)["secret"].get<std::string>();
+      }
+      if (body->contains("tenant")) {
+        if (!(*body)["tenant"].is_string()) {
+          return respond(error_response(400, errc::invalid_argument, "tenant must be a string"));
+        }
+        cmd.tenant = (*body)["tenant"].get<std::string>();
+      }
+    } catch (const json::exception& e) {
+      return respond(error_response(400, errc::invalid_argument, std::string{"bad webhook: "} + e.what()));
+    }
+    if (who.admin) {
+      if (cmd.tenant.empty()) {
+        return respond(error_response(400, errc::invalid_argument, "tenant is required with the admin token"));
+      }
+      cmd.by = "admin";
+    } else {
+      if (!cmd.tenant.empty() && cmd.tenant != who.tenant) {
+        return respond(error_response(403, errc::forbidden, "a tenant token can only register its own webhooks"));
+      }
+      cmd.tenant = who.tenant;
+      cmd.by = who.tenant;
+    }
+    engine.register_webhook(std::move(cmd), [respond](result<actors::webhook_created> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      auto out = render_webhook(r->state);
+      out["secret"] = r->secret;  // shown once
+      auto resp = json_response(201, std::move(out));
+      resp.headers.emplace_back("Location", "/v1/webhooks/" + r->state.id);
+      resp.headers.emplace_back("Cache-Control", "no-store");
+      respond(std::move(resp));
+    });
+  }
+
+  /// The webhook if the caller may see it; 404 for another tenant's (its existence is not told).
+  result<events::webhook_state> visible_webhook(const std::string& id, const caller& who) {
+    auto w = engine.views().webhook(id);
+    if (!w) {
+      return std::move(w).err();
+    }
+    if (!*w || (*w)->deleted || (!who.admin && (*w)->tenant != who.tenant)) {
+      return make_error(errc::not_found, "webhook " + id + " does not exist");
+    }
+    return **w;
+  }
+
+  http_response list_webhooks(const http_request& req, const caller& who) {
+    std::optional<std::string> tenant;
+    if (auto it = req.query.find("tenant"); it != req.query.end() && !it->second.empty()) {
+      if (!who.admin && it->second != who.tenant) {
+        return error_response(403, errc::forbidden, "a tenant token can only list its own webhooks");
+      }
+      tenant = it->second;
+    }
+    if (!who.admin) {
+      tenant = who.tenant;
+    }
+    auto all = engine.views().webhooks(tenant);
+    if (!all) {
+      return error_of(all.err());
+    }
+    json items = json::array();
+    for (const auto& w : *all) {
+      items.push_back(render_webhook(w));
+    }
+    return json_response(200, json{{"items", std::move(items)}});
+  }
+
+  http_response webhook_deliveries(const http_request& req, const std::string& id, const caller& who) {
+    auto w = visible_webhook(id, who);
+    if (!w) {
+      return error_of(w.err());
+    }
+    std::size_t limit = 100;
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      const auto& v = it->second;
+      const bool digits = !v.empty() && v.size() <= 3 && v.find_first_not_of("0123456789") == std::string::npos;
+      const auto n = digits ? std::stoul(v) : 0;
+      if (n < 1 || n > 100) {
+        return error_response(400, errc::invalid_argument, "limit must be an integer from 1 to 100");
+      }
+      limit = n;
+    }
+    auto records = engine.views().webhook_deliveries(id, limit);
+    if (!records) {
+      return error_of(records.err());
+    }
+    json items = json::array();
+    for (const auto& d : *records) {
+      items.push_back(render_delivery(d));
+    }
+    return json_response(200, json{{"webhook", id}, {"active", w->active}, {"items", std::move(items)}});
+  }
+
+  void webhook_command(const std::string& id, bool reactivate, const caller& who, const responder& respond) {
+    auto w = visible_webhook(id, who);
+    if (!w) {
+      return respond(error_of(w.err()));
+    }
+    const auto by = who.admin ? std::string{"admin"} : who.tenant;
+    if (reactivate) {
+      return engine.reactivate_webhook(id, by, [respond](result<events::webhook_state> r) {
+        respond(r ? json_response(200, render_webhook(*r)) : error_of(r.err()));
+      });
+    }
+    engine.delete_webhook(id, by, [respond](result<events::webhook_state> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      http_response resp;
+      resp.status = 204;
+      resp.content_type.clear();
+      respond(std::move(resp));
+    });
   }
 
   // -- routing ------------------------------------------------------------------------------
@@ -709,6 +904,29 @@ struct api::impl {
       }
       if (n == 4 && seg[3] == "metrics") {
         return m == "GET" ? metrics_of(id, *who, respond) : respond(method_not_allowed("GET"));
+      }
+    } else if (collection == "webhooks") {
+      if (n == 2) {
+        if (m == "POST") {
+          return create_webhook(req, *who, respond);
+        }
+        return respond(m == "GET" ? list_webhooks(req, *who) : method_not_allowed("GET, POST"));
+      }
+      if (n == 3) {
+        if (m == "GET") {
+          auto w = visible_webhook(id, *who);
+          return respond(w ? json_response(200, render_webhook(*w)) : error_of(w.err()));
+        }
+        if (m == "DELETE") {
+          return webhook_command(id, false, *who, respond);
+        }
+        return respond(method_not_allowed("GET, DELETE"));
+      }
+      if (n == 4 && seg[3] == "deliveries") {
+        return respond(m == "GET" ? webhook_deliveries(req, id, *who) : method_not_allowed("GET"));
+      }
+      if (n == 4 && seg[3] == "reactivate") {
+        return m == "POST" ? webhook_command(id, true, *who, respond) : respond(method_not_allowed("POST"));
       }
     } else if (collection == "tenants") {
       if (n == 2) {

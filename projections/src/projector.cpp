@@ -42,6 +42,7 @@ constexpr std::string_view request_category = "request";
 constexpr std::string_view cluster_category = "cluster";
 constexpr std::string_view tenant_category = "tenant";
 constexpr std::string_view rule_category = "rule";
+constexpr std::string_view webhook_category = "webhook";
 
 rocksdb::Slice slice_of(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -78,6 +79,14 @@ struct batch_cache {
   }
 };
 
+/// A webhook delivery record folded in a batch: record `number` of webhook `webhook`, the
+/// attempt event's payload (binary, schema version 1).
+struct webhook_delivery_record {
+  std::string webhook;
+  std::uint64_t number = 0;
+  std::string payload;
+};
+
 /// A write of a batch: its key and value are ranges of the batch's arena.
 struct pending_write {
   std::size_t key_at;
@@ -98,6 +107,8 @@ struct batch {
   batch_cache<events::cluster_state> clusters;
   batch_cache<events::tenant_state> tenants;
   batch_cache<events::rule_state> rules;
+  batch_cache<events::webhook_state> webhooks;
+  std::vector<webhook_delivery_record> webhook_deliveries;
   batch_cache<tenant_usage> tenant_usages;
   batch_cache<cluster_usage> cluster_usages;
   std::string arena;  ///< keys and values of `writes`
@@ -112,6 +123,8 @@ struct batch {
     clusters.clear();
     tenants.clear();
     rules.clear();
+    webhooks.clear();
+    webhook_deliveries.clear();
     tenant_usages.clear();
     cluster_usages.clear();
   }
@@ -128,6 +141,8 @@ struct batch {
       return tenants;
     } else if constexpr (std::is_same_v<State, events::rule_state>) {
       return rules;
+    } else if constexpr (std::is_same_v<State, events::webhook_state>) {
+      return webhooks;
     } else if constexpr (std::is_same_v<State, tenant_usage>) {
       return tenant_usages;
     } else {
@@ -390,6 +405,20 @@ struct projector::impl {
     entry->changed = true;
   }
 
+  /// Folds a webhook event; an applied delivery attempt also becomes a delivery record.
+  void fold_webhook(batch& b, const events::stored_event& e) {
+    const auto id = events::stream_key(e.stream);
+    auto* entry = touch<events::webhook_state>(b, detail::webhook_prefix, id, e.sequence == 1);
+    if (entry == nullptr) {
+      return;
+    }
+    const auto records = entry->after.attempts;
+    fold<events::webhook_state, events::as_webhook_event>(b, detail::webhook_prefix, e);
+    if (entry->after.attempts > records) {
+      b.webhook_deliveries.push_back(webhook_delivery_record{std::string{id}, entry->after.attempts, e.payload});
+    }
+  }
+
   void visit(batch& b, const events::stored_event& e) {
     if (b.failure) {
       return;  // the rest waits for the next batch
@@ -403,6 +432,8 @@ struct projector::impl {
       fold<events::tenant_state, events::as_tenant_event>(b, detail::tenant_prefix, e);
     } else if (category == rule_category) {
       fold<events::rule_state, events::as_rule_event>(b, detail::rule_prefix, e);
+    } else if (category == webhook_category) {
+      fold_webhook(b, e);
     }
     // Other categories (idempotency claims) have no read model.
     if (!b.failure) {
@@ -562,6 +593,37 @@ struct projector::impl {
     }
   }
 
+  /// Webhook states, and their delivery records: the newest `webhook_deliveries_kept` of a
+  /// webhook are kept ("wd/<id>\0<n>"), older ones deleted, all of them once it is deleted.
+  /// Decided from each webhook's state before and after the batch, so no key is both written
+  /// and deleted in one batch.
+  void collect_webhooks(batch& b) {
+    constexpr auto kept = detail::webhook_deliveries_kept;
+    for (auto* entry : b.webhooks.touched) {
+      const auto& c = entry->second;
+      if (!c.changed) {
+        continue;
+      }
+      add_state(b, detail::webhook_prefix, entry->first, c.after);
+      if (c.before.deleted) {
+        continue;  // its records are gone already
+      }
+      const auto before = c.before.attempts;
+      const auto first_kept = before > kept ? before - kept + 1 : 1;
+      const auto last_gone = c.after.deleted ? before : std::min(before, c.after.attempts > kept ? c.after.attempts - kept : 0);
+      for (auto n = first_kept; n <= last_gone; ++n) {
+        add_delete(b, detail::webhook_delivery_key(entry->first, n));
+      }
+    }
+    for (const auto& d : b.webhook_deliveries) {
+      const auto* after = b.webhooks.find_after(d.webhook);
+      if (after == nullptr || after->deleted || d.number + kept <= after->attempts) {
+        continue;  // deleted, or already out of the window at the end of this batch
+      }
+      add_put(b, detail::webhook_delivery_key(d.webhook, d.number), d.payload);
+    }
+  }
+
   void collect_tenants(batch& b) {
     for (auto* entry : b.tenants.touched) {
       const auto& c = entry->second;
@@ -596,6 +658,7 @@ struct projector::impl {
     collect_clusters(b);
     collect_tenants(b);
     collect_changed<events::rule_state>(b, detail::rule_prefix);
+    collect_webhooks(b);
     collect_changed<tenant_usage>(b, detail::tenant_usage_prefix);
     collect_changed<cluster_usage>(b, detail::cluster_usage_prefix);
     key.clear();

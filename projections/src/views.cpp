@@ -386,3 +386,47 @@ result<std::map<std::string, cluster_usage>> views::cluster_usages() const {
 }
 
 }  // namespace prov::projections
+
+namespace prov::projections {
+
+result<std::optional<events::webhook_state>> views::webhook(const std::string& id) const {
+  std::string key;
+  return get_value<events::webhook_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
+                                          detail::make_key(key, detail::webhook_prefix, id));
+}
+
+result<std::vector<events::webhook_state>> views::webhooks(const std::optional<std::string>& tenant) const {
+  auto all = scan_values<events::webhook_state>(_store.db(), _store.projections_cf(), detail::webhook_prefix);
+  if (!all) {
+    return std::move(all).err();
+  }
+  std::erase_if(*all, [&](const events::webhook_state& w) { return w.deleted || (tenant && w.tenant != *tenant); });
+  return all;
+}
+
+result<std::vector<events::webhook_delivery_attempted>> views::webhook_deliveries(const std::string& id,
+                                                                                  std::size_t limit) const {
+  const auto prefix = detail::webhook_delivery_key_prefix(id);
+  const auto upper = detail::prefix_successor(prefix);
+  const rocksdb::Slice lower_slice{prefix};
+  const rocksdb::Slice upper_slice{upper};
+  rocksdb::ReadOptions read;
+  read.iterate_lower_bound = &lower_slice;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it{_store.db()->NewIterator(read, _store.projections_cf())};
+  std::vector<events::webhook_delivery_attempted> out;
+  for (it->SeekToLast(); it->Valid() && out.size() < limit; it->Prev()) {
+    auto decoded = events::decode_binary<events::webhook_delivery_attempted>(view_of(it->value()));
+    if (!decoded) {
+      return make_error(errc::corrupt, "projections: a delivery record of webhook " + id +
+                                           " is malformed (rebuild the projections)");
+    }
+    out.push_back(std::move(*decoded));
+  }
+  if (!it->status().ok()) {
+    return detail::to_error(it->status(), "projections: list deliveries of webhook " + id);
+  }
+  return out;
+}
+
+}  // namespace prov::projections

@@ -66,7 +66,13 @@ std::vector<any_event> samples() {
           rule_deleted{"admin"},
           tenant_created{"acme", "Acme Inc", "deadbeef", q},
           tenant_quota_set{q},
-          idempotency_claimed{"r1"}};
+          idempotency_claimed{"r1"},
+          webhook_registered{"wh-1", "acme", "https://hooks.example/x", {"provisioning.completed", "*"}, "v1:c2Vj", "acme"},
+          webhook_deactivated{"5 consecutive failed deliveries", 5},
+          webhook_reactivated{"acme"},
+          webhook_deleted{"admin"},
+          webhook_delivery_attempted{"request/r1/3#0", "provisioning.completed", "r1", 42, 2, delivery_outcome::failed,
+                                     false, 503, 17, "HTTP 503", timestamp{std::chrono::seconds{1'800'000'030}}}};
 }
 
 }  // namespace

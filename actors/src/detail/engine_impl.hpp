@@ -12,6 +12,7 @@
 
 #include "prov/actors/engine.hpp"
 #include "prov/actors/spawn.hpp"
+#include "prov/actors/webhooks.hpp"
 #include "prov/core/secret_box.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/rocks_store.hpp"
@@ -84,6 +85,16 @@ struct engine::impl {
   detail::quota_ledger ledger;
   std::mutex shutdown_mutex;
   bool stopped = false;
+  std::shared_ptr<webhook_transport> webhook_http;  ///< webhooks (engine_webhooks.cpp)
+  std::unique_ptr<webhook_dispatcher> webhooks;
+
+  void start_webhooks();
+  void stop_webhooks();
+  /// Appends what `decide` makes of a webhook's fold (again on a fresh fold, up to
+  /// `attempts` times, when the append lost a race with a delivery record).
+  void webhook_command(std::string id,
+                       std::function<result<events::event_record>(const events::webhook_state&)> decide,
+                       callback<events::webhook_state> done, int attempts);
 
   impl(const engine_options& o, const clock& c) : options(o), clk(c) {}
 

@@ -27,6 +27,10 @@ inline constexpr std::string_view token_prefix = "k/";
 inline constexpr std::string_view rule_prefix = "ar/";
 inline constexpr std::string_view tenant_usage_prefix = "u/";
 inline constexpr std::string_view cluster_usage_prefix = "cu/";
+inline constexpr std::string_view webhook_prefix = "wh/";
+inline constexpr std::string_view webhook_delivery_prefix = "wd/";
+/// Delivery records kept per webhook (the newest ones).
+inline constexpr std::uint64_t webhook_deliveries_kept = 100;
 
 /// Bytes of the inverted creation time that starts every index suffix.
 inline constexpr std::size_t inv_size = 8;
@@ -80,6 +84,20 @@ inline void append_index_prefix(std::string& out, const std::optional<std::strin
 inline const std::string& make_key(std::string& out, std::string_view prefix, std::string_view id) {
   out.assign(prefix);
   out.append(id);
+  return out;
+}
+
+/// "wd/<webhook id>\0": the prefix of one webhook's delivery records.
+inline std::string webhook_delivery_key_prefix(std::string_view webhook_id) {
+  std::string out{webhook_delivery_prefix};
+  out.append(webhook_id).push_back('\0');
+  return out;
+}
+
+/// "wd/<webhook id>\0<8-byte BE record number>": one delivery record (1-based, in order).
+inline std::string webhook_delivery_key(std::string_view webhook_id, std::uint64_t number) {
+  auto out = webhook_delivery_key_prefix(webhook_id);
+  append_be64(out, number);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "prov/actors/context.hpp"
+#include "prov/actors/webhooks.hpp"
 #include "prov/core/clock.hpp"
 #include "prov/core/error.hpp"
 #include "prov/events/cluster.hpp"
@@ -23,6 +24,10 @@
 #include "prov/events/tenant.hpp"
 #include "prov/projections/views.hpp"
 #include "prov/providers/provider.hpp"
+
+namespace prov::events {
+class rocks_store;
+}  // namespace prov::events
 
 namespace prov::actors {
 
@@ -42,6 +47,8 @@ struct engine_options {
   /// Called on the projector's thread whenever a request's projected state changes (before,
   /// after). For benchmarks and embedding; must not block.
   std::function<void(const events::request_state&, const events::request_state&)> on_request_change;
+  /// Webhook deliveries: retries, deactivation, the SSRF guard, timeouts.
+  webhook_options webhooks;
 };
 
 template <class T>
@@ -96,6 +103,20 @@ struct usage_report {
   projections::tenant_usage usage;
 };
 
+/// Registers a webhook. An empty `secret` is generated.
+struct webhook_command {
+  std::string tenant;
+  std::string url;
+  std::vector<std::string> events;  ///< lifecycle types or "*"
+  std::string secret;
+  std::string by;
+};
+
+struct webhook_created {
+  events::webhook_state state;
+  std::string secret;  ///< in clear, shown once; only its sealed form is stored
+};
+
 struct inventory_listing {
   std::string cluster;
   std::vector<providers::inventory_item> items;
@@ -144,8 +165,25 @@ class engine {
   void set_quota(std::string tenant_id, events::tenant_quota quota, callback<events::tenant_state> done);
   result<usage_report> usage(const std::string& tenant_id);
 
+  /// Webhooks (R-6.3; `engine_webhooks.cpp`). The URL must pass the address guard
+  /// (`errc::invalid_argument` naming the rule); deleting or reactivating an unknown or
+  /// deleted webhook is `errc::not_found`, reactivating an active one `errc::conflict`.
+  void register_webhook(webhook_command cmd, callback<webhook_created> done);
+  void delete_webhook(std::string id, std::string by, callback<events::webhook_state> done);
+  void reactivate_webhook(std::string id, std::string by, callback<events::webhook_state> done);
+  /// The dispatcher's counters; `errc::unavailable` when it does not run.
+  result<webhook_dispatcher_status> webhook_status();
+
   const projections::views& views() const;
   const events::journal& journal() const;
+
+  /// The journal and the RocksDB store beneath it, for in-process log tailers that keep their
+  /// own position in the store's `meta` column family and wake on commits (the Kafka outbox).
+  struct storage_access {
+    events::journal& journal;
+    events::rocks_store& store;
+  };
+  storage_access storage();
 
   /// Requests whose actors are running right now (for /metrics and tests).
   result<std::size_t> live_requests();

@@ -13,6 +13,7 @@
 #include "prov/events/request_events.hpp"
 #include "prov/events/rule.hpp"
 #include "prov/events/tenant.hpp"
+#include "prov/events/webhook.hpp"
 
 namespace prov::events {
 
@@ -24,7 +25,9 @@ using any_event =
                  action_requested, request_suspended, request_reactivated, action_failed,
                  credentials_delivered, input_requested, input_provided,
                  cluster_registered, cluster_updated, cluster_tested, rule_created, rule_deleted,
-                 tenant_created, tenant_quota_set, idempotency_claimed>;
+                 tenant_created, tenant_quota_set, idempotency_claimed,
+                 webhook_registered, webhook_deactivated, webhook_reactivated, webhook_deleted,
+                 webhook_delivery_attempted>;
 
 /// Where an event sits in its stream, and when it was committed.
 struct event_meta {
@@ -60,6 +63,7 @@ std::optional<request_event> as_request_event(any_event e);
 std::optional<cluster_event> as_cluster_event(any_event e);
 std::optional<tenant_event> as_tenant_event(any_event e);
 std::optional<rule_event> as_rule_event(any_event e);
+std::optional<webhook_event> as_webhook_event(any_event e);
 
 /// The aggregate category of a stream id: the part before the first '/'.
 std::string_view stream_category(std::string_view stream);

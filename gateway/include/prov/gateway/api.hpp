@@ -8,6 +8,7 @@
 /// request is reported as not found, so ids do not leak).
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,9 @@ namespace prov::gateway {
 
 struct api_options {
   std::string admin_token;  ///< required, non-empty
+  /// More Prometheus text for /metrics (e.g. the Kafka outbox and command consumer's
+  /// counters); called on an HTTP thread, must not block.
+  std::function<std::string()> extra_metrics = {};
 };
 
 class api {

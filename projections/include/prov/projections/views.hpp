@@ -17,6 +17,9 @@
 ///   "ar/<id>"                             -> rule_state (approval rules)
 ///   "u/<tenant>"                          -> tenant_usage (quota usage, R-4.1)
 ///   "cu/<cluster>"                        -> cluster_usage (capacity in use, R-4.3)
+///   "wh/<id>"                             -> webhook_state
+///   "wd/<id>\0<8-byte BE n>"              -> webhook_delivery_attempted (binary, schema 1): the
+///                                            webhook's n-th delivery record; the newest 100 kept
 
 #include <cstdint>
 #include <map>
@@ -30,6 +33,7 @@
 #include "prov/events/rule.hpp"
 #include "prov/events/rocks_store.hpp"
 #include "prov/events/tenant.hpp"
+#include "prov/events/webhook.hpp"
 
 namespace prov::projections {
 
@@ -121,6 +125,13 @@ class views {
   result<std::optional<events::tenant_state>> tenant(const std::string& id) const;
   result<std::vector<events::tenant_state>> tenants() const;  ///< ordered by id
   result<std::optional<std::string>> tenant_by_token_hash(const std::string& sha256_hex) const;
+
+  result<std::optional<events::webhook_state>> webhook(const std::string& id) const;
+  /// Webhooks (deleted ones excluded) ordered by id; only `tenant`'s if given.
+  result<std::vector<events::webhook_state>> webhooks(const std::optional<std::string>& tenant = std::nullopt) const;
+  /// A webhook's delivery records, newest first, at most `limit` (the last 100 are kept).
+  result<std::vector<events::webhook_delivery_attempted>> webhook_deliveries(const std::string& id,
+                                                                             std::size_t limit = 100) const;
 
   /// The journal position the projections reflect.
   result<std::uint64_t> position() const;

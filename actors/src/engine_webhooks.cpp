@@ -1,0 +1,235 @@
+// Webhooks in the engine: the commands (register, delete, reactivate) and the
+// dispatcher's start and stop. The dispatcher's position lives in the store's `meta` column
+// family under `webhooks/position` (decimal text).
+
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <set>
+
+#include "detail/engine_impl.hpp"
+#include "prov/core/ids.hpp"
+#include "prov/core/log.hpp"
+#include "prov/events/catalog.hpp"
+#include "prov/events/lifecycle.hpp"
+
+namespace prov::actors {
+
+namespace {
+
+constexpr std::string_view position_key = "webhooks/position";
+constexpr std::size_t min_secret = 16;
+constexpr std::size_t max_secret = 256;
+/// Appends of a command that lost a race with the dispatcher's records (which append without
+/// an expected version) are tried again on a fresh fold this many times.
+constexpr int command_attempts = 8;
+
+std::uint64_t load_position(events::rocks_store& store) {
+  std::string value;
+  auto s = store.db()->Get(rocksdb::ReadOptions{}, store.meta_cf(), rocksdb::Slice{position_key.data(), position_key.size()}, &value);
+  if (!s.ok()) {
+    return 0;
+  }
+  try {
+    return std::stoull(value);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+result<events::webhook_state> fold_from_journal(const events::journal& journal, const std::string& id) {
+  auto stored = journal.read_stream(events::webhook_stream(id));
+  if (!stored) {
+    return std::move(stored).err();
+  }
+  auto state = events::fold_webhook(*stored);
+  if (!state) {
+    return std::move(state).err();
+  }
+  if (!state->exists() || state->deleted) {
+    return make_error(errc::not_found, "webhook " + id + " does not exist");
+  }
+  return state;
+}
+
+}  // namespace
+
+void engine::impl::start_webhooks() {
+  auto& i = *this;
+  const auto& o = i.options.webhooks;
+  if (!o.enabled) {
+    log::info("webhooks_disabled");
+    return;
+  }
+  i.webhook_http = make_http_webhook_transport(o);
+  webhook_dispatcher_context ctx;
+  ctx.journal = i.journal.get();
+  ctx.clk = &i.clk;
+  ctx.secrets = i.secrets.get();
+  ctx.transport = i.webhook_http;
+  ctx.options = o;
+  ctx.start_position = load_position(*i.store);
+  auto* store = i.store.get();
+  ctx.save_position = [store](std::uint64_t p) {
+    const auto text = std::to_string(p);
+    auto s = store->db()->Put(rocksdb::WriteOptions{}, store->meta_cf(),
+                              rocksdb::Slice{position_key.data(), position_key.size()}, text);
+    if (!s.ok()) {
+      log::warn("webhook_position_not_saved", {{"error", s.ToString()}});
+    }
+  };
+  auto* views = i.views.get();
+  ctx.load_webhooks = [views] { return views->webhooks(); };
+  log::info("webhooks_started", {{"position", ctx.start_position},
+                                 {"allow_loopback", o.addresses.allow_loopback},
+                                 {"allow_private", o.addresses.allow_private},
+                                 {"allow_link_local", o.addresses.allow_link_local}});
+  i.webhooks = webhook_dispatcher::start(*i.sys, std::move(ctx));
+}
+
+void engine::impl::stop_webhooks() {
+  if (webhooks) {
+    webhooks->stop(true);
+    webhooks.reset();
+  }
+  webhook_http.reset();
+}
+
+void engine::register_webhook(webhook_command cmd, callback<webhook_created> done) {
+  auto& i = *_impl;
+  const auto& o = i.options.webhooks;
+  if (auto st = check_webhook_url(cmd.url, o.addresses); !st) {
+    done(std::move(st).err());
+    return;
+  }
+  if (cmd.events.empty()) {
+    done(make_error(errc::invalid_argument, "events must name at least one lifecycle type (or \"*\")"));
+    return;
+  }
+  std::set<std::string> types;
+  for (const auto& t : cmd.events) {
+    if (t != "*" && !events::is_lifecycle_type(t)) {
+      done(make_error(errc::invalid_argument, "events: unknown type '" + t + "'"));
+      return;
+    }
+    types.insert(t);
+  }
+  if (!cmd.secret.empty() && (cmd.secret.size() < min_secret || cmd.secret.size() > max_secret)) {
+    done(make_error(errc::invalid_argument, "secret must be " + std::to_string(min_secret) + " to " +
+                                                std::to_string(max_secret) + " characters"));
+    return;
+  }
+  auto tenant = i.views->tenant(cmd.tenant);
+  if (!tenant || !*tenant) {
+    done(!tenant ? std::move(tenant).err() : make_error(errc::not_found, "tenant " + cmd.tenant + " does not exist"));
+    return;
+  }
+  auto existing = i.views->webhooks(cmd.tenant);
+  if (!existing) {
+    done(std::move(existing).err());
+    return;
+  }
+  if (existing->size() >= o.max_per_tenant) {
+    done(make_error(errc::quota_exceeded, "tenant " + cmd.tenant + " has " + std::to_string(existing->size()) +
+                                              " webhooks (limit " + std::to_string(o.max_per_tenant) + ")"));
+    return;
+  }
+  auto secret = std::make_shared<std::string>(cmd.secret.empty() ? "whsec_" + random_hex(32) : std::move(cmd.secret));
+  events::webhook_registered e;
+  e.webhook_id = make_uuid_v7(i.clk.now());
+  e.tenant = cmd.tenant;
+  e.url = cmd.url;
+  e.events.assign(types.begin(), types.end());
+  e.secret_sealed = i.secrets->seal(*secret);
+  e.by = cmd.by;
+  const auto id = e.webhook_id;
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::webhook_stream(id), 0, {events::to_record(e)}});
+  i.append_then(std::move(batch), [this, id, secret, done](result<events::append_receipt> r) {
+    if (!r) {
+      done(std::move(r).err());
+      return;
+    }
+    _impl->after_projection(r->last_position, [this, id, secret, done] {
+      auto w = _impl->views->webhook(id);
+      if (!w || !*w) {
+        done(make_error(errc::internal, "webhook " + id + " missing from projections after registration"));
+        return;
+      }
+      done(webhook_created{**w, *secret});
+    });
+  });
+}
+
+void engine::impl::webhook_command(std::string id,
+                                   std::function<result<events::event_record>(const events::webhook_state&)> decide,
+                                   callback<events::webhook_state> done, int attempts_left) {
+  auto& i = *this;
+  auto state = fold_from_journal(*i.journal, id);
+  if (!state) {
+    done(std::move(state).err());
+    return;
+  }
+  auto record = decide(*state);
+  if (!record) {
+    done(std::move(record).err());
+    return;
+  }
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::webhook_stream(id), state->version, {std::move(*record)}});
+  auto* ip = &i;
+  i.append_then(std::move(batch), [ip, id, decide, done, attempts_left](result<events::append_receipt> r) {
+    if (!r) {
+      if (r.err().code == errc::version_conflict && attempts_left > 1) {
+        ip->webhook_command(id, decide, done, attempts_left - 1);
+        return;
+      }
+      done(std::move(r).err());
+      return;
+    }
+    ip->after_projection(r->last_position, [ip, id, done] {
+      auto w = ip->views->webhook(id);
+      if (!w || !*w) {
+        done(make_error(errc::internal, "webhook " + id + " missing from projections"));
+        return;
+      }
+      done(**w);
+    });
+  });
+}
+
+void engine::delete_webhook(std::string id, std::string by, callback<events::webhook_state> done) {
+  _impl->webhook_command(std::move(id),
+                       [by](const events::webhook_state&) -> result<events::event_record> {
+                         return events::to_record(events::webhook_deleted{by});
+                       },
+                       std::move(done), command_attempts);
+}
+
+void engine::reactivate_webhook(std::string id, std::string by, callback<events::webhook_state> done) {
+  _impl->webhook_command(std::move(id),
+                       [by](const events::webhook_state& s) -> result<events::event_record> {
+                         if (s.active) {
+                           return make_error(errc::conflict, "webhook " + s.id + " is active");
+                         }
+                         return events::to_record(events::webhook_reactivated{by});
+                       },
+                       std::move(done), command_attempts);
+}
+
+result<webhook_dispatcher_status> engine::webhook_status() {
+  auto& i = *_impl;
+  if (!i.webhooks || i.stopping.load()) {
+    return make_error(errc::unavailable, "the webhook dispatcher is not running");
+  }
+  caf::scoped_actor self{*i.sys};
+  std::optional<webhook_dispatcher_status> out;
+  self->request(i.webhooks->actor(), detail::ask_timeout, status_atom::value)
+      .receive([&](const webhook_dispatcher_status& s) { out = s; }, [](caf::error&) {});
+  if (!out) {
+    return make_error(errc::unavailable, "the webhook dispatcher did not answer");
+  }
+  return *out;
+}
+
+}  // namespace prov::actors
