@@ -259,6 +259,7 @@ void pump(self_ptr self, const std::string& id, hook& h) {
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(h.attempt_started.time_since_epoch()).count();
   webhook_post post;
   post.webhook_id = id;
+  post.tenant = h.state.tenant;
   post.url = h.state.url;
   post.body = d.body;
   post.headers = {{"Content-Type", "application/cloudevents+json"},

@@ -9,6 +9,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "prov/actors/webhooks.hpp"
 #include "prov/providers/http/client.hpp"
@@ -56,6 +57,8 @@ class http_transport final : public webhook_transport {
     _shared->policy = options.addresses;
     _shared->resolver = std::move(resolver);
     const auto threads = std::max<std::size_t>(1, options.max_concurrent);
+    _shared->per_tenant = options.max_concurrent_per_tenant > 0 ? options.max_concurrent_per_tenant
+                                                                 : std::max<std::size_t>(1, threads / 4);
     for (std::size_t i = 0; i < threads; ++i) {
       std::thread{[s = _shared] { s->work(); }}.detach();
     }
@@ -93,24 +96,42 @@ class http_transport final : public webhook_transport {
     std::mutex mutex;
     std::condition_variable wake;
     std::deque<job> jobs;
+    std::size_t per_tenant = 1;                           ///< POSTs at once for one tenant
+    std::unordered_map<std::string, std::size_t> busy;  ///< POSTs in flight by tenant
     bool stop = false;
     std::unique_ptr<providers::http::client> client;
     webhook_address_policy policy;
     webhook_resolver resolver;
+
+    /// The oldest job whose tenant is below its share of the threads.
+    std::deque<job>::iterator next_job() {
+      return std::find_if(jobs.begin(), jobs.end(),
+                          [&](const job& j) { return busy[j.request.tenant] < per_tenant; });
+    }
 
     void work() {
       while (true) {
         job j;
         {
           std::unique_lock<std::mutex> lock{mutex};
-          wake.wait(lock, [&] { return stop || !jobs.empty(); });
+          wake.wait(lock, [&] { return stop || next_job() != jobs.end(); });
           if (stop) {
             return;
           }
-          j = std::move(jobs.front());
-          jobs.pop_front();
+          const auto it = next_job();
+          j = std::move(*it);
+          jobs.erase(it);
+          ++busy[j.request.tenant];
         }
-        j.done(send(j.request));
+        auto reply = send(j.request);
+        {
+          std::lock_guard<std::mutex> guard{mutex};
+          if (--busy[j.request.tenant] == 0) {
+            busy.erase(j.request.tenant);
+          }
+        }
+        wake.notify_all();  // a job of this tenant may be eligible now
+        j.done(std::move(reply));
       }
     }
 

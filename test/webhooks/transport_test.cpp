@@ -2,7 +2,9 @@
 // SSRF guard after resolution, plain HTTP pinned to the checked address, HTTPS with
 // certificate verification, and the per-attempt timeout. Every wait is bounded.
 
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -30,7 +32,7 @@ webhook_options loopback_options() {
 webhook_reply post_once(webhook_transport& t, const std::string& url, std::string body = R"({"x":1})") {
   auto promise = std::make_shared<std::promise<webhook_reply>>();
   auto future = promise->get_future();
-  t.post(webhook_post{"wh1", url, {{"Content-Type", "application/cloudevents+json"}, {"X-Webhook-Id", "e1"}}, std::move(body)},
+  t.post(webhook_post{"wh1", url, {{"Content-Type", "application/cloudevents+json"}, {"X-Webhook-Id", "e1"}}, std::move(body), "acme"},
          [promise](webhook_reply r) { promise->set_value(std::move(r)); });
   REQUIRE(future.wait_for(std::chrono::seconds{30}) == std::future_status::ready);
   return future.get();
@@ -149,4 +151,52 @@ TEST_CASE("webhook transport: a receiver that never answers times out", "[webhoo
   CHECK(reply.status == 0);
   CHECK_FALSE(reply.error.empty());
   receiver.stop();
+}
+
+TEST_CASE("webhook transport: one tenant's hanging receivers never hold every thread", "[webhooks][transport]") {
+  std::atomic<int> hanging_posts{0};
+  test_server hanging{[&](const served_request&) {
+    ++hanging_posts;
+    served_response r;
+    r.hang = true;
+    return r;
+  }};
+  test_server calm{[](const served_request&) { return served_response{204, {}, {}}; }};
+  auto o = loopback_options();
+  o.max_concurrent = 4;
+  o.max_concurrent_per_tenant = 2;
+  o.timeout = std::chrono::seconds{60};  // the flood's POSTs stay in flight for the whole test
+  auto t = make_http_webhook_transport(o);
+
+  std::vector<std::future<webhook_reply>> flood;
+  for (int i = 0; i < 4; ++i) {
+    auto promise = std::make_shared<std::promise<webhook_reply>>();
+    flood.push_back(promise->get_future());
+    t->post(webhook_post{"flood-" + std::to_string(i), hanging.url("/"), {}, "{}", "flood"},
+            [promise](webhook_reply r) { promise->set_value(std::move(r)); });
+  }
+  // Bounded wait until the flood holds its share of the threads.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  while (hanging_posts.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
+  REQUIRE(hanging_posts.load() == 2);
+
+  auto promise = std::make_shared<std::promise<webhook_reply>>();
+  auto other = promise->get_future();
+  t->post(webhook_post{"calm-0", calm.url("/"), {}, "{}", "calm"},
+          [promise](webhook_reply r) { promise->set_value(std::move(r)); });
+  REQUIRE(other.wait_for(std::chrono::seconds{30}) == std::future_status::ready);
+  CHECK(other.get().status == 204);
+  // The flood never got more than its share: two POSTs hang, two wait their turn.
+  CHECK(hanging_posts.load() == 2);
+  for (auto& f : flood) {
+    CHECK(f.wait_for(std::chrono::seconds{0}) != std::future_status::ready);
+  }
+
+  hanging.stop();  // releases the hung POSTs; the waiting two then fail to connect
+  for (auto& f : flood) {
+    REQUIRE(f.wait_for(std::chrono::seconds{30}) == std::future_status::ready);
+    CHECK_FALSE(f.get().delivered());
+  }
 }

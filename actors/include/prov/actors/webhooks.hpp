@@ -64,6 +64,9 @@ struct webhook_options {
   webhook_address_policy addresses;    ///< the SSRF guard (`webhook_guard.hpp`)
   std::size_t queue_limit = 1000;      ///< pending deliveries per webhook; beyond, dropped (recorded)
   std::size_t max_concurrent = 16;     ///< POSTs in flight at once, all webhooks (transport threads)
+  /// POSTs in flight at once for one tenant's webhooks, so one tenant's hanging receivers can
+  /// never hold every transport thread (0 = a quarter of `max_concurrent`, at least 1).
+  std::size_t max_concurrent_per_tenant = 0;
   std::chrono::milliseconds timeout{10'000};  ///< per attempt: connect, send, answer
   std::string ca_bundle;               ///< PEM file of CAs for HTTPS receivers ("" = system store)
   std::size_t max_per_tenant = 100;    ///< webhooks a tenant may have
@@ -79,6 +82,7 @@ struct webhook_post {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  std::string tenant;  ///< whose webhook: the transport shares its threads fairly by tenant
 };
 
 /// How a POST went: the receiver's status (0 = no answer) or why there was none.
