@@ -686,6 +686,10 @@ struct projector::impl {
   rocksdb::Status write(batch& b) {
     rocksdb::WriteOptions options;
     options.sync = false;  // rebuildable; the WAL still makes the batch survive a process crash
+    // A rebuild skips the WAL and flushes at its end (`projector::rebuild`). Each batch still
+    // carries its position, and a memtable only ever holds whole batches, so a crash mid-way
+    // leaves a consistent prefix on disk, from which the projector carries on.
+    options.disableWAL = replaying_from_empty;
     return store.db()->Write(options, &b.write_batch);
   }
 
@@ -905,7 +909,12 @@ status projector::rebuild() {
   _impl->replaying_from_empty = true;
   auto replayed = _impl->catch_up();
   _impl->replaying_from_empty = false;
-  return replayed;
+  if (!replayed) {
+    return replayed;
+  }
+  // The replay's batches skipped the WAL: make them durable before anything else is written.
+  return detail::to_status(_impl->store.db()->Flush(rocksdb::FlushOptions{}, _impl->store.projections_cf()),
+                           "projector: flush the rebuilt projections");
 }
 
 void projector::start() {
