@@ -219,6 +219,7 @@ cluster_registry_actor::behavior_type cluster_registry_impl(self_ptr self, const
           c->second.used.add(as_request(spec, type), -1);  // reserved before this process started
         }
       },
+      [=](settled_atom, const std::string& request) { self->state.reservations.erase(request); },
       [=](usage_atom, const std::string& cluster) {
         auto it = self->state.clusters.find(cluster);
         return it == self->state.clusters.end() ? projections::usage_totals{} : it->second.used;

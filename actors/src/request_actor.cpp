@@ -153,6 +153,9 @@ void report(self_ptr self) {
       st.req.state == lifecycle_state::rolled_back) {
     self->send(st.ctx->dependencies, settled_atom::value, st.id);  // wakes requests waiting for it
   }
+  if (st.req.state == lifecycle_state::completed) {
+    self->send(st.ctx->registry, settled_atom::value, st.id);  // its reservation record can go
+  }
   if (st.req.state == lifecycle_state::rolled_back) {
     // Everything is released: the cluster's capacity is free again.
     self->send(st.ctx->registry, leave_atom::value, st.id, st.req.cluster, st.req.spec, st.req.type);

@@ -33,7 +33,9 @@ namespace {
 
 /// The writer forgets its cached stream versions beyond this many streams (they are re-read
 /// from the stream index on the next miss), so memory does not grow with the number of streams.
-constexpr std::size_t version_cache_limit = std::size_t{1} << 20U;
+/// A stream's appends come within seconds of each other (one request's pipeline) and a new
+/// stream misses anyway, so a small cache catches nearly every repeat append.
+constexpr std::size_t version_cache_limit = std::size_t{1} << 16U;
 
 /// Log records fetched per MultiGet by `read_stream`.
 constexpr std::size_t read_chunk = 256;

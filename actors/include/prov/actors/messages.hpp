@@ -137,6 +137,9 @@ using cluster_registry_actor = caf::typed_actor<
     caf::reacts_to<usage_atom, capacity_map>,
     caf::reacts_to<leave_atom, std::string /*request*/, std::string /*cluster*/, events::resource_spec,
                    events::service_type>,
+    /// The request completed: its capacity stays used, but it will never select again, so its
+    /// reservation record is dropped (a later release names the cluster and spec itself).
+    caf::reacts_to<settled_atom, std::string /*request*/>,
     caf::replies_to<usage_atom, std::string /*cluster*/>::with<projections::usage_totals>>;
 
 /// One live request.
