@@ -40,6 +40,7 @@ struct settings {
   std::string kafka_topic_prefix;
   std::string kafka_group = "provisiond";
   std::vector<std::string> kafka_properties;  ///< NAME=VALUE librdkafka properties
+  std::size_t kafka_max_buffered = 1'000;
   unsigned http_threads = 2;
   std::size_t scheduler_threads = 0;
   bool rebuild_projections = false;
@@ -96,6 +97,8 @@ settings parse_args(int argc, char** argv) {
       ("kafka-group", po::value(&s.kafka_group)->default_value(s.kafka_group), "consumer group of the command topic")
       ("kafka-property", po::value(&s.kafka_properties)->composing(),
        "NAME=VALUE librdkafka property for every Kafka client (TLS, SASL, timeouts); repeatable")
+      ("kafka-max-buffered", po::value(&s.kafka_max_buffered)->default_value(s.kafka_max_buffered),
+       "commands consumed and not yet answered before the command partitions are paused (1-1000000)")
       ("http-threads", po::value(&s.http_threads)->default_value(s.http_threads), "HTTP I/O threads (1-64)")
       ("scheduler-threads", po::value(&s.scheduler_threads)->default_value(s.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
@@ -221,6 +224,9 @@ settings parse_args(int argc, char** argv) {
   }
   if (s.kafka_group.empty()) {
     usage_error("--kafka-group must not be empty");
+  }
+  if (s.kafka_max_buffered == 0 || s.kafka_max_buffered > 1'000'000) {
+    usage_error("--kafka-max-buffered must be 1-1000000");
   }
   return s;
 }
@@ -369,6 +375,7 @@ int main(int argc, char** argv) {
     prov::kafka::command_consumer_options consumer_options;
     consumer_options.client = client;
     consumer_options.group_id = s.kafka_group;
+    consumer_options.max_buffered = s.kafka_max_buffered;
     auto consumer = prov::kafka::command_consumer::start(**engine, std::move(consumer_options));
     if (!consumer) {
       prov::log::error("kafka_commands_failed", {{"error", consumer.err().message}});

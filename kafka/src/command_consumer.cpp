@@ -90,6 +90,7 @@ struct command_consumer::impl {
   std::map<std::int32_t, lane> lanes;
   offset_tracker offsets;
   std::size_t buffered = 0;          ///< queued in lanes or with the engine
+  bool paused = false;               ///< the assigned partitions are paused (buffer full)
   std::size_t answers_in_flight = 0;
   std::vector<answer_in_flight*> to_resend;
   bool producer_fatal = false;  ///< the answer producer hit a fatal error: rebuild it
@@ -438,15 +439,40 @@ struct command_consumer::impl {
     return n;
   }
 
+  /// Pauses (or resumes) fetching from every assigned partition. Pausing drops what was
+  /// prefetched; a resume fetches again from the next message not yet handed to us.
+  void set_paused(bool pause) {
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (rd_kafka_assignment(consumer.get(), &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == nullptr) {
+      return;
+    }
+    if (pause) {
+      rd_kafka_pause_partitions(consumer.get(), parts);
+    } else {
+      rd_kafka_resume_partitions(consumer.get(), parts);
+    }
+    const auto count = parts->cnt;
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (paused != pause) {
+      log::info(pause ? "kafka_commands_paused" : "kafka_commands_resumed",
+                {{"buffered", buffered}, {"partitions", count}});
+    }
+    paused = pause;
+  }
+
   void run_loop() {
     while (!stopping.load()) {
-      if (buffered < options.max_buffered) {
-        if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 10)) {
-          take(m);
-          rd_kafka_message_destroy(m);
-        }
-      } else if (producer) {
-        rd_kafka_poll(producer.get(), 10);
+      // A full buffer pauses the partitions instead of not polling: the consumer keeps polling
+      // (and so its group membership) however long the engine takes. Partitions assigned while
+      // paused are paused on the next turn; fetching resumes once half the buffer is free.
+      if (buffered >= options.max_buffered) {
+        set_paused(true);
+      } else if (paused && buffered <= options.max_buffered / 2) {
+        set_paused(false);
+      }
+      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 10)) {
+        take(m);
+        rd_kafka_message_destroy(m);
       }
       collect();
       dispatch();

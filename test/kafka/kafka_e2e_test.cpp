@@ -382,3 +382,34 @@ TEST_CASE("kafka approve, reject and manual-input commands act as the HTTP route
   CHECK(c.get("/v1/requests/" + idm + "/credentials", token).json()["credentials"]["password"] == "vendor-pass-123");
   s.stop();
 }
+
+TEST_CASE("kafka a full command buffer pauses the partitions and every command is still answered once",
+          "[e2e][kafka]") {
+  const auto dir = fresh_dir("kafka-pause");
+  dev_broker broker{dir};
+  server s{dir};
+  auto flags = kafka_flags(broker);
+  flags.back() = "info";  // the pause and resume are logged at info
+  flags.insert(flags.end(), {"--kafka-max-buffered", "16"});
+  s.start(flags);
+  auto c = s.client();
+  constexpr int tenants = 6;
+  constexpr int requests = 120;
+  send_creates(c, s, broker, tenants, requests);
+
+  topic_reader results{broker.bootstrap(), {std::string{prov::kafka::command_result_topic}}, broker.partitions()};
+  REQUIRE(results.until([&](const auto& r) { return answers(r).size() == requests; }));
+  results.drain_for(std::chrono::milliseconds{300});
+  std::set<std::string> ids;
+  for (const auto& [correlation, a] : answers(results.records())) {
+    INFO(a.dump());
+    CHECK(a["status"] == "accepted");
+    ids.insert(a["requestId"].get<std::string>());
+  }
+  CHECK(ids.size() == requests);
+  CHECK(results.records().size() == requests);  // none answered twice: nothing was consumed again
+  s.stop();
+  const auto log = s.log();
+  CHECK(log.find("kafka_commands_paused") != std::string::npos);
+  CHECK(log.find("kafka_commands_resumed") != std::string::npos);
+}
