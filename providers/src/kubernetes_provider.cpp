@@ -3,6 +3,7 @@
 #include <set>
 #include <thread>
 
+#include "detail/api_support.hpp"
 #include "detail/cluster_config.hpp"
 #include "detail/kube_objects.hpp"
 #include "prov/core/time_format.hpp"
@@ -15,6 +16,8 @@ namespace {
 using json = nlohmann::json;
 using events::step_kind;
 using steady = std::chrono::steady_clock;
+using detail::text_at;
+using detail::transport_error;
 
 /// An answer from the API server, or why there is none.
 struct api_reply {
@@ -25,21 +28,6 @@ struct api_reply {
   bool ok() const noexcept { return !failure && status >= 200 && status < 300; }
 };
 
-std::string text_at(const json& j, std::initializer_list<std::string_view> path) {
-  const json* at = &j;
-  for (auto key : path) {
-    if (!at->is_object()) {
-      return {};
-    }
-    auto it = at->find(std::string{key});
-    if (it == at->end()) {
-      return {};
-    }
-    at = &*it;
-  }
-  return at->is_string() ? at->get<std::string>() : std::string{};
-}
-
 const json& object_at(const json& j, std::string_view key) {
   static const json empty = json::object();
   if (!j.is_object()) {
@@ -47,24 +35,6 @@ const json& object_at(const json& j, std::string_view key) {
   }
   auto it = j.find(std::string{key});
   return it != j.end() && it->is_object() ? *it : empty;
-}
-
-/// A transport failure as a provider error: timeouts and unreachable servers may pass,
-/// certificate problems and bad configuration do not.
-provider_error transport_error(const error& e, std::string_view what) {
-  const std::string message = std::string{what} + ": " + e.message;
-  switch (e.code) {
-    case errc::timeout: return provider_error{"timeout", message, true};
-    case errc::unavailable: return provider_error{"unreachable", message, true};
-    case errc::provider_error: {
-      const bool config =
-          e.message.find("certificate") != std::string::npos || e.message.find("cannot load") != std::string::npos;
-      return provider_error{"tls", message, !config};
-    }
-    case errc::payload_too_large: return provider_error{"bad_response", message, false};
-    case errc::invalid_argument: return provider_error{"misconfigured", message, false};
-    default: return provider_error{"internal", message, true};
-  }
 }
 
 /// An HTTP error status as a provider error (Kubernetes answers with a `Status` object:
@@ -433,20 +403,8 @@ result<std::unique_ptr<kubernetes_provider>> kubernetes_provider::from_cluster(c
   if (cluster.endpoint.empty()) {
     return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no API endpoint");
   }
-  auto settings = kubernetes_settings::parse(cluster.settings_json, openshift);
-  if (!settings) {
-    return std::move(settings).err();
-  }
-  auto opened = detail::open_credentials(cluster, secrets, "a bearer token");
-  if (!opened) {
-    return std::move(opened).err();
-  }
-  auto credentials = kubernetes_credentials::parse(*opened);
-  if (!credentials) {
-    return std::move(credentials).err();
-  }
-  return std::make_unique<kubernetes_provider>(cluster.id, cluster.endpoint, std::move(*settings),
-                                               std::move(*credentials), clk);
+  return detail::assemble_provider<kubernetes_provider, kubernetes_credentials>(
+      cluster, kubernetes_settings::parse(cluster.settings_json, openshift), secrets, "a bearer token", clk);
 }
 
 // ---------------------------------------------------------------------------------------------

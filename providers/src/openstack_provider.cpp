@@ -15,6 +15,7 @@
 #include <thread>
 #include <variant>
 
+#include "detail/api_support.hpp"
 #include "detail/cluster_config.hpp"
 #include "detail/openstack_objects.hpp"
 #include "detail/openstack_session.hpp"
@@ -35,6 +36,7 @@ namespace {
 using json = nlohmann::json;
 using events::step_kind;
 using steady = std::chrono::steady_clock;
+using detail::text_at;
 using openstack::api_reply;
 using openstack::service;
 using openstack::status_error;
@@ -56,21 +58,6 @@ class fallible {
 
 /// Failure of an action without a value (nullopt = success).
 using failure = std::optional<provider_error>;
-
-std::string text_at(const json& j, std::initializer_list<std::string_view> path) {
-  const json* at = &j;
-  for (auto key : path) {
-    if (!at->is_object()) {
-      return {};
-    }
-    auto it = at->find(std::string{key});
-    if (it == at->end()) {
-      return {};
-    }
-    at = &*it;
-  }
-  return at->is_string() ? at->get<std::string>() : std::string{};
-}
 
 const json& member(const json& j, std::string_view key) {
   static const json null_value;
@@ -1531,20 +1518,9 @@ result<std::unique_ptr<openstack_provider>> openstack_provider::from_cluster(con
   if (cluster.endpoint.empty()) {
     return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no Keystone endpoint");
   }
-  auto settings = openstack_settings::parse(cluster.settings_json);
-  if (!settings) {
-    return std::move(settings).err();
-  }
-  auto opened = detail::open_credentials(cluster, secrets, "Keystone password or application credential");
-  if (!opened) {
-    return std::move(opened).err();
-  }
-  auto credentials = openstack_credentials::parse(*opened);
-  if (!credentials) {
-    return std::move(credentials).err();
-  }
-  return std::make_unique<openstack_provider>(cluster.id, cluster.endpoint, std::move(*settings),
-                                              std::move(*credentials), clk);
+  return detail::assemble_provider<openstack_provider, openstack_credentials>(
+      cluster, openstack_settings::parse(cluster.settings_json), secrets,
+      "Keystone password or application credential", clk);
 }
 
 // ---------------------------------------------------------------------------------------------

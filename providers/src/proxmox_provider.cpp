@@ -600,20 +600,8 @@ result<std::unique_ptr<proxmox_provider>> proxmox_provider::from_cluster(const e
   if (cluster.endpoint.empty()) {
     return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no API endpoint");
   }
-  auto settings = proxmox_settings::parse(cluster.settings_json);
-  if (!settings) {
-    return std::move(settings).err();
-  }
-  auto opened = detail::open_credentials(cluster, secrets, "an API token");
-  if (!opened) {
-    return std::move(opened).err();
-  }
-  auto credentials = proxmox_credentials::parse(*opened);
-  if (!credentials) {
-    return std::move(credentials).err();
-  }
-  return std::make_unique<proxmox_provider>(cluster.id, cluster.endpoint, std::move(*settings),
-                                            std::move(*credentials), clk);
+  return detail::assemble_provider<proxmox_provider, proxmox_credentials>(
+      cluster, proxmox_settings::parse(cluster.settings_json), secrets, "an API token", clk);
 }
 
 // ---------------------------------------------------------------------------------------------

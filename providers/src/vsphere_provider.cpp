@@ -744,20 +744,8 @@ result<std::unique_ptr<vsphere_provider>> vsphere_provider::from_cluster(const e
   if (cluster.endpoint.empty()) {
     return make_error(errc::invalid_argument, "cluster " + cluster.id + " has no vCenter endpoint");
   }
-  auto settings = vsphere_settings::parse(cluster.settings_json);
-  if (!settings) {
-    return std::move(settings).err();
-  }
-  auto opened = detail::open_credentials(cluster, secrets, "username, password");
-  if (!opened) {
-    return std::move(opened).err();
-  }
-  auto credentials = vsphere_credentials::parse(*opened);
-  if (!credentials) {
-    return std::move(credentials).err();
-  }
-  return std::make_unique<vsphere_provider>(cluster.id, cluster.endpoint, std::move(*settings),
-                                            std::move(*credentials), clk);
+  return detail::assemble_provider<vsphere_provider, vsphere_credentials>(
+      cluster, vsphere_settings::parse(cluster.settings_json), secrets, "username, password", clk);
 }
 
 // ---------------------------------------------------------------------------------------------

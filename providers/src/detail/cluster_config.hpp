@@ -3,11 +3,13 @@
 /// messages: the fields of its `settings` object, and its sealed credentials.
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "prov/core/clock.hpp"
 #include "prov/core/error.hpp"
 #include "prov/core/secret_box.hpp"
 #include "prov/events/cluster.hpp"
@@ -37,5 +39,25 @@ class setting_field {
 /// for the error when there are none (e.g. "a bearer token").
 result<std::string> open_credentials(const events::cluster_state& cluster, const secret_box* secrets,
                                      std::string_view expected);
+
+/// The end of every real provider's `from_cluster`, once the cluster's type and endpoint are
+/// checked: its parsed settings, then its credentials opened and parsed, then the provider.
+template <class Provider, class Credentials, class Settings>
+result<std::unique_ptr<Provider>> assemble_provider(const events::cluster_state& cluster, result<Settings> settings,
+                                                    const secret_box* secrets, std::string_view expected_credentials,
+                                                    const clock* clk) {
+  if (!settings) {
+    return std::move(settings).err();
+  }
+  auto opened = open_credentials(cluster, secrets, expected_credentials);
+  if (!opened) {
+    return std::move(opened).err();
+  }
+  auto credentials = Credentials::parse(*opened);
+  if (!credentials) {
+    return std::move(credentials).err();
+  }
+  return std::make_unique<Provider>(cluster.id, cluster.endpoint, std::move(*settings), std::move(*credentials), clk);
+}
 
 }  // namespace prov::providers::detail

@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 
+#include "detail/api_support.hpp"
 #include "prov/core/ids.hpp"
 
 // The objects follow the Kubernetes API reference (v1.29):
@@ -297,33 +298,14 @@ json desired_object(const object_kind& kind, const owner& o, const events::resou
   return network_policy(o, s);
 }
 
-namespace {
-
-std::string string_at(const json& j, std::initializer_list<std::string_view> path) {
-  const json* at = &j;
-  for (auto key : path) {
-    if (!at->is_object()) {
-      return {};
-    }
-    auto it = at->find(std::string{key});
-    if (it == at->end()) {
-      return {};
-    }
-    at = &*it;
-  }
-  return at->is_string() ? at->get<std::string>() : std::string{};
-}
-
-}  // namespace
-
 bool owned_by(const json& object, std::string_view request_id) {
-  if (string_at(object, {"metadata", "labels", managed_by_label}) != managed_by_value) {
+  if (detail::text_at(object, {"metadata", "labels", managed_by_label}) != managed_by_value) {
     return false;
   }
-  if (string_at(object, {"metadata", "labels", request_label}) != kubernetes_provider::label_value(request_id)) {
+  if (detail::text_at(object, {"metadata", "labels", request_label}) != kubernetes_provider::label_value(request_id)) {
     return false;
   }
-  const auto full = string_at(object, {"metadata", "annotations", request_annotation});
+  const auto full = detail::text_at(object, {"metadata", "annotations", request_annotation});
   return full.empty() || full == request_id;
 }
 

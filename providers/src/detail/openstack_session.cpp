@@ -76,23 +76,6 @@ std::string_view service_name(service s) noexcept {
   return "?";
 }
 
-provider_error transport_error(const error& e, std::string_view what) {
-  const std::string message = std::string{what} + ": " + e.message;
-  switch (e.code) {
-    case errc::timeout: return provider_error{"timeout", message, true};
-    case errc::unavailable: return provider_error{"unreachable", message, true};
-    case errc::provider_error: {
-      // Certificate problems and bad CA material will not heal by themselves.
-      const bool config =
-          e.message.find("certificate") != std::string::npos || e.message.find("cannot load") != std::string::npos;
-      return provider_error{"tls", message, !config};
-    }
-    case errc::payload_too_large: return provider_error{"bad_response", message, false};
-    case errc::invalid_argument: return provider_error{"misconfigured", message, false};
-    default: return provider_error{"internal", message, true};
-  }
-}
-
 std::string error_detail(const json& body, const std::string& text) {
   if (body.is_object()) {
     // Neutron: {"NeutronError": {"type": "...", "message": "...", "detail": ""}}

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/api_support.hpp"
 #include "prov/core/clock.hpp"
 #include "prov/providers/http/client.hpp"
 #include "prov/providers/openstack_provider.hpp"
@@ -41,9 +42,7 @@ struct api_reply {
   bool ok() const noexcept { return !failure && status >= 200 && status < 300; }
 };
 
-/// A transport failure as a provider error: timeouts and refused connections may pass,
-/// certificate problems and bad URLs do not.
-provider_error transport_error(const error& e, std::string_view what);
+using detail::transport_error;  // detail/api_support.hpp
 
 /// The human message inside an OpenStack error body: Nova/Cinder `{"<name>": {"message"}}`,
 /// Neutron `{"NeutronError": {"message"}}`, Keystone `{"error": {"message"}}`, else the text.

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/api_support.hpp"
 #include "prov/core/error.hpp"
 #include "prov/providers/http/client.hpp"
 #include "prov/providers/provider.hpp"
@@ -43,7 +44,7 @@ struct reply {
 
 /// An error answer or transport failure as a provider error (see docs/providers/proxmox.md).
 provider_error error_of(const reply& r, std::string_view what);
-provider_error transport_error(const error& e, std::string_view what);
+using detail::transport_error;  // detail/api_support.hpp
 
 /// Whether the answer says the VM does not exist (404, or PVE's 500 "Configuration file
 /// 'nodes/<node>/qemu-server/<vmid>.conf' does not exist").

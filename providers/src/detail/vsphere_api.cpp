@@ -162,23 +162,6 @@ void parse_error(const json& body, reply& r) {
   }
 }
 
-provider_error transport_error(const error& e, std::string_view what) {
-  const std::string message = std::string{what} + ": " + e.message;
-  switch (e.code) {
-    case errc::timeout: return provider_error{"timeout", message, true};
-    case errc::unavailable: return provider_error{"unreachable", message, true};
-    case errc::provider_error: {
-      const bool config =
-          e.message.find("certificate") != std::string::npos || e.message.find("cannot load") != std::string::npos;
-      return provider_error{"tls", message, !config};
-    }
-    case errc::payload_too_large: return provider_error{"bad_response", message, false};
-    case errc::invalid_argument: return provider_error{"misconfigured", message, false};
-    case errc::unsupported: return provider_error{"unsupported", message, false};
-    default: return provider_error{"internal", message, true};
-  }
-}
-
 provider_error error_of(const reply& r, std::string_view what) {
   if (r.failure) {
     return *r.failure;

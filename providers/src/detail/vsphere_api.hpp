@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/api_support.hpp"
 #include "prov/core/error.hpp"
 #include "prov/providers/http/client.hpp"
 #include "prov/providers/provider.hpp"
@@ -67,8 +68,7 @@ void parse_error(const json& body, reply& r);
 /// An error answer or transport failure as a provider error (see docs/providers/vsphere.md).
 provider_error error_of(const reply& r, std::string_view what);
 
-/// A transport failure as a provider error.
-provider_error transport_error(const error& e, std::string_view what);
+using detail::transport_error;  // detail/api_support.hpp
 
 /// A map as `/api` renders it (an object) or as `/rest` does ([{"key": k, "value": v}]), as
 /// an object.
