@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "detail/engine_impl.hpp"
+#include "detail/sealed_credentials.hpp"
 #include "prov/core/log.hpp"
 #include "prov/events/catalog.hpp"
 
@@ -154,19 +155,24 @@ void engine::command(std::string request_id, lifecycle_command cmd, command_inpu
   for (const auto& e : events_for(cmd, input)) {
     records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
   }
+  i.append_to_request(request_id, state->version, std::move(records), "changed while the command was decided",
+                      std::move(done));
+}
+
+void engine::impl::append_to_request(const std::string& request_id, std::uint64_t version,
+                                     std::vector<events::event_record> records, std::string_view on_conflict,
+                                     callback<events::request_state> done) {
   std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::request_stream(request_id), state->version, std::move(records)});
-  i.append_then(std::move(batch), [this, request_id, done](result<events::append_receipt> r) {
-    auto& i = *_impl;
+  batch.push_back(events::stream_append{events::request_stream(request_id), version, std::move(records)});
+  const auto conflict = "request " + request_id + " " + std::string{on_conflict} + "; retry";
+  append_then(std::move(batch), [this, request_id, conflict, done](result<events::append_receipt> r) {
     if (!r) {
-      done(r.err().code == errc::version_conflict
-               ? make_error(errc::conflict, "request " + request_id + " changed while the command was decided; retry")
-               : std::move(r).err());
+      done(r.err().code == errc::version_conflict ? make_error(errc::conflict, conflict) : std::move(r).err());
       return;
     }
-    caf::anon_send(i.supervisor, start_atom::value, request_id);
-    i.after_projection(r->last_position, [this, request_id, done] {
-      auto view = _impl->views->request(request_id);
+    caf::anon_send(supervisor, start_atom::value, request_id);
+    after_projection(r->last_position, [this, request_id, done] {
+      auto view = views->request(request_id);
       if (!view || !*view) {
         done(make_error(errc::internal, "request " + request_id + " missing from projections"));
         return;
@@ -197,34 +203,9 @@ void engine::provide_input(std::string request_id, manual_input input, callback<
   std::vector<events::event_record> records{
       events::to_record(events::input_provided{*step, input.endpoints, input.by})};
   if (!input.credentials.empty()) {
-    nlohmann::json plain = nlohmann::json::object();
-    std::vector<std::string> names;
-    for (const auto& [k, v] : input.credentials) {
-      plain[k] = v;
-      names.push_back(k);
-    }
-    records.push_back(events::to_record(events::credentials_delivered{i.secrets->seal(plain.dump()), std::move(names)}));
+    records.push_back(events::to_record(detail::sealed_credentials(i.secrets.get(), input.credentials)));
   }
-  std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::request_stream(request_id), state->version, std::move(records)});
-  i.append_then(std::move(batch), [this, request_id, done](result<events::append_receipt> r) {
-    auto& i = *_impl;
-    if (!r) {
-      done(r.err().code == errc::version_conflict
-               ? make_error(errc::conflict, "request " + request_id + " changed meanwhile; retry")
-               : std::move(r).err());
-      return;
-    }
-    caf::anon_send(i.supervisor, start_atom::value, request_id);
-    i.after_projection(r->last_position, [this, request_id, done] {
-      auto view = _impl->views->request(request_id);
-      if (!view || !*view) {
-        done(make_error(errc::internal, "request " + request_id + " missing from projections"));
-        return;
-      }
-      done(**view);
-    });
-  });
+  i.append_to_request(request_id, state->version, std::move(records), "changed meanwhile", std::move(done));
 }
 
 result<std::map<std::string, std::string>> engine::credentials(const std::string& request_id) {

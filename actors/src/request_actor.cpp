@@ -15,6 +15,7 @@
 
 #include <caf/all.hpp>
 
+#include "detail/sealed_credentials.hpp"
 #include "prov/actors/spawn.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/secret_box.hpp"
@@ -207,19 +208,6 @@ void on_appended(self_ptr self, const append_outcome& out) {
   advance(self);
 }
 
-// Credentials never reach the journal in clear: sealed with the engine's key first.
-events::credentials_delivered seal_credentials(const request_actor_state& st,
-                                               const std::map<std::string, std::string>& credentials) {
-  nlohmann::json plain = nlohmann::json::object();
-  std::vector<std::string> names;
-  for (const auto& [k, v] : credentials) {
-    plain[k] = v;
-    names.push_back(k);
-  }
-  const auto* box = st.ctx->providers.secrets;
-  return events::credentials_delivered{box != nullptr ? box->seal(plain.dump()) : std::string{}, std::move(names)};
-}
-
 // Records a provider's step outcome, and what follows from it, as one append.
 void on_step_outcome(self_ptr self, step_kind step, std::uint32_t attempt, const providers::step_outcome& out) {
   auto& st = self->state;
@@ -237,7 +225,7 @@ void on_step_outcome(self_ptr self, step_kind step, std::uint32_t attempt, const
     }
   }
   if (!out.credentials.empty()) {
-    batch.push_back(seal_credentials(st, out.credentials));
+    batch.push_back(detail::sealed_credentials(st.ctx->providers.secrets, out.credentials));
   }
   if (out.ok) {
     batch.push_back(events::step_succeeded{step, attempt, out.endpoints});

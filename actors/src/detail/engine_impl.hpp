@@ -115,6 +115,13 @@ struct engine::impl {
     projector->when_applied(position, std::move(then));
   }
 
+  /// Appends `records` to a request's stream at `version`, wakes its actor, and answers with
+  /// the request's view once projected. A version conflict answers `conflict`: "request <id>
+  /// <on_conflict>; retry".
+  void append_to_request(const std::string& request_id, std::uint64_t version,
+                         std::vector<events::event_record> records, std::string_view on_conflict,
+                         callback<events::request_state> done);
+
   void replay_submission(const events::request_submitted& wanted, callback<submit_reply> done) {
     auto claim = journal->read_stream(events::idempotency_stream(wanted.tenant, wanted.idempotency_key));
     if (!claim || claim->empty()) {
