@@ -170,9 +170,11 @@ void engine::impl::append_to_request(const std::string& request_id, std::uint64_
       done(r.err().code == errc::version_conflict ? make_error(errc::conflict, conflict) : std::move(r).err());
       return;
     }
-    caf::anon_send(supervisor, start_atom::value, request_id);
+    // The view is read before the request's actor is woken, so the answer shows the state the
+    // command left (not a later step the actor may already have taken).
     after_projection(r->last_position, [this, request_id, done] {
       auto view = views->request(request_id);
+      caf::anon_send(supervisor, start_atom::value, request_id);
       if (!view || !*view) {
         done(make_error(errc::internal, "request " + request_id + " missing from projections"));
         return;

@@ -115,8 +115,8 @@ struct engine::impl {
     projector->when_applied(position, std::move(then));
   }
 
-  /// Appends `records` to a request's stream at `version`, wakes its actor, and answers with
-  /// the request's view once projected. A version conflict answers `conflict`: "request <id>
+  /// Appends `records` to a request's stream at `version`, reads the request's view once
+  /// projected, then wakes its actor and answers with that view. A version conflict answers `conflict`: "request <id>
   /// <on_conflict>; retry".
   void append_to_request(const std::string& request_id, std::uint64_t version,
                          std::vector<events::event_record> records, std::string_view on_conflict,
