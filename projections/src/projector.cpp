@@ -685,11 +685,13 @@ struct projector::impl {
   /// Writes a built batch: states, indexes and position together, atomically.
   rocksdb::Status write(batch& b) {
     rocksdb::WriteOptions options;
-    options.sync = false;  // rebuildable; the WAL still makes the batch survive a process crash
-    // A rebuild skips the WAL and flushes at its end (`projector::rebuild`). Each batch still
-    // carries its position, and a memtable only ever holds whole batches, so a crash mid-way
-    // leaves a consistent prefix on disk, from which the projector carries on.
-    options.disableWAL = replaying_from_empty;
+    // The read models are rebuildable from the journal, so they skip the WAL: the journal's
+    // group commits no longer queue behind them for the log file, and their fsyncs no longer
+    // carry them (+25-30 % requests/s). Each batch carries its position and a memtable only
+    // ever holds whole batches, so a crash leaves a consistent prefix on disk, and `catch_up`
+    // (run by `engine::open` before anything is served) replays the journal from there. A
+    // rebuild flushes at its end; a clean shutdown flushes every memtable.
+    options.disableWAL = true;
     return store.db()->Write(options, &b.write_batch);
   }
 
