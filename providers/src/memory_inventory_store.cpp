@@ -9,19 +9,28 @@ namespace {
 
 class memory_inventory_store final : public inventory_store {
  public:
-  status put(const inventory_item& item) override {
+  status put_all(const std::vector<inventory_item>& items) override {
     std::lock_guard<std::mutex> guard{_mutex};
-    _items[{item.cluster, item.id}] = item;
+    for (const auto& item : items) {
+      _items[{item.cluster, item.id}] = item;
+    }
     return {};
   }
 
-  result<bool> erase(const std::string& cluster, const std::string& id) override {
+  result<bool> erase(const std::string& cluster, const std::string& request_id, const std::string& id) override {
     std::lock_guard<std::mutex> guard{_mutex};
-    return _items.erase({cluster, id}) > 0;
+    const auto found = _items.find({cluster, id});
+    if (found == _items.end() || found->second.request_id != request_id) {
+      return false;
+    }
+    _items.erase(found);
+    return true;
   }
 
-  result<std::vector<inventory_item>> by_key(const std::string& cluster, const std::string& key) override {
-    return select(cluster, [&](const inventory_item& i) { return i.idempotency_key == key; });
+  result<std::vector<inventory_item>> by_key(const std::string& cluster, const std::string& request_id,
+                                             const std::string& key) override {
+    return select(cluster,
+                  [&](const inventory_item& i) { return i.request_id == request_id && i.idempotency_key == key; });
   }
 
   result<std::vector<inventory_item>> by_request(const std::string& cluster, const std::string& request) override {

@@ -153,11 +153,13 @@ step_outcome simulation_provider::run_step(const step_call& call) {
   const std::size_t to_create = !fail ? planned.size()
                                 : (call.type == service_type::vps && call.step == step_kind::allocate) ? 2
                                                                                                        : 0;
-  auto existing = _store.by_key(_cluster, call.idempotency_key);
+  auto existing = _store.by_key(_cluster, call.request_id, call.idempotency_key);
   if (!existing) {
     out.error = internal(existing.err());
     return out;
   }
+  std::vector<inventory_item> created;
+  created.reserve(to_create);
   for (std::size_t i = 0; i < to_create; ++i) {
     const auto kind = planned[i];
     const inventory_item* adopted = nullptr;
@@ -166,26 +168,28 @@ step_outcome simulation_provider::run_step(const step_call& call) {
         adopted = &item;
       }
     }
-    inventory_item item;
-    if (adopted != nullptr) {
-      item = *adopted;
-    } else {
-      item.cluster = _cluster;
-      item.kind = std::string{kind};
-      item.id = make_resource_id(kind, call);
-      item.name = kind == "floating_ip" ? floating_address(item.id)
-                                        : "prov-" + short_id(call.request_id) + "-" + std::string{kind};
-      item.request_id = call.request_id;
-      item.idempotency_key = call.idempotency_key;
-      item.step = call.step;
-      item.created_at = _clock.now();
-      if (auto st = _store.put(item); !st) {
-        out.error = internal(st.err());
-        return out;
-      }
+    const inventory_item* item = adopted;
+    if (item == nullptr) {
+      auto& fresh = created.emplace_back();
+      fresh.cluster = _cluster;
+      fresh.kind = std::string{kind};
+      fresh.id = make_resource_id(kind, call);
+      fresh.name = kind == "floating_ip" ? floating_address(fresh.id)
+                                         : "prov-" + short_id(call.request_id) + "-" + std::string{kind};
+      fresh.request_id = call.request_id;
+      fresh.idempotency_key = call.idempotency_key;
+      fresh.step = call.step;
+      fresh.created_at = _clock.now();
+      item = &fresh;
     }
     out.resources.push_back(
-        events::resource{item.kind, item.id, item.name, call.step, call.idempotency_key, false});
+        events::resource{item->kind, item->id, item->name, call.step, call.idempotency_key, false});
+  }
+  // One write for all of the call's new resources.
+  if (auto st = _store.put_all(created); !st) {
+    out.resources.clear();
+    out.error = internal(st.err());
+    return out;
   }
   if (fail) {
     const auto text = failure_for(call.type, call.step);
@@ -235,7 +239,7 @@ release_outcome simulation_provider::release(const release_call& call) {
     out.error = provider_error{"timeout", "delete of " + call.resource.kind + " " + call.resource.id + " timed out", true};
     return out;
   }
-  auto erased = _store.erase(_cluster, call.resource.id);
+  auto erased = _store.erase(_cluster, call.request_id, call.resource.id);
   if (!erased) {
     out.error = internal(erased.err());
     return out;
@@ -253,7 +257,7 @@ sweep_outcome simulation_provider::sweep(const std::string& request_id) {
     return out;
   }
   for (const auto& item : *left) {
-    auto erased = _store.erase(_cluster, item.id);
+    auto erased = _store.erase(_cluster, item.request_id, item.id);
     if (!erased) {
       out.error = internal(erased.err());
       return out;
@@ -274,14 +278,16 @@ action_outcome simulation_provider::set_suspended(const service_call& call, bool
     out.error = internal(items.err());
     return out;
   }
+  std::vector<inventory_item> changed;
   for (auto& item : *items) {
     if (item.suspended != suspended) {
       item.suspended = suspended;
-      if (auto st = _store.put(item); !st) {
-        out.error = internal(st.err());
-        return out;
-      }
+      changed.push_back(std::move(item));
     }
+  }
+  if (auto st = _store.put_all(changed); !st) {
+    out.error = internal(st.err());
+    return out;
   }
   out.ok = true;
   return out;

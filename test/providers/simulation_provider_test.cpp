@@ -1,7 +1,13 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <set>
+#include <tuple>
+
+#include <rocksdb/db.h>
+
+#include "prov/events/codec.hpp"
 
 #include "prov/providers/provider_factory.hpp"
 #include "prov/providers/simulation_provider.hpp"
@@ -166,8 +172,91 @@ TEST_CASE("the rocks inventory survives a reopen, like a real cloud", "[provider
     CHECK(listed == created);
     // Adoption works across the reopen too.
     CHECK(ids(sim.run_step(call_for(step_kind::allocate, "k/allocate/1")).resources) == created);
-    CHECK((*store)->by_key("sim", "k/allocate/1")->size() == 3);
-    CHECK((*store)->by_key("other", "k/allocate/1")->empty());
+    const std::string request = "0193a6f0-0000-7000-8000-00000000abcd";
+    CHECK((*store)->by_key("sim", request, "k/allocate/1")->size() == 3);
+    CHECK((*store)->by_key("sim", request, "k/configure/1")->empty());
+    CHECK((*store)->by_key("sim", "0193a6f0-0000-7000-8000-00000000ffff", "k/allocate/1")->empty());
+    CHECK((*store)->by_key("other", request, "k/allocate/1")->empty());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the rocks inventory keeps each request's resources apart and erases by request", "[providers][simulation][rocks]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("prov-inventory-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  {
+    auto store = open_rocks_inventory_store(dir.string());
+    REQUIRE(store.ok());
+    auto& s = **store;
+    // "sim" is a prefix of "sim2" and "r1" of "r10": scans must not run over into them.
+    std::vector<inventory_item> items;
+    for (const auto& [cluster, request, id] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
+             {"sim", "r1", "a"}, {"sim", "r1", "b"}, {"sim", "r10", "c"}, {"sim2", "r1", "d"}}) {
+      inventory_item item;
+      item.cluster = cluster;
+      item.request_id = request;
+      item.id = id;
+      item.kind = "vm";
+      item.idempotency_key = request + "/allocate/1";
+      items.push_back(item);
+    }
+    REQUIRE(s.put_all(items).ok());
+    CHECK(s.by_request("sim", "r1")->size() == 2);
+    CHECK(s.by_request("sim", "r10")->size() == 1);
+    CHECK(s.list("sim")->size() == 3);
+    CHECK(s.list("sim2")->size() == 1);
+    CHECK(s.by_key("sim", "r1", "r1/allocate/1")->size() == 2);
+    CHECK_FALSE(*s.erase("sim", "r10", "a"));  // another request's resource is not touched
+    CHECK(*s.erase("sim", "r1", "a"));
+    CHECK_FALSE(*s.erase("sim", "r1", "a"));
+    CHECK(s.by_request("sim", "r1")->size() == 1);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the rocks inventory converts the format-1 keys it finds on open", "[providers][simulation][rocks]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("prov-inventory-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  inventory_item item;
+  item.cluster = "sim";
+  item.kind = "vm";
+  item.id = "vm-1";
+  item.name = "prov-abcd-vm";
+  item.request_id = "r1";
+  item.idempotency_key = "r1/allocate/1";
+  {
+    // What a format-1 store held for one resource: a record by id and two index keys.
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(options, dir.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db{raw};
+    const std::string sep{"\x1f"};
+    REQUIRE(db->Put({}, "r" + sep + "sim" + sep + "vm-1", events::encode_binary(item)).ok());
+    REQUIRE(db->Put({}, "k" + sep + "sim" + sep + "r1/allocate/1" + sep + "vm-1", "").ok());
+    REQUIRE(db->Put({}, "q" + sep + "sim" + sep + "r1" + sep + "vm-1", "").ok());
+  }
+  {
+    auto store = open_rocks_inventory_store(dir.string());
+    REQUIRE(store.ok());
+    const auto found = (*store)->by_key("sim", "r1", "r1/allocate/1");
+    REQUIRE(found->size() == 1);
+    CHECK(found->front().name == "prov-abcd-vm");
+    CHECK((*store)->list("sim")->size() == 1);
+  }
+  {
+    // Nothing of format 1 is left.
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options{}, dir.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db{raw};
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator({})};
+    std::size_t keys = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      CHECK(it->key().starts_with("i"));
+      ++keys;
+    }
+    CHECK(keys == 1);
   }
   std::filesystem::remove_all(dir);
 }

@@ -18,10 +18,13 @@ class inventory_store {
  public:
   virtual ~inventory_store() = default;
 
-  virtual status put(const inventory_item& item) = 0;
-  /// Removes a resource; returns whether it existed.
-  virtual result<bool> erase(const std::string& cluster, const std::string& id) = 0;
-  virtual result<std::vector<inventory_item>> by_key(const std::string& cluster,
+  /// Stores (or replaces) resources, all or none.
+  virtual status put_all(const std::vector<inventory_item>& items) = 0;
+  status put(const inventory_item& item) { return put_all({item}); }
+  /// Removes a resource of a request; returns whether it existed.
+  virtual result<bool> erase(const std::string& cluster, const std::string& request_id, const std::string& id) = 0;
+  /// The resources a call (`idempotency_key`) of `request_id` created.
+  virtual result<std::vector<inventory_item>> by_key(const std::string& cluster, const std::string& request_id,
                                                      const std::string& idempotency_key) = 0;
   virtual result<std::vector<inventory_item>> by_request(const std::string& cluster,
                                                          const std::string& request_id) = 0;
@@ -31,10 +34,10 @@ class inventory_store {
 /// In memory, thread-safe: for tests that "restart" the engine but keep the cloud.
 std::unique_ptr<inventory_store> make_memory_inventory_store();
 
-/// RocksDB in `path` (created if missing). Keys (format 1):
-///   "r\x1f<cluster>\x1f<id>"                       -> inventory_item (binary codec)
-///   "k\x1f<cluster>\x1f<idempotency key>\x1f<id>"  -> "" (lookup by call)
-///   "q\x1f<cluster>\x1f<request id>\x1f<id>"       -> "" (lookup by request)
+/// RocksDB in `path` (created if missing), one key per resource (format 2):
+///   "i\x1f<cluster>\x1f<request id>\x1f<id>"  -> inventory_item (binary codec)
+/// A request has a handful of resources, so the lookups by request and by call are one short
+/// prefix scan. Format 1 (a record and two index keys per resource) is converted on open.
 result<std::unique_ptr<inventory_store>> open_rocks_inventory_store(const std::string& path);
 
 }  // namespace prov::providers
