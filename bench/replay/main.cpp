@@ -6,6 +6,9 @@
 //   2. generate: its request stream is appended again under new request ids until the journal
 //      holds --requests completed requests (straight into the journal, big atomic batches, no
 //      fsync, flushed at the end): the same events the engine writes, without running it;
+//      The generated journal is flushed and its compactions are left to finish before the
+//      replay is timed: a rebuild in production runs on a journal at rest, not on one written
+//      a second ago;
 //   3. replay: `projector::rebuild()` clears every read model and replays the whole journal;
 //   4. ready: `engine::open` on that data dir (projections current), then one request read.
 // Prints one JSON line on stdout; progress on stderr.
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include <boost/program_options.hpp>
+#include <rocksdb/db.h>
 #include <nlohmann/json.hpp>
 
 #include "prov/actors/engine.hpp"
@@ -62,6 +66,27 @@ T must(result<T> r, const char* what) {
 void must(const status& s, const char* what) {
   if (!s) {
     fail(std::string(what) + ": " + s.err().message);
+  }
+}
+
+/// Waits (at most 10 minutes) until RocksDB has no flush or compaction running or pending.
+void settle(events::rocks_store& store) {
+  const auto deadline = steady::now() + std::chrono::minutes(10);
+  const auto busy = [&store] {
+    for (const char* property : {"rocksdb.num-running-compactions", "rocksdb.compaction-pending",
+                                 "rocksdb.num-running-flushes", "rocksdb.mem-table-flush-pending"}) {
+      std::uint64_t value = 0;
+      if (store.db()->GetAggregatedIntProperty(property, &value) && value != 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  while (busy()) {
+    if (steady::now() > deadline) {
+      fail("RocksDB's background work did not settle within 10 minutes");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 
@@ -211,6 +236,9 @@ int main(int argc, char** argv) {
     auto store = must(events::rocks_store::open({db}), "open the store");
     events_total = generate(*store, clk, id, o);
     must(store->flush(), "flush");
+    const auto t0 = steady::now();
+    settle(*store);
+    std::cerr << "bench_replay: compactions settled in " << seconds_since(t0) << " s" << std::endl;
   }
   {
     // A fresh process would find the journal on disk, not in the memtables: reopen it.
