@@ -60,13 +60,13 @@ result<std::uint64_t> last_sequence(rocksdb::Iterator& it, std::string& key, std
     if (!detail::is_stream_key(k, stream)) {
       return std::uint64_t{0};
     }
-    const auto sequence = detail::stream_key_sequence(k, stream);
-    const auto position = detail::decode_be64(to_view(it.value()));
-    if (!sequence || !position) {
+    const auto run = detail::decode_stream_run(k, to_view(it.value()), stream);
+    if (!run) {
       return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
     }
-    if (*position <= max_position) {
-      return *sequence;
+    if (run->position <= max_position) {
+      // A run is committed whole, so it is normally entirely visible; cut it at the bound anyway.
+      return run->first_sequence + std::min(run->count, max_position - run->position + 1) - 1;
     }
   }
   if (!it.status().ok()) {
@@ -170,11 +170,16 @@ class rocks_journal final : public journal {
     read.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(read, _store.streams_cf()));
 
+    // The run holding `from_sequence` starts at or before its key.
     std::string key;
     detail::make_stream_key(key, stream, from_sequence);
-    it->Seek(to_slice(key));
+    it->SeekForPrev(to_slice(key));
+    if (!it->Valid() || !detail::is_stream_key(to_view(it->key()), stream)) {
+      it->Seek(to_slice(key));
+    }
 
-    // Index entries are gathered a chunk at a time, then their records fetched with one MultiGet.
+    // Positions are gathered a chunk at a time from the runs, then their records fetched with
+    // one MultiGet.
     std::vector<std::string> log_keys;
     std::vector<rocksdb::Slice> slices;
     std::vector<rocksdb::PinnableSlice> values(read_chunk);
@@ -182,32 +187,48 @@ class rocks_journal final : public journal {
     log_keys.reserve(read_chunk);
     slices.reserve(read_chunk);
     auto next_sequence = from_sequence;
+    std::uint64_t run_position = 0;  // the next position of the current run
+    std::uint64_t run_left = 0;      // events of the current run not gathered yet
     bool done = false;
     while (!done) {
       log_keys.clear();
       slices.clear();
-      for (; it->Valid() && log_keys.size() < read_chunk && out.size() + log_keys.size() < max; it->Next()) {
-        const auto sequence = detail::stream_key_sequence(to_view(it->key()), stream);
-        const auto position = detail::decode_be64(to_view(it->value()));
-        if (!sequence || !position) {
-          return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+      while (log_keys.size() < read_chunk && out.size() + log_keys.size() < max) {
+        if (run_left == 0) {
+          if (!it->Valid()) {
+            done = true;
+            break;
+          }
+          const auto run = detail::decode_stream_run(to_view(it->key()), to_view(it->value()), stream);
+          if (!run) {
+            return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+          }
+          it->Next();
+          const auto wanted = next_sequence + log_keys.size();
+          if (run->first_sequence + run->count <= wanted) {
+            continue;  // the run before `from_sequence`
+          }
+          if (run->first_sequence > wanted) {
+            return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": expected sequence " +
+                                                 std::to_string(wanted) + ", found " +
+                                                 std::to_string(run->first_sequence));
+          }
+          run_position = run->position + (wanted - run->first_sequence);
+          run_left = run->count - (wanted - run->first_sequence);
         }
-        if (*sequence != next_sequence + log_keys.size()) {
-          return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": expected sequence " +
-                                               std::to_string(next_sequence + log_keys.size()) + ", found " +
-                                               std::to_string(*sequence));
-        }
-        if (*position > head) {
+        if (run_position > head) {
           done = true;  // committed to disk but not yet published: not visible
           break;
         }
         log_keys.emplace_back();
-        detail::make_log_key(log_keys.back(), *position);
+        detail::make_log_key(log_keys.back(), run_position);
+        ++run_position;
+        --run_left;
       }
       if (!it->status().ok()) {
         return detail::to_error(it->status(), "journal: read stream index of " + std::string(stream));
       }
-      if (!it->Valid() || out.size() + log_keys.size() >= max) {
+      if (out.size() + log_keys.size() >= max) {
         done = true;
       }
       if (log_keys.empty()) {
@@ -488,22 +509,27 @@ class rocks_journal final : public journal {
     auto position = first_position;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& append = batch[i];
-      auto sequence = _new_versions[i] - append.events.size();
+      const auto first_sequence = _new_versions[i] - append.events.size() + 1;
+      // One index entry for the append's run of events: consecutive sequences, consecutive
+      // positions.
+      detail::make_stream_key(_index_key, append.stream, first_sequence);
+      detail::make_stream_value(_index_value, position, append.events.size());
+      auto s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_index_value));
+      auto sequence = first_sequence;
       for (const auto& event : append.events) {
-        ++sequence;
+        if (!s.ok()) {
+          break;
+        }
         detail::make_log_key(_log_key, position);
         _value.clear();
         detail::encode_record(_value, append.stream, sequence, now, event);
-        detail::make_stream_key(_index_key, append.stream, sequence);
-        auto s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(_value));
-        if (s.ok()) {
-          s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_log_key));
-        }
-        if (!s.ok()) {
-          _batch.RollbackToSavePoint().PermitUncheckedError();
-          return detail::to_error(s, "journal: stage stream " + append.stream);
-        }
+        s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(_value));
+        ++sequence;
         ++position;
+      }
+      if (!s.ok()) {
+        _batch.RollbackToSavePoint().PermitUncheckedError();
+        return detail::to_error(s, "journal: stage stream " + append.stream);
       }
       receipt.versions.push_back(_new_versions[i]);
     }
@@ -541,6 +567,7 @@ class rocks_journal final : public journal {
   rocksdb::WriteBatch _batch;
   std::string _log_key;
   std::string _index_key;
+  std::string _index_value;
   std::string _value;
   std::unordered_map<std::string, std::uint64_t> _versions;
   std::unique_ptr<rocksdb::Iterator> _index_it;

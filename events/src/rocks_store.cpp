@@ -19,9 +19,12 @@ namespace prov::events {
 
 namespace {
 
-/// The on-disk format this build reads and writes (meta key `format`).
+/// The on-disk format this build writes (meta key `format`). Format 2 lets one stream index
+/// entry stand for a run of events (`detail/journal_codec.hpp`); this build also reads format
+/// 1, and marks such a store as format 2 when it opens it (older builds then refuse it).
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "1";
+constexpr std::string_view format_version = "2";
+constexpr std::string_view format_upgradable = "1";
 
 constexpr std::string_view log_cf_name = "log";
 constexpr std::string_view streams_cf_name = "streams";
@@ -127,7 +130,13 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
 
   std::string format;
   const auto got = db->Get(rocksdb::ReadOptions(), store->_meta, format_key, &format);
-  if (got.IsNotFound()) {
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  if (got.ok() && format == format_upgradable) {
+    if (const auto put = db->Put(sync, store->_meta, format_key, format_version); !put.ok()) {
+      return detail::to_error(put, "rocks_store: upgrade the format version");
+    }
+  } else if (got.IsNotFound()) {
     // A new database, unless the log already holds data (then the meta was lost).
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), store->_log));
     it->SeekToFirst();
@@ -138,8 +147,6 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
       return make_error(errc::corrupt, "rocks_store: " + options.path +
                                            " holds a log but no format version in meta");
     }
-    rocksdb::WriteOptions sync;
-    sync.sync = true;
     const auto put = db->Put(sync, store->_meta, format_key, format_version);
     if (!put.ok()) {
       return detail::to_error(put, "rocks_store: write format version");
@@ -148,8 +155,8 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
     return detail::to_error(got, "rocks_store: read format version");
   } else if (format != format_version) {
     return make_error(errc::corrupt, "rocks_store: " + options.path + " has on-disk format '" + format +
-                                         "', this build reads format '" + std::string(format_version) +
-                                         "'");
+                                         "', this build reads formats '" + std::string(format_upgradable) +
+                                         "' and '" + std::string(format_version) + "'");
   }
   return store;
 }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include "prov/core/ids.hpp"
 #include "prov/events/memory_journal.hpp"
@@ -671,20 +673,25 @@ TEST_CASE("rocks journal: one journal per store", "[events][journal][rocks]") {
   CHECK(second.err().code == errc::conflict);
 }
 
-TEST_CASE("rocks journal: on-disk record and index format 1", "[events][journal][rocks]") {
+namespace {
+
+std::string be64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rocks journal: on-disk record and index format 2", "[events][journal][rocks]") {
   journal_env env(kind::rocks);
   env.clk.set(timestamp{std::chrono::microseconds{1'234'567}});
   REQUIRE_OK(append_now(env.j(), {to("s/1", 0, {ev(300, std::string("a\0b", 3), 2)})}));
 
   auto& store = env.store();
-  const auto be64 = [](std::uint64_t v) {
-    std::string out(8, '\0');
-    for (int i = 7; i >= 0; --i) {
-      out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
-      v >>= 8;
-    }
-    return out;
-  };
   std::string value;
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(1), &value).ok());
   const std::string record{
@@ -702,9 +709,96 @@ TEST_CASE("rocks journal: on-disk record and index format 1", "[events][journal]
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(1), &index).ok());
   CHECK(index == be64(1));
 
+  // An append of several events to a stream is one index entry: its first sequence, and its
+  // first position and event count.
+  REQUIRE_OK(append_now(env.j(), {to("s/1", 1, {ev(1, "b"), ev(1, "c"), ev(1, "d")}), to("s/2", 0, {ev(1, "e")})}));
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(2), &index).ok());
+  CHECK(index == be64(2) + be64(3));
+  CHECK(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(3), &index).IsNotFound());
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/2\0", 4) + be64(1), &index).ok());
+  CHECK(index == be64(5));
+
   std::string format;
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.meta_cf(), "format", &format).ok());
-  CHECK(format == "1");
+  CHECK(format == "2");
+}
+
+TEST_CASE("rocks journal: reads a stream from any sequence across runs", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  // s: runs of 3, 1 and 4 events, interleaved with another stream's events.
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "1"), ev(1, "2"), ev(1, "3")}), to("t", 0, {ev(1, "t1")})}));
+  REQUIRE_OK(append_now(env.j(), {to("s", 3, {ev(1, "4")})}));
+  REQUIRE_OK(append_now(env.j(), {to("t", 1, {ev(1, "t2")}), to("s", 4, {ev(1, "5"), ev(1, "6"), ev(1, "7"), ev(1, "8")})}));
+  for (std::uint64_t from = 0; from <= 10; ++from) {
+    for (std::uint64_t max = 1; max <= 9; ++max) {
+      CAPTURE(from, max);
+      const auto got = env.j().read_stream("s", from, max);
+      REQUIRE_OK(got);
+      const auto first = std::max<std::uint64_t>(from, 1);
+      const auto expected = first > 8 ? 0 : std::min<std::uint64_t>(max, 8 - first + 1);
+      REQUIRE(got->size() == expected);
+      for (std::size_t i = 0; i < got->size(); ++i) {
+        CHECK((*got)[i].sequence == first + i);
+        CHECK((*got)[i].payload == std::to_string(first + i));
+      }
+    }
+  }
+  CHECK(version_of(env.j(), "s") == 8);
+  CHECK(version_of(env.j(), "t") == 2);
+  CHECK(read_stream(env.j(), "t").size() == 2);
+  // Reopened: the versions come from the index.
+  env.close();
+  env.open();
+  CHECK(version_of(env.j(), "s") == 8);
+  REQUIRE_OK(append_now(env.j(), {to("s", 8, {ev(1, "9")})}));
+  CHECK(read_stream(env.j(), "s", 7).size() == 3);
+}
+
+TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read and upgraded", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  env.close();
+  {
+    // What format 1 wrote for stream "s" with two events and "t" with one.
+    auto store = rocks_store::open({env.db_path()});
+    REQUIRE_OK(store);
+    auto* db = (*store)->db();
+    const auto record = [](const std::string& stream, std::uint64_t sequence, const std::string& payload) {
+      std::string r{"\x01"};
+      r += static_cast<char>(stream.size());
+      r += stream;
+      r += static_cast<char>(sequence);
+      r += std::string("\x01\x01\x01", 3);  // time 1 us, type id 1, version 1
+      r += payload;
+      return r;
+    };
+    rocksdb::WriteBatch wb;
+    REQUIRE(wb.Put((*store)->log_cf(), be64(1), record("s", 1, "a")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(2), record("t", 1, "b")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(3), record("s", 2, "c")).ok());
+    REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(1), be64(1)).ok());
+    REQUIRE(wb.Put((*store)->streams_cf(), std::string("t\0", 2) + be64(1), be64(2)).ok());
+    REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(2), be64(3)).ok());
+    REQUIRE(wb.Put((*store)->meta_cf(), "format", "1").ok());
+    REQUIRE(db->Write(rocksdb::WriteOptions(), &wb).ok());
+  }
+  env.open();
+  std::string format;
+  REQUIRE(env.store().db()->Get(rocksdb::ReadOptions(), env.store().meta_cf(), "format", &format).ok());
+  CHECK(format == "2");
+  CHECK(env.j().head() == 3);
+  CHECK(version_of(env.j(), "s") == 2);
+  const auto s = read_stream(env.j(), "s");
+  REQUIRE(s.size() == 2);
+  CHECK(s[0].payload == "a");
+  CHECK(s[1].payload == "c");
+  CHECK(s[1].position == 3);
+  CHECK(read_stream(env.j(), "s", 2).size() == 1);
+  // New appends go on in format 2 beside the old entries.
+  REQUIRE_OK(append_now(env.j(), {to("s", 2, {ev(1, "d"), ev(1, "e")})}));
+  const auto all = read_stream(env.j(), "s");
+  REQUIRE(all.size() == 4);
+  CHECK(all[3].payload == "e");
+  CHECK(all[3].position == 5);
 }
 
 TEST_CASE("rocks journal: undecodable records are corrupt", "[events][journal][rocks]") {
@@ -730,12 +824,12 @@ TEST_CASE("rocks store: refuses a database of another format", "[events][journal
   {
     auto store = rocks_store::open({path});
     REQUIRE_OK(store);
-    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "2").ok());
+    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "3").ok());
   }
   const auto reopened = rocks_store::open({path});
   REQUIRE_FALSE(reopened.ok());
   CHECK(reopened.err().code == errc::corrupt);
-  CHECK_THAT(reopened.err().message, Catch::Contains("format '2'"));
+  CHECK_THAT(reopened.err().message, Catch::Contains("format '3'"));
 }
 
 TEST_CASE("memory journal: crash hook, events and clone", "[events][journal]") {

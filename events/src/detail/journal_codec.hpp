@@ -1,11 +1,15 @@
 #pragma once
-/// Byte-level encodings of the journal's persisted data (format 1). Changing any of these
+/// Byte-level encodings of the journal's persisted data (format 2). Changing any of these
 /// changes the on-disk format: add a new format version instead of editing.
 ///
 /// - log key      : position, 8-byte big-endian (so RocksDB's bytewise order is log order)
 /// - stream key   : stream id, 0x00, sequence as 8-byte big-endian (stream ids never contain 0x00,
 ///                  so `<stream>\0` is a prefix no other stream shares)
-/// - stream value : position, 8-byte big-endian
+/// - stream value : the position of the event with the key's sequence, 8-byte big-endian;
+///                  since format 2 an entry may stand for a run of events one append added
+///                  to the stream (consecutive sequences at consecutive positions), and then
+///                  the run's event count follows, 8-byte big-endian (format 1 wrote one entry
+///                  per event, which reads as runs of one)
 /// - log record   : u8 format(=1) | varint stream length | stream bytes | varint sequence |
 ///                  varint time (microseconds since epoch, two's complement as u64) |
 ///                  varint type_id | u8 version | payload bytes (the rest of the value)
@@ -114,6 +118,40 @@ inline std::optional<std::uint64_t> stream_key_sequence(std::string_view key, st
 inline bool is_stream_key(std::string_view key, std::string_view stream) noexcept {
   return key.size() > stream.size() && key.substr(0, stream.size()) == stream &&
          key[stream.size()] == stream_key_separator;
+}
+
+/// `out` = the stream value of a run of `count` events from `position`.
+inline void make_stream_value(std::string& out, std::uint64_t position, std::uint64_t count) {
+  out.clear();
+  append_be64(out, position);
+  if (count != 1) {
+    append_be64(out, count);
+  }
+}
+
+/// One stream index entry: events `first_sequence` .. `first_sequence + count - 1` of the
+/// stream are at positions `position` .. `position + count - 1`.
+struct stream_run {
+  std::uint64_t first_sequence = 0;
+  std::uint64_t position = 0;
+  std::uint64_t count = 0;
+};
+
+/// Decodes an index entry of `stream` (whose prefix the caller has checked), or nullopt.
+inline std::optional<stream_run> decode_stream_run(std::string_view key, std::string_view value,
+                                                   std::string_view stream) {
+  const auto sequence = stream_key_sequence(key, stream);
+  if (!sequence || *sequence == 0 || (value.size() != be64_size && value.size() != 2 * be64_size)) {
+    return std::nullopt;
+  }
+  stream_run run{*sequence, read_be64(value.data()), 1};
+  if (value.size() == 2 * be64_size) {
+    run.count = read_be64(value.data() + be64_size);
+  }
+  if (run.position == 0 || run.count == 0) {
+    return std::nullopt;
+  }
+  return run;
 }
 
 /// Appends the log record of one event to `out` (which the caller clears to reuse it).

@@ -5,7 +5,9 @@
 ///
 /// Column families (names are persisted, never rename):
 /// - `log`         global log: key = position (8-byte big-endian), value = event record
-/// - `streams`     stream index: key = stream id, 0x00, sequence (8-byte BE); value = position (8-byte BE)
+/// - `streams`     stream index, one entry per append to a stream: key = stream id, 0x00, first
+///                 sequence (8-byte BE); value = first position (8-byte BE), then the event
+///                 count (8-byte BE) if more than one
 /// - `projections` read models, owned by prov::projections (key prefixes documented there)
 /// - `meta`        small settings, e.g. `format` = on-disk format version
 
