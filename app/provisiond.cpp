@@ -17,6 +17,7 @@
 #include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
 #include "prov/gateway/api.hpp"
+#include "prov/gateway/metrics_text.hpp"
 #include "prov/gateway/http_server.hpp"
 #include "prov/kafka/command_consumer.hpp"
 #include "prov/kafka/outbox_publisher.hpp"
@@ -297,10 +298,9 @@ prov::log::level level_of(const std::string& name) {
 
 // The Kafka components' counters in Prometheus text.
 std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const prov::kafka::command_consumer* commands) {
-  std::string out;
-  auto metric = [&out](const char* name, const char* type, const char* help, std::uint64_t v) {
-    out += std::string{"# HELP "} + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-           std::to_string(v) + "\n";
+  prov::gateway::metrics_text m;
+  const auto metric = [&m](const char* name, const char* type, const char* help, std::uint64_t v) {
+    m.single(name, type, help, v);
   };
   if (outbox != nullptr) {
     const auto st = outbox->stats();
@@ -318,7 +318,7 @@ std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const pro
     metric("provisiond_kafka_commands_poison_total", "counter", "Messages that were not a JSON object or too large.", st.poison);
     metric("provisiond_kafka_commands_answer_failures_total", "counter", "Answers whose delivery failed.", st.answer_failures);
   }
-  return out;
+  return m.take();
 }
 
 }  // namespace

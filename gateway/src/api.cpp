@@ -11,6 +11,7 @@
 #include "detail/openapi.hpp"
 #include "detail/parse.hpp"
 #include "detail/render.hpp"
+#include "prov/gateway/metrics_text.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
 #include "prov/core/time_format.hpp"
@@ -602,80 +603,64 @@ struct api::impl {
   }
 
   http_response metrics() {
-    std::string out;
-    out += "# HELP provisiond_http_responses_total HTTP responses by status class.\n";
-    out += "# TYPE provisiond_http_responses_total counter\n";
+    metrics_text m;
+    m.family("provisiond_http_responses_total", "counter", "HTTP responses by status class.");
     for (std::size_t i = 1; i < responses.size(); ++i) {
-      out += "provisiond_http_responses_total{class=\"" + std::to_string(i) + "xx\"} " +
-             std::to_string(responses[i].load()) + "\n";
+      m.sample("provisiond_http_responses_total", "class=\"" + std::to_string(i) + "xx\"", responses[i].load());
     }
-    out += "# HELP provisiond_journal_head_position Position of the last committed journal event.\n";
-    out += "# TYPE provisiond_journal_head_position gauge\n";
-    out += "provisiond_journal_head_position " + std::to_string(engine.journal().head()) + "\n";
+    m.single("provisiond_journal_head_position", "gauge", "Position of the last committed journal event.",
+             engine.journal().head());
     auto position = engine.views().position();
-    out += "# HELP provisiond_projection_position Journal position the read models reflect.\n";
-    out += "# TYPE provisiond_projection_position gauge\n";
-    out += "provisiond_projection_position " + std::to_string(position ? *position : 0) + "\n";
-    out += "# HELP provisiond_unfinished_requests Requests submitted and not yet at rest.\n";
-    out += "# TYPE provisiond_unfinished_requests gauge\n";
-    out += "provisiond_unfinished_requests " + std::to_string(engine.unfinished_requests()) + "\n";
+    m.single("provisiond_projection_position", "gauge", "Journal position the read models reflect.",
+             position ? *position : 0);
+    m.single("provisiond_unfinished_requests", "gauge", "Requests submitted and not yet at rest.",
+             engine.unfinished_requests());
     if (auto live = engine.live_requests()) {
-      out += "# HELP provisiond_live_request_actors Requests whose actors are running.\n";
-      out += "# TYPE provisiond_live_request_actors gauge\n";
-      out += "provisiond_live_request_actors " + std::to_string(*live) + "\n";
+      m.single("provisiond_live_request_actors", "gauge", "Requests whose actors are running.", *live);
     }
     if (auto adm = engine.admission()) {
-      out += "# HELP provisiond_admission_active Requests holding a slot in the active steps.\n";
-      out += "# TYPE provisiond_admission_active gauge\n";
-      out += "provisiond_admission_active " + std::to_string(adm->active) + "\n";
-      out += "# HELP provisiond_admission_waiting Requests queued for a tenant or global slot.\n";
-      out += "# TYPE provisiond_admission_waiting gauge\n";
-      out += "provisiond_admission_waiting " + std::to_string(adm->waiting) + "\n";
+      m.single("provisiond_admission_active", "gauge", "Requests holding a slot in the active steps.", adm->active);
+      m.single("provisiond_admission_waiting", "gauge", "Requests queued for a tenant or global slot.", adm->waiting);
     }
     if (auto wh = engine.webhook_status()) {
-      out += "# HELP provisiond_webhook_position Journal position the webhook dispatcher has read.\n";
-      out += "# TYPE provisiond_webhook_position gauge\n";
-      out += "provisiond_webhook_position " + std::to_string(wh->position) + "\n";
-      out += "# HELP provisiond_webhook_pending Webhook deliveries queued or in flight.\n";
-      out += "# TYPE provisiond_webhook_pending gauge\n";
-      out += "provisiond_webhook_pending " + std::to_string(wh->pending) + "\n";
-      out += "# HELP provisiond_webhook_attempts_total Webhook delivery attempts by outcome since start.\n";
-      out += "# TYPE provisiond_webhook_attempts_total counter\n";
-      out += "provisiond_webhook_attempts_total{outcome=\"delivered\"} " + std::to_string(wh->delivered) + "\n";
-      out += "provisiond_webhook_attempts_total{outcome=\"failed\"} " + std::to_string(wh->failed) + "\n";
-      out += "provisiond_webhook_attempts_total{outcome=\"dropped\"} " + std::to_string(wh->dropped) + "\n";
+      m.single("provisiond_webhook_position", "gauge", "Journal position the webhook dispatcher has read.",
+               wh->position);
+      m.single("provisiond_webhook_pending", "gauge", "Webhook deliveries queued or in flight.", wh->pending);
+      m.family("provisiond_webhook_attempts_total", "counter", "Webhook delivery attempts by outcome since start.")
+          .sample("provisiond_webhook_attempts_total", "outcome=\"delivered\"", wh->delivered)
+          .sample("provisiond_webhook_attempts_total", "outcome=\"failed\"", wh->failed)
+          .sample("provisiond_webhook_attempts_total", "outcome=\"dropped\"", wh->dropped);
     }
-    out += "# HELP provisiond_stuck_reports_total Requests reported stuck by the watchdog.\n";
-    out += "# TYPE provisiond_stuck_reports_total counter\n";
-    out += "provisiond_stuck_reports_total " + std::to_string(engine.stuck_reports()) + "\n";
+    m.single("provisiond_stuck_reports_total", "counter", "Requests reported stuck by the watchdog.",
+             engine.stuck_reports());
     if (auto clusters = engine.views().clusters()) {
-      std::string breaker = "# HELP provisiond_cluster_breaker_state Circuit breaker: 0 closed, 1 half-open, 2 open.\n"
-                            "# TYPE provisiond_cluster_breaker_state gauge\n";
-      std::string in_flight = "# HELP provisiond_cluster_calls_in_flight Provider calls running per cluster.\n"
-                              "# TYPE provisiond_cluster_calls_in_flight gauge\n";
-      std::string calls = "# HELP provisiond_cluster_calls_total Provider calls started per cluster.\n"
-                          "# TYPE provisiond_cluster_calls_total counter\n";
-      std::string rejected = "# HELP provisiond_cluster_calls_rejected_total Calls failed fast (breaker or bulkhead).\n"
-                             "# TYPE provisiond_cluster_calls_rejected_total counter\n";
+      std::vector<std::pair<std::string, actors::cluster_runtime>> statuses;
       for (const auto& c : *clusters) {
-        auto r = engine.cluster_status(c.id);
-        if (!r) {
-          continue;
+        if (auto r = engine.cluster_status(c.id)) {
+          statuses.emplace_back("cluster=\"" + c.id + "\"", std::move(*r));
         }
-        const auto label = "{cluster=\"" + c.id + "\"} ";
-        breaker += "provisiond_cluster_breaker_state" + label +
-                   (r->breaker == "closed" ? "0" : r->breaker == "half_open" ? "1" : "2") + "\n";
-        in_flight += "provisiond_cluster_calls_in_flight" + label + std::to_string(r->in_flight) + "\n";
-        calls += "provisiond_cluster_calls_total" + label + std::to_string(r->calls) + "\n";
-        rejected += "provisiond_cluster_calls_rejected_total" + label + std::to_string(r->rejected) + "\n";
       }
-      out += breaker + in_flight + calls + rejected;
+      const auto per_cluster = [&](std::string_view name, std::string_view type, std::string_view help,
+                                   auto value_of) {
+        m.family(name, type, help);
+        for (const auto& [label, r] : statuses) {
+          m.sample(name, label, value_of(r));
+        }
+      };
+      per_cluster("provisiond_cluster_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+                  [](const auto& r) -> std::uint64_t { return r.breaker == "closed" ? 0 : r.breaker == "half_open" ? 1 : 2; });
+      per_cluster("provisiond_cluster_calls_in_flight", "gauge", "Provider calls running per cluster.",
+                  [](const auto& r) -> std::uint64_t { return r.in_flight; });
+      per_cluster("provisiond_cluster_calls_total", "counter", "Provider calls started per cluster.",
+                  [](const auto& r) -> std::uint64_t { return r.calls; });
+      per_cluster("provisiond_cluster_calls_rejected_total", "counter", "Calls failed fast (breaker or bulkhead).",
+                  [](const auto& r) -> std::uint64_t { return r.rejected; });
     }
     if (options.extra_metrics) {
-      out += options.extra_metrics();
+      m.raw(options.extra_metrics());
     }
     http_response r;
-    r.body = std::move(out);
+    r.body = m.take();
     r.content_type = "text/plain; version=0.0.4";
     return r;
   }

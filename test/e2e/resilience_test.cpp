@@ -1,6 +1,9 @@
 // Resilience through the real binary: graceful shutdown under load, and the circuit breaker
 // as an operator sees it (the cluster's runtime in the API and in /metrics).
 
+#include <set>
+#include <sstream>
+
 #include "server_fixture.hpp"
 
 using namespace prov::test;
@@ -79,6 +82,32 @@ TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics"
   const auto metrics = c.get("/metrics").body;
   CHECK(metrics.find("provisiond_cluster_breaker_state{cluster=\"down\"}") != std::string::npos);
   CHECK(metrics.find("provisiond_cluster_calls_rejected_total{cluster=\"down\"}") != std::string::npos);
+  // The exposition format: every family's HELP and TYPE once, before its samples.
+  {
+    std::istringstream lines{metrics};
+    std::set<std::string> helped;
+    std::set<std::string> typed;
+    std::string line;
+    std::size_t samples = 0;
+    while (std::getline(lines, line)) {
+      CAPTURE(line);
+      if (line.rfind("# HELP ", 0) == 0) {
+        CHECK(helped.insert(line.substr(7, line.find(' ', 7) - 7)).second);
+      } else if (line.rfind("# TYPE ", 0) == 0) {
+        const auto name = line.substr(7, line.find(' ', 7) - 7);
+        CHECK(helped.count(name) == 1);
+        CHECK(typed.insert(name).second);
+        const auto type = line.substr(line.rfind(' ') + 1);
+        CHECK((type == "counter" || type == "gauge"));
+      } else {
+        CHECK(typed.count(line.substr(0, line.find_first_of("{ "))) == 1);
+        CHECK(line.find(' ') != std::string::npos);
+        ++samples;
+      }
+    }
+    CHECK(typed.count("provisiond_cluster_calls_total") == 1);
+    CHECK(samples > typed.size() / 2);
+  }
 
   // The cluster recovers: the breaker closes and the waiting requests complete.
   REQUIRE(c.patch("/v1/clusters/down", json{{"simulation", {{"failureRate", {{"allocate", 0.0}}}}}}, s.admin()).status ==
