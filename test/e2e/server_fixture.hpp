@@ -5,16 +5,50 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 
 namespace prov::test {
+
+/// The directories `fresh_dir` made, removed when the test process exits (every test case
+/// runs in a process of its own). PROV_KEEP_TEST_DIRS=1 keeps them, e.g. to read a failed
+/// test's provisiond.log.
+class scratch_dirs {
+ public:
+  ~scratch_dirs() {
+    if (const char* keep = std::getenv("PROV_KEEP_TEST_DIRS"); keep != nullptr && std::string{keep} == "1") {
+      return;
+    }
+    std::lock_guard lock(_mutex);
+    for (const auto& dir : _dirs) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  }
+  void add(std::filesystem::path dir) {
+    std::lock_guard lock(_mutex);
+    _dirs.push_back(std::move(dir));
+  }
+
+ private:
+  std::mutex _mutex;
+  std::vector<std::filesystem::path> _dirs;
+};
+
+inline scratch_dirs& scratch() {
+  static scratch_dirs dirs;
+  return dirs;
+}
 
 inline std::filesystem::path fresh_dir(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() /
@@ -22,6 +56,7 @@ inline std::filesystem::path fresh_dir(const std::string& name) {
               std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  scratch().add(dir);
   return dir;
 }
 
