@@ -167,13 +167,13 @@ struct commit_signal {
   bool stop = false;
 };
 
-/// A helper thread that writes one batch at a time while the projector folds the next. It is
-/// started on first use and lives as long as the projector: with a new thread per batch,
-/// memtable inserts measured several times slower (RocksDB keeps per-thread state for them).
-class batch_writer {
+/// One job at a time on a helper thread, started on first use and kept for the owner's life:
+/// with a new thread per job, memtable inserts measured several times slower (RocksDB keeps
+/// per-thread state for them).
+class helper_thread {
  public:
-  explicit batch_writer(std::function<rocksdb::Status(batch&)> write) : _write(std::move(write)) {}
-  ~batch_writer() {
+  helper_thread() = default;
+  ~helper_thread() {
     {
       std::lock_guard lock(_mutex);
       _stopping = true;
@@ -183,68 +183,87 @@ class batch_writer {
       _thread.join();
     }
   }
-  batch_writer(const batch_writer&) = delete;
-  batch_writer& operator=(const batch_writer&) = delete;
+  helper_thread(const helper_thread&) = delete;
+  helper_thread& operator=(const helper_thread&) = delete;
 
-  /// Hands `b` to the thread (started on first use); false if no thread could be started.
-  /// At most one batch is in flight: call `wait` before the next `submit`.
-  bool submit(batch& b) {
+  /// Runs `job` on the thread; false if no thread could be started (nothing runs then). At
+  /// most one job at a time: `wait` for it before the next.
+  bool run(std::function<void()> job) {
     if (!_thread.joinable()) {
       try {
-        _thread = std::thread([this] { run(); });
+        _thread = std::thread([this] { loop(); });
       } catch (const std::exception&) {
         return false;
       }
     }
     {
       std::lock_guard lock(_mutex);
-      _job = &b;
-      _done.reset();
+      _job = std::move(job);
+      _done = false;
     }
     _cv.notify_all();
     return true;
   }
 
-  /// The outcome of the submitted batch's write, once it is done.
-  rocksdb::Status wait() {
+  /// Waits until the job handed to `run` has finished.
+  void wait() {
     std::unique_lock lock(_mutex);
-    _cv.wait(lock, [this] { return _done.has_value(); });
-    auto s = std::move(*_done);
-    _done.reset();
-    return s;
+    _cv.wait(lock, [this] { return _done; });
   }
 
  private:
-  void run() {
+  void loop() {
     std::unique_lock lock(_mutex);
     while (true) {
-      _cv.wait(lock, [this] { return _stopping || _job != nullptr; });
-      if (_job == nullptr) {
-        return;  // stopping with nothing to write
+      _cv.wait(lock, [this] { return _stopping || _job; });
+      if (!_job) {
+        return;  // stopping with nothing to do
       }
-      auto* job = std::exchange(_job, nullptr);
+      auto job = std::exchange(_job, nullptr);
       lock.unlock();
-      auto s = _write(*job);
+      job();
       lock.lock();
-      _done = std::move(s);
+      _done = true;
       _cv.notify_all();
     }
   }
 
-  std::function<rocksdb::Status(batch&)> _write;
   std::mutex _mutex;
   std::condition_variable _cv;
-  batch* _job = nullptr;
-  std::optional<rocksdb::Status> _done;
+  std::function<void()> _job;
+  bool _done = true;
   bool _stopping = false;
   std::thread _thread;
+};
+
+/// Writes one batch at a time on a helper thread while the projector folds the next.
+class batch_writer {
+ public:
+  explicit batch_writer(std::function<rocksdb::Status(batch&)> write) : _write(std::move(write)) {}
+
+  /// Hands `b` to the thread; false if no thread could be started. At most one batch is in
+  /// flight: call `wait` before the next `submit`.
+  bool submit(batch& b) {
+    return _helper.run([this, &b] { _outcome = _write(b); });
+  }
+
+  /// The outcome of the submitted batch's write, once it is done.
+  rocksdb::Status wait() {
+    _helper.wait();
+    return std::move(_outcome);
+  }
+
+ private:
+  std::function<rocksdb::Status(batch&)> _write;
+  rocksdb::Status _outcome;
+  helper_thread _helper;  ///< declared last: its thread stops first
 };
 
 /// Reads the journal ahead of the fold while the projector catches up on a long backlog (a
 /// rebuild, or a start after a crash): the next batch's events are read and decoded on a
 /// helper thread while this one is folded. Two buffers alternate, their events reused from
-/// batch to batch. Like `batch_writer`, the thread is started on first use only: a projector
-/// that keeps up with the journal reads its short tails itself.
+/// batch to batch. The thread is started on first use only: a projector that keeps up with
+/// the journal reads its short tails itself.
 class read_ahead {
  public:
   /// A read's events: `events[0, count)` from position `first`.
@@ -256,18 +275,6 @@ class read_ahead {
   };
 
   explicit read_ahead(const events::journal& j) : _journal(j) {}
-  ~read_ahead() {
-    {
-      std::lock_guard lock(_mutex);
-      _stopping = true;
-    }
-    _cv.notify_all();
-    if (_thread.joinable()) {
-      _thread.join();
-    }
-  }
-  read_ahead(const read_ahead&) = delete;
-  read_ahead& operator=(const read_ahead&) = delete;
 
   /// Up to `max` events from `from`: the read started ahead if it began there, else read now.
   chunk& get(std::uint64_t from, std::size_t max) {
@@ -283,21 +290,11 @@ class read_ahead {
   /// Starts reading up to `max` events from `from` into the buffer `get` did not return;
   /// false if no thread could be started (the next `get` then reads itself).
   bool start(std::uint64_t from, std::size_t max) {
-    if (!_thread.joinable()) {
-      try {
-        _thread = std::thread([this] { run(); });
-      } catch (const std::exception&) {
-        return false;
-      }
+    auto* job = _current == &_chunks[0] ? &_chunks[1] : &_chunks[0];
+    if (!_helper.run([this, job, from, max] { read(*job, from, max); })) {
+      return false;
     }
-    {
-      std::lock_guard lock(_mutex);
-      _job = _current == &_chunks[0] ? &_chunks[1] : &_chunks[0];
-      _job->first = from;
-      _max = max;
-      _done = nullptr;
-    }
-    _cv.notify_all();
+    _ahead = job;
     return true;
   }
 
@@ -316,44 +313,20 @@ class read_ahead {
     c.outcome = visited ? status{} : status{std::move(visited).err()};
   }
 
-  /// The read in flight once it is done (null if none).
+  /// The read started ahead, once it is done (null if none).
   chunk* wait() {
-    std::unique_lock lock(_mutex);
-    if (_job == nullptr && _done == nullptr) {
+    if (_ahead == nullptr) {
       return nullptr;
     }
-    _cv.wait(lock, [this] { return _done != nullptr; });
-    return std::exchange(_done, nullptr);
-  }
-
-  void run() {
-    std::unique_lock lock(_mutex);
-    while (true) {
-      _cv.wait(lock, [this] { return _stopping || _job != nullptr; });
-      if (_job == nullptr) {
-        return;
-      }
-      auto* job = _job;
-      const auto max = _max;
-      lock.unlock();
-      read(*job, job->first, max);
-      lock.lock();
-      _job = nullptr;
-      _done = job;
-      _cv.notify_all();
-    }
+    _helper.wait();
+    return std::exchange(_ahead, nullptr);
   }
 
   const events::journal& _journal;
   std::array<chunk, 2> _chunks;
   chunk* _current = nullptr;  ///< what `get` returned last
-  std::mutex _mutex;
-  std::condition_variable _cv;
-  chunk* _job = nullptr;   ///< being read by the thread
-  chunk* _done = nullptr;  ///< read by the thread, not yet taken
-  std::size_t _max = 0;
-  bool _stopping = false;
-  std::thread _thread;
+  chunk* _ahead = nullptr;    ///< being read (or read) by the helper, not yet taken
+  helper_thread _helper;      ///< declared last: its thread stops first
 };
 
 /// Runs a callback; an exception is logged, never allowed to end the projector's thread.
