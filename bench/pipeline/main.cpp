@@ -172,6 +172,15 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
+/// CPU time (user and system) this whole process has used so far, in seconds. Steadier than
+/// requests/s on a shared machine: a neighbour's load slows us down but costs us no CPU.
+double process_cpu_s() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 /// Resident set of this process now, from /proc/self/statm (0 if unreadable).
 double current_rss_mb() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
@@ -338,6 +347,7 @@ int run(const bench_options& o) {
   steady::time_point submits_done{};
   const auto start = steady::now();
   feed.start(start);
+  const auto cpu_before = process_cpu_s();
   std::thread driver{[&] {
     if (http) {
       drive_http(port, load, feed, tracker, failures);
@@ -401,6 +411,7 @@ int run(const bench_options& o) {
   driver.join();
 
   const auto head_after = engine->journal().head();
+  const auto cpu_s = process_cpu_s() - cpu_before;
   const auto rss_mb = peak_rss_mb();
   auto samples = tracker.collect();
   std::sort(samples.completed_ns.begin(), samples.completed_ns.end());
@@ -442,6 +453,9 @@ int run(const bench_options& o) {
   out["max_schedule_lag_ms"] =
       o.rate ? ordered_json(round3(static_cast<double>(feed.max_lag().count()) / 1e6)) : ordered_json(nullptr);
   out["peak_rss_mb"] = round3(rss_mb);
+  out["cpu_us_per_request"] =
+      tracker.finished() == 0 ? ordered_json(nullptr)
+                              : ordered_json(round3(cpu_s * 1e6 / static_cast<double>(tracker.finished())));
   out["completed"] = tracker.completed();
   out["rolled_back"] = tracker.rolled_back();
   out["wall_s"] = round3(wall_s);
