@@ -17,6 +17,7 @@
 #include "prov/core/time_format.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/cloudevents.hpp"
+#include "prov/events/rocks_journal.hpp"
 
 namespace prov::gateway {
 
@@ -610,6 +611,14 @@ struct api::impl {
     }
     m.single("provisiond_journal_head_position", "gauge", "Position of the last committed journal event.",
              engine.journal().head());
+    if (const auto journal = events::rocks_journal_stats_of(engine.journal())) {
+      // Appends (and events) per group commit: how well one fsync is shared.
+      m.single("provisiond_journal_group_commits_total", "counter",
+               "Group commits the journal wrote (one fsync each when durable).", journal->groups);
+      m.single("provisiond_journal_appends_total", "counter", "Appends the journal committed.", journal->appends);
+      m.single("provisiond_journal_events_total", "counter", "Events the journal committed since start.",
+               journal->events);
+    }
     auto position = engine.views().position();
     m.single("provisiond_projection_position", "gauge", "Journal position the read models reflect.",
              position ? *position : 0);

@@ -106,6 +106,12 @@ TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics"
       }
     }
     CHECK(typed.count("provisiond_cluster_calls_total") == 1);
+    CHECK(typed.count("provisiond_journal_group_commits_total") == 1);
+    CHECK(typed.count("provisiond_journal_events_total") == 1);
+    const std::string events_line = "\nprovisiond_journal_events_total ";
+    const auto at = metrics.find(events_line);
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoull(metrics.substr(at + events_line.size())) >= 3);  // three requests were submitted
     CHECK(samples > typed.size() / 2);
   }
 
