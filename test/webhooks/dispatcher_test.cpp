@@ -4,14 +4,14 @@
 // receiver that holds up nobody else, a bounded queue, filters, and a restart that does not
 // deliver again what was settled.
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include "actors/harness.hpp"
+#include "independent_hmac.hpp"
 #include "prov/actors/webhooks.hpp"
+
+using prov::test::independent_hmac_hex;
 
 using namespace prov;
 using namespace prov::events;
@@ -65,21 +65,6 @@ std::string header(const actors::webhook_post& p, std::string_view name) {
     }
   }
   return {};
-}
-
-/// HMAC-SHA256 computed here with OpenSSL, independently of the code under test.
-std::string independent_hmac_hex(const std::string& key, const std::string& data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), mac, &size);
-  std::string hex;
-  char buf[3];
-  for (unsigned int i = 0; i < size; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", mac[i]);
-    hex += buf;
-  }
-  return hex;
 }
 
 void append(journal& j, const std::string& stream, std::uint64_t expected, std::vector<event_record> records) {

@@ -4,38 +4,23 @@
 // HMAC, the deliveries API, deactivation after 5 failures and re-activation, deletion, the
 // address guard at registration. Every wait is bounded; no pass/fail depends on timing.
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <mutex>
 
 #include <catch2/catch.hpp>
 
 #include "e2e/server_fixture.hpp"
+#include "independent_hmac.hpp"
 #include "test_server.hpp"
 
 using nlohmann::json;
 using prov::test::eventually;
 using prov::test::fresh_dir;
+using prov::test::independent_hmac_hex;
 using prov::test::served_request;
 using prov::test::served_response;
 using prov::test::server;
 
 namespace {
-
-std::string independent_hmac_hex(const std::string& key, const std::string& data) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), mac, &size);
-  std::string hex;
-  char buf[3];
-  for (unsigned int i = 0; i < size; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", mac[i]);
-    hex += buf;
-  }
-  return hex;
-}
 
 /// A loopback receiver that records what it got and answers `status`.
 struct receiver {
