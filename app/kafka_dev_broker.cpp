@@ -33,6 +33,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "stop_signals.hpp"
 #include "prov/kafka/topics.hpp"
 
 namespace po = boost::program_options;
@@ -271,12 +272,7 @@ int main(int argc, char** argv) {
   const auto s = parse_args(argc, argv);
 
   // Signals are taken synchronously by this thread; librdkafka's threads inherit the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = prov::app::block_stop_signals();
 
   // The mock cluster lives inside a client handle; the handle itself is otherwise unused.
   char errstr[512];

@@ -12,6 +12,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "stop_signals.hpp"
 #include "prov/actors/engine.hpp"
 #include "prov/core/duration.hpp"
 #include "prov/core/ids.hpp"
@@ -299,24 +300,21 @@ prov::log::level level_of(const std::string& name) {
 // The Kafka components' counters in Prometheus text.
 std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const prov::kafka::command_consumer* commands) {
   prov::gateway::metrics_text m;
-  const auto metric = [&m](const char* name, const char* type, const char* help, std::uint64_t v) {
-    m.single(name, type, help, v);
-  };
   if (outbox != nullptr) {
     const auto st = outbox->stats();
-    metric("provisiond_kafka_outbox_position", "gauge", "Journal position whose lifecycle events Kafka acknowledged.", st.position);
-    metric("provisiond_kafka_outbox_in_flight", "gauge", "Lifecycle events produced and not yet acknowledged.", st.in_flight);
-    metric("provisiond_kafka_outbox_published_total", "counter", "Lifecycle events acknowledged by Kafka.", st.published);
-    metric("provisiond_kafka_outbox_failed_total", "counter", "Lifecycle events whose delivery failed (published again).", st.failed);
-    metric("provisiond_kafka_outbox_skipped_total", "counter", "Journal events that could not be decoded or folded.", st.skipped);
+    m.single("provisiond_kafka_outbox_position", "gauge", "Journal position whose lifecycle events Kafka acknowledged.", st.position);
+    m.single("provisiond_kafka_outbox_in_flight", "gauge", "Lifecycle events produced and not yet acknowledged.", st.in_flight);
+    m.single("provisiond_kafka_outbox_published_total", "counter", "Lifecycle events acknowledged by Kafka.", st.published);
+    m.single("provisiond_kafka_outbox_failed_total", "counter", "Lifecycle events whose delivery failed (published again).", st.failed);
+    m.single("provisiond_kafka_outbox_skipped_total", "counter", "Journal events that could not be decoded or folded.", st.skipped);
   }
   if (commands != nullptr) {
     const auto st = commands->stats();
-    metric("provisiond_kafka_commands_received_total", "counter", "Messages consumed from the command topic.", st.received);
-    metric("provisiond_kafka_commands_accepted_total", "counter", "Commands answered accepted.", st.accepted);
-    metric("provisiond_kafka_commands_rejected_total", "counter", "Commands answered rejected (poison included).", st.rejected);
-    metric("provisiond_kafka_commands_poison_total", "counter", "Messages that were not a JSON object or too large.", st.poison);
-    metric("provisiond_kafka_commands_answer_failures_total", "counter", "Answers whose delivery failed.", st.answer_failures);
+    m.single("provisiond_kafka_commands_received_total", "counter", "Messages consumed from the command topic.", st.received);
+    m.single("provisiond_kafka_commands_accepted_total", "counter", "Commands answered accepted.", st.accepted);
+    m.single("provisiond_kafka_commands_rejected_total", "counter", "Commands answered rejected (poison included).", st.rejected);
+    m.single("provisiond_kafka_commands_poison_total", "counter", "Messages that were not a JSON object or too large.", st.poison);
+    m.single("provisiond_kafka_commands_answer_failures_total", "counter", "Answers whose delivery failed.", st.answer_failures);
   }
   return m.take();
 }
@@ -329,12 +327,7 @@ int main(int argc, char** argv) {
   const auto listen = parse_listen(s.listen, s.http_threads);
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = prov::app::block_stop_signals();
 
   const auto token = admin_token(s);
   prov::system_clock_source clk;
