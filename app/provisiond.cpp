@@ -45,6 +45,7 @@ struct settings {
   std::size_t kafka_max_buffered = 1'000;
   unsigned http_threads = 2;
   std::size_t scheduler_threads = 0;
+  std::string scheduler_policy = "sharing";
   bool rebuild_projections = false;
   std::string log_level = "info";
   prov::actors::pipeline_options pipeline;
@@ -104,6 +105,8 @@ settings parse_args(int argc, char** argv) {
       ("http-threads", po::value(&s.http_threads)->default_value(s.http_threads), "HTTP I/O threads (1-64)")
       ("scheduler-threads", po::value(&s.scheduler_threads)->default_value(s.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
+      ("scheduler-policy", po::value(&s.scheduler_policy)->default_value(s.scheduler_policy),
+       "sharing (one queue, idle threads sleep: cheaper on few cores) or stealing (per-thread queues, idle threads poll)")
       ("rebuild-projections", po::bool_switch(&s.rebuild_projections), "rebuild every read model from the journal at start")
       ("log-level", po::value(&s.log_level)->default_value(s.log_level), "debug, info, warn or error");
   po::options_description worker{"worker resilience (durations: 250ms, 5s, 30m, 1h)"};
@@ -209,6 +212,9 @@ settings parse_args(int argc, char** argv) {
   }
   if (s.scheduler_threads > 256) {
     usage_error("--scheduler-threads must be from 0 to 256");
+  }
+  if (!prov::actors::parse_scheduler_policy(s.scheduler_policy)) {
+    usage_error("--scheduler-policy must be sharing or stealing");
   }
   if (s.log_level != "debug" && s.log_level != "info" && s.log_level != "warn" && s.log_level != "error") {
     usage_error("--log-level must be debug, info, warn or error");
@@ -334,6 +340,7 @@ int main(int argc, char** argv) {
   prov::actors::engine_options options;
   options.data_dir = s.data_dir;
   options.scheduler_threads = s.scheduler_threads;
+  options.scheduler = *prov::actors::parse_scheduler_policy(s.scheduler_policy);
   options.rebuild_projections = s.rebuild_projections;
   options.pipeline = s.pipeline;
   options.shutdown_grace = s.shutdown_grace;

@@ -81,6 +81,8 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   // Actors.
   self->cfg.set("logger.file-verbosity", caf::atom("quiet"));
   self->cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  self->cfg.set("scheduler.policy",
+                options.scheduler == scheduler_policy::sharing ? caf::atom("sharing") : caf::atom("stealing"));
   if (options.scheduler_threads > 0) {
     self->cfg.set("scheduler.max-threads", options.scheduler_threads);
   }

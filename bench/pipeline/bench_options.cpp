@@ -31,6 +31,7 @@ bench_options parse_options(int argc, char** argv) {
   std::string mode = "http";
   std::string durability = "fsync";
   std::string type = "vps";
+  std::string policy = "sharing";
   double rate = 0;
   double timeout_s = 0;
   po::options_description opts{"bench_pipeline options"};
@@ -51,6 +52,7 @@ bench_options parse_options(int argc, char** argv) {
       ("http-threads", po::value(&o.http_threads)->default_value(o.http_threads), "gateway I/O threads (1-64)")
       ("scheduler-threads", po::value(&o.scheduler_threads)->default_value(o.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
+      ("scheduler-policy", po::value(&policy)->default_value(policy), "actor scheduler: sharing or stealing")
       ("timeout", po::value(&timeout_s), "seconds the measured run may take (default: 120 + N/200)")
       ("stall", po::value(&o.stall_s)->default_value(o.stall_s),
        "seconds without any progress (reply or completion) before the run fails");
@@ -115,6 +117,11 @@ bench_options parse_options(int argc, char** argv) {
   }
   if (o.scheduler_threads > 256) {
     usage_error("--scheduler-threads must be from 0 to 256");
+  }
+  if (const auto p = actors::parse_scheduler_policy(policy)) {
+    o.scheduler = *p;
+  } else {
+    usage_error("--scheduler-policy must be sharing or stealing");
   }
   return o;
 }

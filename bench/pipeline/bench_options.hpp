@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "prov/actors/engine.hpp"
 #include "prov/events/request.hpp"
 
 namespace prov::bench {
@@ -28,6 +29,7 @@ struct bench_options {
   std::optional<double> rate;    ///< open-loop submissions per second; none = closed loop
   unsigned http_threads = 2;     ///< the gateway's I/O threads (provisiond's default)
   std::size_t scheduler_threads = 0;  ///< CAF workers; 0 = number of cores
+  actors::scheduler_policy scheduler = actors::scheduler_policy::sharing;
   std::optional<double> timeout_s;    ///< overall bound on the measured run; none = derived from N
   double stall_s = 60;                ///< fail if nothing progresses for this long
 };

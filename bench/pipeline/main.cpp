@@ -252,6 +252,7 @@ int run(const bench_options& o) {
   options.data_dir = *data_dir;
   options.journal_sync = o.fsync;
   options.scheduler_threads = o.scheduler_threads;
+  options.scheduler = o.scheduler;
   options.default_cluster = false;
   options.on_request_change = [&tracker](const events::request_state& before, const events::request_state& after) {
     if (after.state == before.state) {
@@ -464,6 +465,7 @@ int run(const bench_options& o) {
   out["events_per_request"] = round3(static_cast<double>(events_total) / static_cast<double>(o.requests));
   out["http_threads"] = http ? ordered_json(o.http_threads) : ordered_json(nullptr);
   out["scheduler_threads"] = o.scheduler_threads == 0 ? std::thread::hardware_concurrency() : o.scheduler_threads;
+  out["scheduler_policy"] = std::string{actors::to_string(o.scheduler)};
   out["cores"] = std::thread::hardware_concurrency();
   out["allocator"] = PROV_ALLOCATOR;
   std::cout << out.dump() << std::endl;

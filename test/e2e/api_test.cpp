@@ -1,6 +1,7 @@
 // End to end, as a new user would: start provisiond, create a tenant, submit requests over
 // HTTP, watch them finish, and check what the simulated cloud holds.
 
+#include <algorithm>
 #include <set>
 #include <sys/stat.h>
 
@@ -90,6 +91,24 @@ TEST_CASE("a new user's requests complete through the four steps", "[e2e]") {
 
   // Logs: one structured line per state change.
   CHECK(s.log().find("\"msg\":\"state_changed\"") != std::string::npos);
+  CHECK(s.stop() == 0);
+}
+
+TEST_CASE("the work-stealing scheduler runs requests to completion as well", "[e2e][cli]") {
+  // Sharing is the default (the test above); stealing is the choice for many cores.
+  server s{fresh_dir("stealing")};
+  s.start({"--scheduler-policy", "stealing"});
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.post("/v1/requests", vps(), token);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  CHECK(eventually([&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return state_of(c, token, id) == "completed"; });
+  }));
   CHECK(s.stop() == 0);
 }
 
@@ -337,6 +356,7 @@ TEST_CASE("provisiond --help lists the flags, bad flags are refused", "[e2e][cli
   for (const auto& bad : std::vector<std::vector<std::string>>{{"--listen", "nonsense"},
                                                                {"--listen", "127.0.0.1:99999"},
                                                                {"--http-threads", "0"},
+                                                               {"--scheduler-policy", "fifo"},
                                                                {"--retry-base", "0"},
                                                                {"--tenant-max-active", "-3"},
                                                                {"--call-timeout", "soon"},

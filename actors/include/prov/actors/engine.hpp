@@ -31,10 +31,36 @@ class rocks_store;
 
 namespace prov::actors {
 
+/// How the actor scheduler hands work to its threads.
+enum class scheduler_policy {
+  /// One queue, and idle threads sleep on a condition variable until work arrives. The
+  /// default: on a few cores it spends less CPU per request than stealing, whose idle threads
+  /// poll (about 8 % fewer CPU-µs per request and as much more throughput on 2 cores,
+  /// docs/PERFORMANCE.md).
+  sharing,
+  /// A queue per thread, idle threads poll and steal: scales better on many cores.
+  stealing,
+};
+
+/// "sharing" or "stealing" (as on the command line).
+constexpr std::string_view to_string(scheduler_policy p) noexcept {
+  return p == scheduler_policy::sharing ? "sharing" : "stealing";
+}
+constexpr std::optional<scheduler_policy> parse_scheduler_policy(std::string_view name) noexcept {
+  if (name == "sharing") {
+    return scheduler_policy::sharing;
+  }
+  if (name == "stealing") {
+    return scheduler_policy::stealing;
+  }
+  return std::nullopt;
+}
+
 struct engine_options {
   std::string data_dir = "./data";
   bool journal_sync = true;          ///< fsync every group commit (the only durable mode)
   std::size_t scheduler_threads = 0; ///< CAF worker threads; 0 = number of cores
+  scheduler_policy scheduler = scheduler_policy::sharing;
   bool rebuild_projections = false;  ///< replay the whole journal into fresh projections at start
   bool default_cluster = true;       ///< register the default simulation cluster on an empty journal
   pipeline_options pipeline;
