@@ -411,6 +411,32 @@ struct projector::impl {
     return detail::read_be64({v.data(), v.size()});
   }
 
+  /// Whether the stored projections are in this build's key layout (`detail::layout_key`). A
+  /// store that has projected nothing yet is marked as such.
+  result<bool> layout_current() {
+    rocksdb::PinnableSlice v;
+    const auto s = store.db()->Get(rocksdb::ReadOptions{}, store.projections_cf(), slice_of(detail::layout_key), &v);
+    if (s.ok()) {
+      return std::string_view{v.data(), v.size()} == detail::layout_version;
+    }
+    if (!s.IsNotFound()) {
+      return detail::to_error(s, "projector: read the layout version");
+    }
+    if (position.load() != 0) {
+      return false;  // projected before the layout was recorded: layout 1
+    }
+    if (auto marked = mark_layout(); !marked) {
+      return std::move(marked).err();
+    }
+    return true;
+  }
+
+  status mark_layout() {
+    return detail::to_status(store.db()->Put(rocksdb::WriteOptions{}, store.projections_cf(), slice_of(detail::layout_key),
+                                             slice_of(detail::layout_version)),
+                             "projector: write the layout version");
+  }
+
   void skip(const events::stored_event& e, const error& why) {
     skipped.fetch_add(1, std::memory_order_relaxed);
     // Never the payload: only where the event is and why it did not fit.
@@ -606,7 +632,8 @@ struct projector::impl {
         detail::append_index_suffix(key, after, id);
         add_put(b, key, {});
       }
-      if (!before.exists() || before.state != after.state) {
+      // The four step states share one index entry: moving between them changes none.
+      if (!before.exists() || detail::index_bucket(before.state) != detail::index_bucket(after.state)) {
         if (before.exists()) {
           add_delete(b, state_index_key(before, id, false));
           add_delete(b, state_index_key(before, id, true));
@@ -992,6 +1019,15 @@ status projector::catch_up() {
   if (_impl->running.load()) {
     return make_error(errc::conflict, "projector: catch_up while the projector's thread runs");
   }
+  auto current = _impl->layout_current();
+  if (!current) {
+    return std::move(current).err();
+  }
+  if (!*current) {
+    log::info("projector: the projections are in an older key layout; rebuilding them from the journal",
+              {{"layout", std::string{detail::layout_version}}});
+    return rebuild();
+  }
   return _impl->catch_up();
 }
 
@@ -1001,6 +1037,10 @@ status projector::rebuild() {
   }
   if (auto cleared = _impl->clear(); !cleared) {
     return cleared;
+  }
+  // Before any batch: a rebuild that a crash interrupts continues in the same layout.
+  if (auto marked = _impl->mark_layout(); !marked) {
+    return marked;
   }
   {
     std::lock_guard lock(_impl->waiters_mutex);

@@ -159,10 +159,18 @@ result<request_page> views::requests(const request_query& query) const {
     it->Next();  // the cursor names the last item of the previous page
   }
 
+  // The four step states share one index entry (`detail::index_bucket`): a list by one of
+  // them reads the bucket and keeps the requests whose view is in that state.
+  const bool filter_by_view = query.state && detail::in_steps(*query.state);
   request_page page;
   std::string key;
   std::string last_suffix;
-  for (; it->Valid() && page.items.size() < limit; it->Next()) {
+  bool more = false;  // another item follows the page
+  for (; it->Valid(); it->Next()) {
+    if (page.items.size() == limit && !filter_by_view) {
+      more = true;
+      break;
+    }
     const auto index_key = view_of(it->key());
     const auto suffix = index_key.substr(prefix.size());
     if (suffix.size() <= detail::inv_size) {
@@ -176,13 +184,20 @@ result<request_page> views::requests(const request_query& query) const {
     if (!*state) {
       return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
     }
+    if (filter_by_view && (*state)->state != *query.state) {
+      continue;
+    }
+    if (page.items.size() == limit) {
+      more = true;
+      break;
+    }
     page.items.push_back(std::move(**state));
     last_suffix.assign(suffix);
   }
   if (!it->status().ok()) {
     return detail::to_error(it->status(), "projections: list requests");
   }
-  if (it->Valid() && !page.items.empty()) {
+  if (more && !page.items.empty()) {
     page.next_cursor = to_hex(last_suffix);
   }
   return page;

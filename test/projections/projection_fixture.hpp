@@ -152,6 +152,13 @@ inline append_receipt start_allocating(world& w, const std::string& id) {
                                        to_record(step_started{step_kind::allocate, 1, id + "/allocate/1"})});
 }
 
+/// The next step's state: allocating -> configuring -> activating -> verifying.
+inline append_receipt finish_step(world& w, const std::string& id, step_kind step) {
+  const auto next = static_cast<step_kind>(static_cast<int>(step) + 1);
+  return w.append(request_stream(id), {to_record(step_succeeded{step, 1, {}}),
+                                       to_record(step_started{next, 1, id + "/" + std::string{enum_name(next)} + "/1"})});
+}
+
 /// allocating -> completed (every step succeeds).
 inline append_receipt complete(world& w, const std::string& id) {
   std::vector<event_record> records{to_record(step_succeeded{step_kind::allocate, 1, {}})};
@@ -245,6 +252,7 @@ inline std::vector<std::string> list_all(const views& v, request_query query, st
     const auto page = must(v.requests(query));
     ++n;
     REQUIRE(n < 10000);
+    REQUIRE((n == 1 || !page.items.empty()));  // a cursor is given only when more items follow
     for (const auto& s : page.items) {
       out.push_back(s.id);
     }

@@ -139,6 +139,63 @@ TEST_CASE("projector: rebuild yields byte-identical projections and views", "[pr
   CHECK(dump_projections(w.store()) == dump);
 }
 
+TEST_CASE("projector: projections in layout 1 are rebuilt in layout 2 when opened", "[projections][projector]") {
+  world w;
+  const views v{w.store()};
+  write_history(w);
+  // req-3 (allocating) and req-7 (configuring) are in the step states.
+  finish_step(w, "req-7", step_kind::allocate);
+  std::map<std::string, std::string> dump;
+  {
+    projector p{w.store(), w.j()};
+    REQUIRE_OK(p.catch_up());
+    dump = dump_projections(w.store());
+  }
+  REQUIRE(dump.at("m/layout") == "2");
+  const auto rendered = render_views(v);
+
+  // Turn it into layout 1 by hand: no layout key, and every step state indexed under its own
+  // byte instead of the shared 0x80.
+  auto* db = w.store().db();
+  auto* cf = w.store().projections_cf();
+  rocksdb::WriteBatch old;
+  REQUIRE(old.Delete(cf, "m/layout").ok());
+  std::size_t moved = 0;
+  for (const auto& [k, value] : dump) {
+    for (const std::string prefix : {"x/s/", "x/u/"}) {
+      if (k.rfind(prefix, 0) != 0) {
+        continue;
+      }
+      const auto at = prefix == "x/s/" ? prefix.size() : k.find('\0', prefix.size()) + 1;
+      if (static_cast<unsigned char>(k[at]) != 0x80) {
+        continue;
+      }
+      const auto id = k.substr(at + 1 + 8);
+      auto legacy = k;
+      legacy[at] = static_cast<char>(folded(w, id).state);
+      REQUIRE(old.Delete(cf, k).ok());
+      REQUIRE(old.Put(cf, legacy, "").ok());
+      ++moved;
+    }
+  }
+  CHECK(moved == 6);  // req-3, req-7 and req-11, each in "x/s/" and "x/u/"
+  REQUIRE(db->Write(rocksdb::WriteOptions{}, &old).ok());
+  REQUIRE(dump_projections(w.store()) != dump);
+
+  log_capture logs;
+  projector reopened{w.store(), w.j()};
+  REQUIRE_OK(reopened.catch_up());
+  CHECK(logs.with_message("projector: the projections are in an older key layout; rebuilding them from the journal").size() == 1);
+  CHECK(reopened.position() == w.j().head());
+  CHECK(dump_projections(w.store()) == dump);
+  CHECK(render_views(v) == rendered);
+
+  // Current now: the next open only catches up.
+  projector again{w.store(), w.j()};
+  REQUIRE_OK(again.catch_up());
+  CHECK(logs.with_message("projector: the projections are in an older key layout; rebuilding them from the journal").size() == 1);
+}
+
 TEST_CASE("projector: a new projector continues from the stored position", "[projections][projector]") {
   world w;
   const views v{w.store()};

@@ -60,7 +60,7 @@ TEST_CASE("views: a request's view is the fold of its stream", "[projections][vi
   const auto dump = dump_projections(w.store());
   std::size_t known = 0;
   for (const std::string_view prefix :
-       {"m/position", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/", "ar/", "u/", "cu/"}) {
+       {"m/position", "m/layout", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "x/live/", "c/", "t/", "k/", "ar/", "u/", "cu/"}) {
     known += count_prefix(dump, prefix);
   }
   CHECK(known == dump.size());
@@ -161,6 +161,18 @@ TEST_CASE("views: request lists filter by tenant, by state, and by both", "[proj
   submit(w, "a4", "acme");  // failed
   start_allocating(w, "a4");
   fail(w, "a4");
+  // The four step states share one index entry: interleave them so a page of one state has
+  // requests in the others between its items.
+  submit(w, "a5", "acme");  // configuring
+  start_allocating(w, "a5");
+  finish_step(w, "a5", step_kind::allocate);
+  submit(w, "g3", "globex");  // allocating
+  start_allocating(w, "g3");
+  submit(w, "a6", "acme");  // verifying
+  start_allocating(w, "a6");
+  for (const auto step : {step_kind::allocate, step_kind::configure, step_kind::activate}) {
+    finish_step(w, "a6", step);
+  }
   REQUIRE_OK(p.catch_up());
 
   const auto list = [&](std::optional<std::string> tenant, std::optional<lifecycle_state> state) {
@@ -173,19 +185,24 @@ TEST_CASE("views: request lists filter by tenant, by state, and by both", "[proj
   using strings = std::vector<std::string>;
   using ls = lifecycle_state;
 
-  CHECK(list(std::nullopt, std::nullopt) == strings{"a4", "g2", "x1", "a3", "g1", "a2", "a1"});
-  CHECK(list("acme", std::nullopt) == strings{"a4", "a3", "a2", "a1"});
+  CHECK(list(std::nullopt, std::nullopt) == strings{"a6", "g3", "a5", "a4", "g2", "x1", "a3", "g1", "a2", "a1"});
+  CHECK(list("acme", std::nullopt) == strings{"a6", "a5", "a4", "a3", "a2", "a1"});
   CHECK(list("acme2", std::nullopt) == strings{"x1"});
-  CHECK(list("globex", std::nullopt) == strings{"g2", "g1"});
+  CHECK(list("globex", std::nullopt) == strings{"g3", "g2", "g1"});
   CHECK(list("nobody", std::nullopt).empty());
   CHECK(list(std::nullopt, ls::queued) == strings{"x1", "g1", "a1"});
-  CHECK(list(std::nullopt, ls::allocating) == strings{"g2", "a2"});
+  CHECK(list(std::nullopt, ls::allocating) == strings{"g3", "g2", "a2"});
+  CHECK(list(std::nullopt, ls::configuring) == strings{"a5"});
+  CHECK(list(std::nullopt, ls::activating).empty());
+  CHECK(list(std::nullopt, ls::verifying) == strings{"a6"});
   CHECK(list(std::nullopt, ls::completed) == strings{"a3"});
   CHECK(list(std::nullopt, ls::failed) == strings{"a4"});
-  CHECK(list(std::nullopt, ls::verifying).empty());
   CHECK(list("acme", ls::queued) == strings{"a1"});
   CHECK(list("acme", ls::allocating) == strings{"a2"});
-  CHECK(list("globex", ls::allocating) == strings{"g2"});
+  CHECK(list("acme", ls::configuring) == strings{"a5"});
+  CHECK(list("acme", ls::verifying) == strings{"a6"});
+  CHECK(list("globex", ls::allocating) == strings{"g3", "g2"});
+  CHECK(list("globex", ls::verifying).empty());
   CHECK(list("globex", ls::completed).empty());
   CHECK(list("acme2", ls::queued) == strings{"x1"});
 
@@ -441,42 +458,59 @@ TEST_CASE("views: usage per tenant and per cluster follows the requests' states"
   CHECK(all.at("globex").reserved.instances == 1);
 }
 
-TEST_CASE("views: the on-disk key layout is format 1", "[projections][views]") {
+TEST_CASE("views: the on-disk key layout is layout 2", "[projections][views]") {
   world w;
   projector p{w.store(), w.j()};
   create_tenant(w, "acme", "token-a");
   register_cluster(w, "sim-1", "one");
   const auto submit_receipt = submit(w, "r1", "acme");
   start_allocating(w, "r1");
-  const auto last = fail(w, "r1");
+  fail(w, "r1");
+  const auto r2_receipt = submit(w, "r2", "acme");
+  start_allocating(w, "r2");
+  const auto last = finish_step(w, "r2", step_kind::allocate);  // configuring
   REQUIRE_OK(p.catch_up());
 
-  const auto created = static_cast<std::uint64_t>(submit_receipt.time.time_since_epoch().count());
-  const auto inv = be64(std::numeric_limits<std::uint64_t>::max() - created);
+  const auto inv_of = [](const append_receipt& r) {
+    const auto created = static_cast<std::uint64_t>(r.time.time_since_epoch().count());
+    return be64(std::numeric_limits<std::uint64_t>::max() - created);
+  };
+  const auto inv = inv_of(submit_receipt);
+  const auto inv2 = inv_of(r2_receipt);
   const std::string failed(1, static_cast<char>(lifecycle_state::failed));
+  const std::string in_steps(1, static_cast<char>(0x80));  // allocating .. verifying
   const std::string nul(1, '\0');
 
   std::map<std::string, std::string> expected{
       {"m/position", be64(last.last_position)},
+      {"m/layout", "2"},
       {"r/r1", encode_binary(folded(w, "r1"))},
       {"x/a/" + inv + "r1", ""},
       {"x/t/acme" + nul + inv + "r1", ""},
       {"x/s/" + failed + inv + "r1", ""},
       {"x/u/acme" + nul + failed + inv + "r1", ""},
       {"x/live/r1", ""},
+      {"r/r2", encode_binary(folded(w, "r2"))},
+      {"x/a/" + inv2 + "r2", ""},
+      {"x/t/acme" + nul + inv2 + "r2", ""},
+      {"x/s/" + in_steps + inv2 + "r2", ""},
+      {"x/u/acme" + nul + in_steps + inv2 + "r2", ""},
+      {"x/live/r2", ""},
       {"c/sim-1", encode_binary(must(fold_cluster(must(w.j().read_stream(cluster_stream("sim-1"), 1, 10)))))},
       {"t/acme", encode_binary(must(fold_tenant(must(w.j().read_stream(tenant_stream("acme"), 1, 10)))))},
       {"k/" + sha256_hex("token-a"), "acme"},
   };
-  // The failed request still holds its reservation until it is rolled back.
+  // The failed request still holds its reservation until it is rolled back; the configuring one
+  // uses what it allocated.
   projections::tenant_usage usage;
   usage.reserved.add(folded(w, "r1"), +1);
+  usage.used.add(folded(w, "r2"), +1);  // allocated: in use
   expected["u/acme"] = encode_binary(usage);
-  if (!folded(w, "r1").cluster.empty()) {
-    projections::cluster_usage cu;
-    cu.reserved.add(folded(w, "r1"), +1);
-    expected["cu/" + folded(w, "r1").cluster] = encode_binary(cu);
-  }
+  REQUIRE(folded(w, "r1").cluster == folded(w, "r2").cluster);
+  projections::cluster_usage cu;
+  cu.reserved.add(folded(w, "r1"), +1);
+  cu.used.add(folded(w, "r2"), +1);
+  expected["cu/" + folded(w, "r1").cluster] = encode_binary(cu);
   const auto render = [](const std::map<std::string, std::string>& kv) {
     std::vector<std::string> out;
     for (const auto& [k, v] : kv) {

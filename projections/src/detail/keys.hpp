@@ -1,5 +1,5 @@
 #pragma once
-/// The key layout of the `projections` column family (format 1, documented in `views.hpp`),
+/// The key layout of the `projections` column family (layout 2, documented in `views.hpp`),
 /// shared by the projector (writer) and the views (readers). Builders append to a caller's
 /// buffer so the projector can reuse one string for every key of a batch.
 
@@ -15,6 +15,10 @@
 namespace prov::projections::detail {
 
 inline constexpr std::string_view position_key = "m/position";
+/// The key layout the projections were written in. A store with another one (or, with a
+/// position, none: layout 1 predates the key) is rebuilt from the journal when opened.
+inline constexpr std::string_view layout_key = "m/layout";
+inline constexpr std::string_view layout_version = "2";
 inline constexpr std::string_view request_prefix = "r/";
 inline constexpr std::string_view all_index_prefix = "x/a/";
 inline constexpr std::string_view tenant_index_prefix = "x/t/";
@@ -57,6 +61,22 @@ inline std::uint64_t inverted_time(timestamp created) {
   return std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(us);
 }
 
+/// The byte of the state indexes ("x/s/", "x/u/") that stands for the four step states
+/// (allocating .. verifying), above every state's own byte. A request runs through these four
+/// quickly, so one entry covers them: its index entries change twice on the way through the
+/// pipeline instead of five times; a list by one of these states filters the entries by view.
+inline constexpr char in_steps_bucket = static_cast<char>(0x80);
+
+inline constexpr bool in_steps(events::lifecycle_state s) noexcept {
+  return s == events::lifecycle_state::allocating || s == events::lifecycle_state::configuring ||
+         s == events::lifecycle_state::activating || s == events::lifecycle_state::verifying;
+}
+
+/// The state indexes' byte for `s`: its own value, or `in_steps_bucket`.
+inline constexpr char index_bucket(events::lifecycle_state s) noexcept {
+  return in_steps(s) ? in_steps_bucket : static_cast<char>(s);
+}
+
 /// `<inv><id>`: the part of every request index key after its prefix. `id` is the request's
 /// stream key, the same as in "r/<id>".
 inline void append_index_suffix(std::string& out, const events::request_state& s, std::string_view id) {
@@ -64,17 +84,17 @@ inline void append_index_suffix(std::string& out, const events::request_state& s
   out.append(id);
 }
 
-/// The index prefix for a request list filter: "x/a/", "x/t/<tenant>\0", "x/s/<state>" or
-/// "x/u/<tenant>\0<state>".
+/// The index prefix for a request list filter: "x/a/", "x/t/<tenant>\0", "x/s/<bucket>" or
+/// "x/u/<tenant>\0<bucket>" (`index_bucket` of the state).
 inline void append_index_prefix(std::string& out, const std::optional<std::string_view>& tenant,
                                 const std::optional<events::lifecycle_state>& state) {
   if (tenant && state) {
     out.append(tenant_state_index_prefix).append(*tenant).push_back('\0');
-    out.push_back(static_cast<char>(*state));
+    out.push_back(index_bucket(*state));
   } else if (tenant) {
     out.append(tenant_index_prefix).append(*tenant).push_back('\0');
   } else if (state) {
-    out.append(state_index_prefix).push_back(static_cast<char>(*state));
+    out.append(state_index_prefix).push_back(index_bucket(*state));
   } else {
     out.append(all_index_prefix);
   }
