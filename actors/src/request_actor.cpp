@@ -52,6 +52,9 @@ struct request_actor_state {
   bool draining = false;
   caf::typed_response_promise<bool> drained;
   std::uint32_t release_failures = 0;
+  /// The idempotency key of a step this actor started itself (its `step_started` committed
+  /// here) and has not called yet: its first call is the key's first ever.
+  std::string started_here;
 };
 
 using self_ptr = request_actor::stateful_pointer<request_actor_state>;
@@ -202,6 +205,9 @@ void on_appended(self_ptr self, const append_outcome& out) {
     if (st.req.state != from) {
       log_transition(st, from);
     }
+    if (const auto* started = std::get_if<events::step_started>(&e)) {
+      st.started_here = started->idempotency_key;
+    }
   }
   st.pending.clear();
   report(self);
@@ -300,6 +306,8 @@ void run_step(self_ptr self, step_kind step) {
   call.region = req.region;
   call.spec = req.spec;
   call.resources = req.resources;
+  call.first_try = !self->state.started_here.empty() && self->state.started_here == call.idempotency_key;
+  self->state.started_here.clear();
   with_cluster(self, [=](cluster_actor cluster) {
     const auto gen = begin(self, phase::calling);
     self->request(cluster, caf::infinite, run_step_atom::value, call)
@@ -696,6 +704,7 @@ void resume(self_ptr self) {
   if (st.ph != phase::idle) {
     return;
   }
+  st.started_here.clear();  // the log decides again
   auto stored = st.ctx->journal->read_stream(st.stream);
   if (!stored) {
     log::error("load_failed", {{"request", st.id}, {"error", stored.err().message}});

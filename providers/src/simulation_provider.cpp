@@ -153,7 +153,9 @@ step_outcome simulation_provider::run_step(const step_call& call) {
   const std::size_t to_create = !fail ? planned.size()
                                 : (call.type == service_type::vps && call.step == step_kind::allocate) ? 2
                                                                                                        : 0;
-  auto existing = _store.by_key(_cluster, call.request_id, call.idempotency_key);
+  // A first try has nothing to adopt: no lookup.
+  auto existing = call.first_try ? result<std::vector<inventory_item>>{std::vector<inventory_item>{}}
+                                 : _store.by_key(_cluster, call.request_id, call.idempotency_key);
   if (!existing) {
     out.error = internal(existing.err());
     return out;

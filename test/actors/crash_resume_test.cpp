@@ -10,6 +10,7 @@
 #include <set>
 
 #include "harness.hpp"
+#include "support/counting_inventory.hpp"
 
 using namespace prov;
 using namespace prov::events;
@@ -32,18 +33,22 @@ struct reference_run {
 reference_run run_uninterrupted(const scenario& sc) {
   prov::testing::virtual_clock clk;
   memory_journal journal{clk};
-  auto cloud = providers::make_memory_inventory_store();
+  auto backing = providers::make_memory_inventory_store();
+  prov::test::counting_inventory cloud{*backing};
   prov::testing::submit(journal, prov::testing::vps_request("r1", sc.type));
   std::size_t appends = 0;
   journal.set_crash_hook([&](const std::vector<stream_append>&) {
     ++appends;
     return true;
   });
-  node n{journal, clk, *cloud, {prov::testing::sim_cluster("sim", sc.sim)}};
+  node n{journal, clk, cloud, {prov::testing::sim_cluster("sim", sc.sim)}};
   n.start("r1");
   REQUIRE(n.run_until([&] { return prov::testing::at_rest(journal, {"r1"}); }));
   const auto final = prov::testing::fold(journal, "r1");
   REQUIRE(final.state == sc.outcome);
+  // Uninterrupted, every call is its key's first: the cloud is never searched for an earlier
+  // try. (After a crash it is: the runs below would leave duplicates if it were not.)
+  CHECK(cloud.lookups() == 0);
   return reference_run{appends, final};
 }
 

@@ -11,6 +11,7 @@
 
 #include "prov/providers/provider_factory.hpp"
 #include "prov/providers/simulation_provider.hpp"
+#include "support/counting_inventory.hpp"
 
 using namespace prov;
 using namespace prov::providers;
@@ -83,6 +84,24 @@ TEST_CASE("simulation: a repeated call with the same key adopts instead of creat
   const auto other = sim.run_step(call_for(step_kind::allocate, "k/allocate/2"));
   CHECK(sim.inventory()->size() == 6);
   CHECK(ids(other.resources) != ids(first.resources));
+}
+
+TEST_CASE("simulation: a first try looks nothing up; any other call adopts what exists", "[providers][simulation]") {
+  manual_clock clk;
+  auto backing = make_memory_inventory_store();
+  prov::test::counting_inventory store{*backing};
+  simulation_provider sim{"sim", {}, store, clk};
+  auto first = call_for(step_kind::allocate, "k/allocate/1");
+  first.first_try = true;
+  const auto created = sim.run_step(first);
+  REQUIRE(created.ok);
+  CHECK(store.lookups() == 0);
+  CHECK(sim.inventory()->size() == 3);
+  // The same key again (a restart, a timeout): looked up and adopted, nothing new.
+  const auto again = sim.run_step(call_for(step_kind::allocate, "k/allocate/1"));
+  CHECK(store.lookups() == 1);
+  CHECK(ids(again.resources) == ids(created.resources));
+  CHECK(sim.inventory()->size() == 3);
 }
 
 TEST_CASE("simulation: failures are partial where a cloud's would be, and deterministic", "[providers][simulation]") {

@@ -45,6 +45,11 @@ struct step_call {
   std::string region;
   events::resource_spec spec;
   std::vector<events::resource> resources;  ///< what the request holds so far
+  /// No call with this idempotency key was ever made before: the engine committed the step's
+  /// start and issues its first call now (a call after a restart, a timeout or a re-read of
+  /// the log is never a first try). A provider may skip looking for what an earlier try
+  /// created; it must still be idempotent for any call without it.
+  bool first_try = false;
 };
 
 struct step_outcome {
