@@ -165,6 +165,8 @@ result<std::unique_ptr<inventory_store>> open_rocks_inventory_store(const std::s
   // Resources are keyed by request, whose ids (UUIDv7) grow in time: a new call's resources
   // mostly land next to the previous call's, where the memtable's insert hint starts.
   options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(2));
+  // Hints are ignored for parallel inserts; a group's leader inserts every batch itself.
+  options.allow_concurrent_memtable_write = false;
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(options, path, &db);
   if (!s.ok()) {
