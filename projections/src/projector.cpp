@@ -79,6 +79,64 @@ struct batch_cache {
   }
 };
 
+/// The states of the last written batches that the next ones will likely touch again, so
+/// that folding them reads no stored value: requests not at rest (bounded by the engine's
+/// backpressure) and usage records (one per tenant and per cluster). Only ever holds written
+/// states; bounded, past the bound a state is read from the store as before.
+struct written_states {
+  static constexpr std::size_t max_entries = 1 << 17;
+
+  using request_map = std::unordered_map<std::string, events::request_state, string_hash, std::equal_to<>>;
+  request_map live_requests;
+  std::unordered_map<std::string, tenant_usage, string_hash, std::equal_to<>> tenant_usages;
+  std::unordered_map<std::string, cluster_usage, string_hash, std::equal_to<>> cluster_usages;
+
+  template <class State>
+  auto* map() {
+    if constexpr (std::is_same_v<State, events::request_state>) {
+      return &live_requests;
+    } else if constexpr (std::is_same_v<State, tenant_usage>) {
+      return &tenant_usages;
+    } else if constexpr (std::is_same_v<State, cluster_usage>) {
+      return &cluster_usages;
+    } else {
+      return static_cast<std::unordered_map<std::string, State, string_hash, std::equal_to<>>*>(nullptr);
+    }
+  }
+
+  template <class State>
+  const State* find(std::string_view id) {
+    auto* m = map<State>();
+    if (m == nullptr) {
+      return nullptr;
+    }
+    const auto found = m->find(id);
+    return found == m->end() ? nullptr : &found->second;
+  }
+
+  template <class State>
+  void keep(const std::string& id, const State& state) {
+    auto* m = map<State>();
+    if (const auto found = m->find(id); found != m->end()) {
+      found->second = state;
+    } else if (m->size() < max_entries) {
+      m->emplace(id, state);
+    }
+  }
+
+  void forget_request(std::string_view id) {
+    if (const auto found = live_requests.find(id); found != live_requests.end()) {
+      live_requests.erase(found);
+    }
+  }
+
+  void clear() {
+    live_requests.clear();
+    tenant_usages.clear();
+    cluster_usages.clear();
+  }
+};
+
 /// A webhook delivery record folded in a batch: record `number` of webhook `webhook`, the
 /// attempt event's payload (binary, schema version 1).
 struct webhook_delivery_record {
@@ -383,6 +441,8 @@ struct projector::impl {
   /// The batch folded before the current one while it may still be unwritten: states missing
   /// from the current batch are looked up there before the store.
   const batch* previous = nullptr;
+  /// States of published batches that later ones are likely to touch again.
+  written_states written;
   std::string key;  ///< scratch for building keys
   /// True while `rebuild` replays into the cleared column family. Otherwise even a stream's
   /// first event reads its state, so a stored position behind the states (which atomic
@@ -459,6 +519,9 @@ struct projector::impl {
     }
     cached_state<State> entry;
     const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr;
+    if (earlier == nullptr) {
+      earlier = written.find<State>(id);
+    }
     if (earlier != nullptr) {
       entry.before = *earlier;
     } else if (replaying_from_empty && starts_stream) {
@@ -824,6 +887,26 @@ struct projector::impl {
   /// After a batch is written: the new position, the listeners, then the waiters it reaches.
   void publish(const batch& b) {
     const auto reached = b.last;
+    for (const auto* entry : b.requests.touched) {
+      if (!entry->second.changed) {
+        continue;
+      }
+      if (events::is_at_rest(entry->second.after.state)) {
+        written.forget_request(entry->first);
+      } else {
+        written.keep(entry->first, entry->second.after);
+      }
+    }
+    for (const auto* entry : b.tenant_usages.touched) {
+      if (entry->second.changed) {
+        written.keep(entry->first, entry->second.after);
+      }
+    }
+    for (const auto* entry : b.cluster_usages.touched) {
+      if (entry->second.changed) {
+        written.keep(entry->first, entry->second.after);
+      }
+    }
     {
       std::lock_guard lock(waiters_mutex);
       position.store(reached);
@@ -952,6 +1035,7 @@ struct projector::impl {
   }
 
   status clear() {
+    written.clear();
     auto* db = store.db();
     auto* cf = store.projections_cf();
     std::string last;
