@@ -269,7 +269,13 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     if (r) {
       i.unfinished.fetch_add(1, std::memory_order_relaxed);
       if (!needs_approval) {
-        caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
+        // The request's actor starts from the state just committed: no read of its stream.
+        events::request_state initial;
+        if (events::apply_to(initial, events::request_event{*submitted}, events::event_meta{1, r->time})) {
+          caf::anon_send(i.supervisor, start_atom::value, submitted->request_id, std::move(initial));
+        } else {
+          caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
+        }
       }
       const auto state = needs_approval ? events::lifecycle_state::pending_approval : events::lifecycle_state::queued;
       i.after_projection(r->last_position, [submitted, done, state] {

@@ -699,6 +699,22 @@ void advance(self_ptr self) {
   }
 }
 
+// Takes `s` as the request's state (folded from its stream) and decides what is next.
+void adopt(self_ptr self, events::request_state s) {
+  auto& st = self->state;
+  if (!s.exists()) {
+    log::warn("unknown_request", {{"request", st.id}});
+    self->quit();
+    return;
+  }
+  if (s.cluster != st.req.cluster) {
+    st.cluster = cluster_actor{};
+  }
+  st.req = std::move(s);
+  report(self);
+  advance(self);
+}
+
 void resume(self_ptr self) {
   auto& st = self->state;
   if (st.ph != phase::idle) {
@@ -717,17 +733,20 @@ void resume(self_ptr self) {
     self->quit(caf::sec::runtime_error);
     return;
   }
-  if (!folded->exists()) {
-    log::warn("unknown_request", {{"request", st.id}});
-    self->quit();
+  adopt(self, std::move(*folded));
+}
+
+// A new actor of a request just submitted: starts from the state its submission committed.
+// A command appended since (a cancel) makes the first append conflict, and the actor then
+// re-reads the log like any other.
+void start_from(self_ptr self, events::request_state initial) {
+  auto& st = self->state;
+  if (st.ph != phase::idle || st.req.exists()) {
+    resume(self);
     return;
   }
-  if (folded->cluster != st.req.cluster) {
-    st.cluster = cluster_actor{};
-  }
-  st.req = std::move(*folded);
-  report(self);
-  advance(self);
+  st.started_here.clear();
+  adopt(self, std::move(initial));
 }
 
 // The watchdog saw no progress for too long.
@@ -761,6 +780,7 @@ request_actor::behavior_type request_actor_impl(self_ptr self, const engine_cont
   self->state.id = std::move(id);
   return {
       [=](resume_atom) { resume(self); },
+      [=](resume_atom, events::request_state& initial) { start_from(self, std::move(initial)); },
       [=](appended_atom, const append_outcome& out) { on_appended(self, out); },
       [=](timer_atom, std::uint64_t gen) {
         auto& st = self->state;

@@ -81,6 +81,19 @@ request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, c
         }
         self->send(actor, resume_atom::value);
       },
+      [=](start_atom, const std::string& id, events::request_state& initial) {
+        if (self->state.draining) {
+          return;
+        }
+        bool spawned = false;
+        auto actor = ensure(self, ctx, id, spawned);
+        if (spawned) {
+          self->send(actor, resume_atom::value, std::move(initial));
+        } else {
+          self->state.resumed.insert(id);
+          self->send(actor, resume_atom::value);
+        }
+      },
       [=](stuck_atom, const std::string& id) {
         if (self->state.draining) {
           return;

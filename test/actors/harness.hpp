@@ -190,6 +190,10 @@ struct node {
   caf::timespan virtual_now() const { return sched->clock().now().time_since_epoch(); }
 
   void start(const std::string& id) { caf::anon_send(supervisor, actors::start_atom::value, id); }
+  /// As the engine starts a request it just submitted: with the state its submission committed.
+  void start_from(const std::string& id, events::request_state initial) {
+    caf::anon_send(supervisor, actors::start_atom::value, id, std::move(initial));
+  }
 
   /// How many request actors are alive (asked through the supervisor's protocol).
   std::size_t live_requests() {

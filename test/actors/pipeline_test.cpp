@@ -76,6 +76,42 @@ TEST_CASE("the vps happy path records events in pipeline order", "[actors][pipel
   CHECK(prov::testing::event_types(w.journal, "r1") == expected);
 }
 
+TEST_CASE("started from its submitted state, a request records what a start from the log records",
+          "[actors][pipeline]") {
+  world w;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  prov::testing::submit(w.journal, prov::testing::vps_request("r2"));
+  n.start("r1");
+  n.start_from("r2", prov::testing::fold(w.journal, "r2"));
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1", "r2"}); }));
+  CHECK(prov::testing::fold(w.journal, "r2").state == lifecycle_state::completed);
+  CHECK(prov::testing::event_types(w.journal, "r2") == prov::testing::event_types(w.journal, "r1"));
+  CHECK(n.live_requests() == 0);
+}
+
+TEST_CASE("a request cancelled before its actor starts from the submitted state ends cancelled",
+          "[actors][pipeline]") {
+  // The state handed to the new actor is stale: its first append conflicts, it re-reads the
+  // log, and it rolls back without calling the provider.
+  world w;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  const auto submitted = prov::testing::fold(w.journal, "r1");
+  std::vector<stream_append> cancel;
+  cancel.push_back(stream_append{request_stream("r1"), 1, {to_record(request_cancelled{"changed my mind", "tenant"})}});
+  w.journal.append(std::move(cancel), [](result<append_receipt> r) { REQUIRE(r.ok()); });
+  n.start_from("r1", submitted);
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolled_back);
+  CHECK(s.reason == "cancelled");
+  CHECK(s.resources.empty());
+  CHECK(w.inventory().empty());
+  const auto types = prov::testing::event_types(w.journal, "r1");
+  CHECK(std::find(types.begin(), types.end(), "request.step_started") == types.end());
+}
+
 TEST_CASE("a failure at each step rolls back every resource in reverse order", "[actors][pipeline][rollback]") {
   const auto failing = GENERATE(step_kind::allocate, step_kind::configure, step_kind::activate, step_kind::verify);
   simulation_settings sim;

@@ -145,6 +145,9 @@ using cluster_registry_actor = caf::typed_actor<
 /// One live request.
 using request_actor = caf::typed_actor<
     caf::reacts_to<resume_atom>,
+    /// A new actor starts from this state (its stream as just committed) instead of reading
+    /// the stream; if the stream moved on meanwhile, its first append conflicts and it re-reads.
+    caf::reacts_to<resume_atom, events::request_state>,
     caf::reacts_to<appended_atom, append_outcome>,
     caf::reacts_to<timer_atom, std::uint64_t>,   ///< a timer armed with this generation fired
     caf::reacts_to<admitted_atom>,               ///< a slot is free: go
@@ -202,6 +205,8 @@ using dependency_graph_actor = caf::typed_actor<
 /// Spawns request actors on demand, at most one per request, and forgets them when they stop.
 using request_supervisor_actor = caf::typed_actor<
     caf::reacts_to<start_atom, std::string>,
+    /// Starts a request just submitted, from its state as committed (no read of its stream).
+    caf::reacts_to<start_atom, std::string, events::request_state>,
     caf::reacts_to<stuck_atom, std::string>,
     caf::replies_to<count_atom>::with<std::size_t>,
     caf::replies_to<drain_atom>::with<std::size_t /*requests drained*/>>;
@@ -228,6 +233,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::projections::usage_totals)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::resource_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::service_type)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::cluster_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::request_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::append_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::inventory_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::selection_query)
