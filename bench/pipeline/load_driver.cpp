@@ -5,9 +5,13 @@
 #include <semaphore>
 #include <thread>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
-#include "http_client.hpp"
 #include "prov/events/codec.hpp"
 
 namespace prov::bench {
@@ -27,20 +31,6 @@ std::string submit_body(events::service_type type) {
   return body.dump();
 }
 
-/// The request id of a 202 reply: from `Location: /v1/requests/<id>`, else the JSON body.
-std::string request_id_of(const test::http_client::reply& r) {
-  constexpr std::string_view prefix = "/v1/requests/";
-  const auto location = r.header("location");
-  if (location.size() > prefix.size() && location.compare(0, prefix.size(), prefix) == 0) {
-    return location.substr(prefix.size());
-  }
-  try {
-    return r.json().value("id", std::string{});
-  } catch (const nlohmann::json::exception&) {
-    return {};
-  }
-}
-
 }  // namespace
 
 submit_feed::submit_feed(std::uint64_t total, std::optional<double> rate) : _total(total), _rate(rate) {}
@@ -49,7 +39,7 @@ void submit_feed::start(latency_tracker::time_point origin) {
   _origin = origin;
 }
 
-std::optional<std::uint64_t> submit_feed::next() {
+std::optional<submit_feed::ticket> submit_feed::take() {
   if (stopped()) {
     return std::nullopt;
   }
@@ -57,21 +47,39 @@ std::optional<std::uint64_t> submit_feed::next() {
   if (i >= _total) {
     return std::nullopt;
   }
+  ticket t{i, std::nullopt};
   if (_rate) {
-    const auto due = _origin + std::chrono::duration_cast<steady::duration>(
-                                   std::chrono::duration<double>{static_cast<double>(i) / *_rate});
-    for (auto now = steady::now(); now < due; now = steady::now()) {
+    t.due = _origin + std::chrono::duration_cast<steady::duration>(
+                          std::chrono::duration<double>{static_cast<double>(i) / *_rate});
+  }
+  return t;
+}
+
+void submit_feed::sent(const ticket& t) {
+  if (!t.due) {
+    return;
+  }
+  const auto lag = std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - *t.due).count();
+  auto seen = _max_lag_ns.load();
+  while (lag > seen && !_max_lag_ns.compare_exchange_weak(seen, lag)) {
+  }
+}
+
+std::optional<std::uint64_t> submit_feed::next() {
+  const auto t = take();
+  if (!t) {
+    return std::nullopt;
+  }
+  if (t->due) {
+    for (auto now = steady::now(); now < *t->due; now = steady::now()) {
       if (stopped()) {
         return std::nullopt;
       }
-      std::this_thread::sleep_until(std::min(due, now + poll_step));
+      std::this_thread::sleep_until(std::min(*t->due, now + poll_step));
     }
-    const auto lag = std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - due).count();
-    auto seen = _max_lag_ns.load();
-    while (lag > seen && !_max_lag_ns.compare_exchange_weak(seen, lag)) {
-    }
+    sent(*t);
   }
-  return i;
+  return t->index;
 }
 
 void failure_log::record(std::string why) {
@@ -94,43 +102,149 @@ events::resource_spec bench_spec() {
   return spec;
 }
 
-void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
-                failure_log& failures) {
-  const auto body = submit_body(load.type);
-  std::vector<std::vector<std::pair<std::string, std::string>>> headers;
-  headers.reserve(load.tenants.size());
-  for (const auto& t : load.tenants) {
-    headers.push_back({{"Content-Type", "application/json"}, {"Authorization", "Bearer " + t.token}});
-  }
-  std::vector<std::thread> clients;
-  clients.reserve(load.connections);
-  for (std::size_t c = 0; c < load.connections; ++c) {
-    clients.emplace_back([&] {
-      test::http_client client{"127.0.0.1", port, http_timeout};
-      while (const auto i = feed.next()) {
-        const auto& tenant_headers = headers[*i % headers.size()];
-        const auto sent = steady::now();
-        auto r = client.request("POST", "/v1/requests", body, tenant_headers);
-        const auto replied = steady::now();
-        if (r.status != 202) {
-          failures.record("submit " + std::to_string(*i) + " failed: " +
-                          (r.status == 0 ? "transport: " : "HTTP " + std::to_string(r.status) + ": ") + r.body);
-          feed.stop();
-          return;
-        }
-        auto id = request_id_of(r);
-        if (id.empty()) {
-          failures.record("submit " + std::to_string(*i) + ": 202 without a request id: " + r.body);
-          feed.stop();
-          return;
-        }
-        tracker.on_submitted(id, sent, replied);
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+/// What every connection of `drive_http` shares (all on the driver's one thread).
+struct http_load {
+  const workload& load;
+  submit_feed& feed;
+  latency_tracker& tracker;
+  failure_log& failures;
+  asio::ip::tcp::endpoint server;
+  /// The request of each tenant, ready to send (only the body's tenant token differs).
+  std::vector<http::request<http::string_body>> requests;
+};
+
+/// One keep-alive connection: takes the next index from the feed, waits until it is due
+/// (open loop), posts it, reads the answer, and again until the feed runs dry.
+class submit_connection : public std::enable_shared_from_this<submit_connection> {
+ public:
+  submit_connection(asio::io_context& io, http_load& shared) : _shared(shared), _stream(io), _timer(io) {}
+
+  void start() {
+    _stream.expires_after(http_timeout);
+    _stream.async_connect(_shared.server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        self->fail("connect: " + ec.message());
+        return;
       }
+      self->next();
     });
   }
-  for (auto& t : clients) {
-    t.join();
+
+ private:
+  void next() {
+    _ticket = _shared.feed.take();
+    if (!_ticket) {
+      return;  // done: the connection closes with this object
+    }
+    if (_ticket->due && steady::now() < *_ticket->due) {
+      _timer.expires_at(*_ticket->due);
+      _timer.async_wait([self = shared_from_this()](beast::error_code) { self->send(); });
+      return;
+    }
+    send();
   }
+
+  void send() {
+    if (_shared.feed.stopped()) {
+      return;
+    }
+    _shared.feed.sent(*_ticket);
+    const auto& request = _shared.requests[_ticket->index % _shared.requests.size()];
+    _sent = steady::now();
+    _stream.expires_after(http_timeout);
+    http::async_write(_stream, request, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) {
+        self->fail("transport: write: " + ec.message());
+        return;
+      }
+      self->read();
+    });
+  }
+
+  void read() {
+    _response = {};
+    http::async_read(_stream, _buffer, _response, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) {
+        self->fail("transport: read: " + ec.message());
+        return;
+      }
+      self->answered();
+    });
+  }
+
+  void answered() {
+    const auto replied = steady::now();
+    if (_response.result_int() != 202) {
+      fail("HTTP " + std::to_string(_response.result_int()) + ": " + _response.body());
+      return;
+    }
+    auto id = request_id_of(_response);
+    if (id.empty()) {
+      fail("202 without a request id: " + _response.body());
+      return;
+    }
+    _shared.tracker.on_submitted(id, _sent, replied);
+    next();
+  }
+
+  void fail(const std::string& why) {
+    _shared.failures.record("submit " + (_ticket ? std::to_string(_ticket->index) : std::string{"?"}) +
+                            " failed: " + why);
+    _shared.feed.stop();
+  }
+
+  /// The request id of a 202 reply: from `Location: /v1/requests/<id>`, else the JSON body.
+  static std::string request_id_of(const http::response<http::string_body>& r) {
+    constexpr std::string_view prefix = "/v1/requests/";
+    const auto field = r[http::field::location];
+    const std::string_view location{field.data(), field.size()};
+    if (location.size() > prefix.size() && location.substr(0, prefix.size()) == prefix) {
+      return std::string{location.substr(prefix.size())};
+    }
+    try {
+      return nlohmann::json::parse(r.body()).value("id", std::string{});
+    } catch (const nlohmann::json::exception&) {
+      return {};
+    }
+  }
+
+  http_load& _shared;
+  beast::tcp_stream _stream;
+  asio::steady_timer _timer;
+  beast::flat_buffer _buffer;
+  http::response<http::string_body> _response;
+  std::optional<submit_feed::ticket> _ticket;
+  steady::time_point _sent{};
+};
+
+}  // namespace
+
+void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
+                failure_log& failures) {
+  http_load shared{load, feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}};
+  const auto body = submit_body(load.type);
+  shared.requests.reserve(load.tenants.size());
+  for (const auto& t : load.tenants) {
+    http::request<http::string_body> r{http::verb::post, "/v1/requests", 11};
+    r.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    r.set(http::field::content_type, "application/json");
+    r.set(http::field::authorization, "Bearer " + t.token);
+    r.keep_alive(true);
+    r.body() = body;
+    r.prepare_payload();
+    shared.requests.push_back(std::move(r));
+  }
+  asio::io_context io{1};
+  for (std::size_t c = 0; c < load.connections; ++c) {
+    std::make_shared<submit_connection>(io, shared)->start();
+  }
+  io.run();
 }
 
 void drive_inproc(actors::engine& engine, const workload& load, submit_feed& feed, latency_tracker& tracker,

@@ -35,6 +35,16 @@ class submit_feed {
   /// index was handed out or `stop` was called.
   std::optional<std::uint64_t> next();
 
+  /// An index handed out, and when it is due (open loop only).
+  struct ticket {
+    std::uint64_t index = 0;
+    std::optional<latency_tracker::time_point> due;
+  };
+  /// The next index without waiting for it to be due; the caller waits, then calls `sent`.
+  std::optional<ticket> take();
+  /// Records how late a ticket went out (open loop).
+  void sent(const ticket& t);
+
   /// Makes every later `next` return none, and wakes submitters waiting for a due time.
   void stop() noexcept { _stopped.store(true); }
   bool stopped() const noexcept { return _stopped.load(); }
@@ -79,9 +89,10 @@ struct workload {
 /// The spec every request asks for: 1 core, 1 GiB, 10 GB (the JSON body says the same).
 events::resource_spec bench_spec();
 
-/// Submits through the gateway at 127.0.0.1:`port` from `load.connections` threads, one
-/// keep-alive connection each, until `feed` runs dry. A transport error or a status other
-/// than 202 is recorded in `failures` and stops the feed. Returns when every thread is done.
+/// Submits through the gateway at 127.0.0.1:`port` over `load.connections` keep-alive
+/// connections, all driven by this thread (asynchronous I/O, one request in flight per
+/// connection), until `feed` runs dry. A transport error or a status other than 202 is
+/// recorded in `failures` and stops the feed. Returns when every connection is done.
 void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
                 failure_log& failures);
 

@@ -1,0 +1,51 @@
+// bench_pipeline as bench/compare runs it, on a few hundred requests: it must finish, submit
+// through the gateway and account for every request. No timing is checked here (figures
+// belong to the benchmarks); this guards the load driver and the JSON the scripts read.
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "server_fixture.hpp"
+
+using namespace prov::test;
+
+namespace {
+
+nlohmann::json run_bench(const std::vector<std::string>& args, const std::filesystem::path& dir) {
+  std::vector<std::string> argv{BENCH_PIPELINE_BINARY, "--data-dir", (dir / "data").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  child_process bench{argv, (dir / "bench.err").string()};
+  std::string last;
+  while (auto line = bench.read_line(std::chrono::seconds{120})) {
+    last = *line;
+  }
+  REQUIRE(bench.wait(std::chrono::seconds{120}) == 0);
+  return nlohmann::json::parse(last);
+}
+
+}  // namespace
+
+TEST_CASE("bench_pipeline submits over HTTP and accounts for every request", "[e2e][bench]") {
+  const auto dir = fresh_dir("bench");
+  const auto out = run_bench({"--requests", "300", "--tenants", "3", "--connections", "8"}, dir);
+  CHECK(out["mode"] == "http");
+  CHECK(out["n"] == 300);
+  CHECK(out["completed"] == 300);
+  CHECK(out["rolled_back"] == 0);
+  CHECK(out["events_per_request"].get<double>() >= 10);
+  CHECK(out["submits_per_s"].get<double>() > 0);
+  CHECK(out["p99_ms"].get<double>() >= out["p50_ms"].get<double>());
+  CHECK(out["scheduler_policy"] == "sharing");
+  CHECK(out["rate_target"].is_null());
+}
+
+TEST_CASE("bench_pipeline paces an open loop and reports its schedule lag", "[e2e][bench]") {
+  const auto dir = fresh_dir("bench-open");
+  const auto out = run_bench({"--requests", "200", "--tenants", "2", "--rate", "400", "--connections", "4"}, dir);
+  CHECK(out["completed"] == 200);
+  CHECK(out["rate_target"] == 400.0);
+  CHECK(out["max_schedule_lag_ms"].is_number());
+  // 200 requests due over half a second cannot all be answered much sooner than that.
+  CHECK(out["submit_wall_s"].get<double>() >= 0.45);
+}
