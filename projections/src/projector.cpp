@@ -704,16 +704,6 @@ struct projector::impl {
         add_put(b, state_index_key(after, id, false), {});
         add_put(b, state_index_key(after, id, true), {});
       }
-      const bool was_live = before.exists() && !events::is_at_rest(before.state);
-      const bool live = !events::is_at_rest(after.state);
-      if (live != was_live) {
-        detail::make_key(key, detail::live_prefix, id);
-        if (live) {
-          add_put(b, key, {});
-        } else {
-          add_delete(b, key);
-        }
-      }
     }
   }
 

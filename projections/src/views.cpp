@@ -210,33 +210,42 @@ result<std::vector<std::string>> views::live_requests() const {
   rocksdb::ReadOptions read;
   read.snapshot = snapshot.snapshot();
 
-  const auto upper = detail::prefix_successor(detail::live_prefix);
-  const rocksdb::Slice upper_slice{upper};
-  rocksdb::ReadOptions scan = read;
-  scan.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(scan, cf)};
-
-  // The live set is keyed by id; order it by creation (then id) from the request values.
-  std::vector<std::pair<timestamp, std::string>> live;
-  std::string key;
-  for (it->Seek(rocksdb::Slice{detail::live_prefix.data(), detail::live_prefix.size()}); it->Valid(); it->Next()) {
-    const auto id = view_of(it->key()).substr(detail::live_prefix.size());
-    auto state = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
-    if (!state) {
-      return std::move(state).err();
+  // The state index's buckets of every state not at rest; their keys carry the creation time.
+  std::vector<char> buckets;
+  for (std::size_t i = 0; i < events::lifecycle_state_count; ++i) {
+    const auto s = static_cast<events::lifecycle_state>(i);
+    const auto b = detail::index_bucket(s);
+    if (!events::is_at_rest(s) && std::find(buckets.begin(), buckets.end(), b) == buckets.end()) {
+      buckets.push_back(b);
     }
-    if (!*state) {
-      return make_error(errc::corrupt, "projections: live set names a missing request (rebuild the projections)");
+  }
+  std::vector<std::pair<std::uint64_t, std::string>> live;  // (inverted creation time, id)
+  for (const auto b : buckets) {
+    std::string prefix{detail::state_index_prefix};
+    prefix.push_back(b);
+    const auto upper = detail::prefix_successor(prefix);
+    const rocksdb::Slice upper_slice{upper};
+    rocksdb::ReadOptions scan = read;
+    scan.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(scan, cf)};
+    for (it->Seek(prefix); it->Valid(); it->Next()) {
+      const auto suffix = view_of(it->key()).substr(prefix.size());
+      if (suffix.size() <= detail::inv_size) {
+        return make_error(errc::corrupt, "projections: malformed index key (rebuild the projections)");
+      }
+      live.emplace_back(detail::read_be64(suffix), std::string{suffix.substr(detail::inv_size)});
     }
-    live.emplace_back((*state)->created_at, std::string{id});
+    if (!it->status().ok()) {
+      return detail::to_error(it->status(), "projections: list live requests");
+    }
   }
-  if (!it->status().ok()) {
-    return detail::to_error(it->status(), "projections: list live requests");
-  }
-  std::sort(live.begin(), live.end());
+  // Oldest first (the largest inverted time), then by id.
+  std::sort(live.begin(), live.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : x.second < y.second;
+  });
   std::vector<std::string> out;
   out.reserve(live.size());
-  for (auto& [created, id] : live) {
+  for (auto& [inv, id] : live) {
     out.push_back(std::move(id));
   }
   return out;

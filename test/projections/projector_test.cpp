@@ -139,7 +139,7 @@ TEST_CASE("projector: rebuild yields byte-identical projections and views", "[pr
   CHECK(dump_projections(w.store()) == dump);
 }
 
-TEST_CASE("projector: projections in layout 1 are rebuilt in layout 2 when opened", "[projections][projector]") {
+TEST_CASE("projector: projections in layout 1 are rebuilt in the current layout when opened", "[projections][projector]") {
   world w;
   const views v{w.store()};
   write_history(w);
@@ -151,15 +151,18 @@ TEST_CASE("projector: projections in layout 1 are rebuilt in layout 2 when opene
     REQUIRE_OK(p.catch_up());
     dump = dump_projections(w.store());
   }
-  REQUIRE(dump.at("m/layout") == "2");
+  REQUIRE(dump.at("m/layout") == "3");
   const auto rendered = render_views(v);
 
-  // Turn it into layout 1 by hand: no layout key, and every step state indexed under its own
-  // byte instead of the shared 0x80.
+  // Turn it into layout 1 by hand: no layout key, every step state indexed under its own
+  // byte instead of the shared 0x80, and a live set.
   auto* db = w.store().db();
   auto* cf = w.store().projections_cf();
   rocksdb::WriteBatch old;
   REQUIRE(old.Delete(cf, "m/layout").ok());
+  for (const auto* id : {"req-0", "req-3"}) {
+    REQUIRE(old.Put(cf, std::string{"x/live/"} + id, "").ok());
+  }
   std::size_t moved = 0;
   for (const auto& [k, value] : dump) {
     for (const std::string prefix : {"x/s/", "x/u/"}) {
@@ -194,6 +197,25 @@ TEST_CASE("projector: projections in layout 1 are rebuilt in layout 2 when opene
   projector again{w.store(), w.j()};
   REQUIRE_OK(again.catch_up());
   CHECK(logs.with_message("projector: the projections are in an older key layout; rebuilding them from the journal").size() == 1);
+}
+
+TEST_CASE("projector: projections of another layout version are rebuilt when opened", "[projections][projector]") {
+  world w;
+  write_history(w);
+  std::map<std::string, std::string> dump;
+  {
+    projector p{w.store(), w.j()};
+    REQUIRE_OK(p.catch_up());
+    dump = dump_projections(w.store());
+  }
+  // Layout 2 kept a live set beside the state index.
+  auto* db = w.store().db();
+  auto* cf = w.store().projections_cf();
+  REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "m/layout", "2").ok());
+  REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "x/live/req-3", "").ok());
+  projector reopened{w.store(), w.j()};
+  REQUIRE_OK(reopened.catch_up());
+  CHECK(dump_projections(w.store()) == dump);
 }
 
 TEST_CASE("projector: folding from the states it wrote last gives what a rebuild gives", "[projections][projector]") {

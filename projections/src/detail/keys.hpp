@@ -1,5 +1,5 @@
 #pragma once
-/// The key layout of the `projections` column family (layout 2, documented in `views.hpp`),
+/// The key layout of the `projections` column family (layout 3, documented in `views.hpp`),
 /// shared by the projector (writer) and the views (readers). Builders append to a caller's
 /// buffer so the projector can reuse one string for every key of a batch.
 
@@ -17,14 +17,15 @@ namespace prov::projections::detail {
 inline constexpr std::string_view position_key = "m/position";
 /// The key layout the projections were written in. A store with another one (or, with a
 /// position, none: layout 1 predates the key) is rebuilt from the journal when opened.
+/// Layout 1 indexed each state under its own byte and kept a live set ("x/live/<id>"); layout
+/// 2 had one bucket for the step states; layout 3 finds the live requests in the state index.
 inline constexpr std::string_view layout_key = "m/layout";
-inline constexpr std::string_view layout_version = "2";
+inline constexpr std::string_view layout_version = "3";
 inline constexpr std::string_view request_prefix = "r/";
 inline constexpr std::string_view all_index_prefix = "x/a/";
 inline constexpr std::string_view tenant_index_prefix = "x/t/";
 inline constexpr std::string_view state_index_prefix = "x/s/";
 inline constexpr std::string_view tenant_state_index_prefix = "x/u/";
-inline constexpr std::string_view live_prefix = "x/live/";
 inline constexpr std::string_view cluster_prefix = "c/";
 inline constexpr std::string_view tenant_prefix = "t/";
 inline constexpr std::string_view token_prefix = "k/";
@@ -100,7 +101,7 @@ inline void append_index_prefix(std::string& out, const std::optional<std::strin
   }
 }
 
-/// Overwrites `out` with `prefix` + `id` (the shape of "r/<id>", "c/<id>", "x/live/<id>", ...).
+/// Overwrites `out` with `prefix` + `id` (the shape of "r/<id>", "c/<id>", "k/<hash>", ...).
 inline const std::string& make_key(std::string& out, std::string_view prefix, std::string_view id) {
   out.assign(prefix);
   out.append(id);

@@ -2,18 +2,17 @@
 /// Read models: folds of the whole journal kept in the `projections` column family,
 /// maintained by the `projector`. Queries read these, never actors. Thread-safe readers.
 ///
-/// Keys in the `projections` column family (layout 2; `inv` = 8-byte big-endian
+/// Keys in the `projections` column family (layout 3; `inv` = 8-byte big-endian
 /// UINT64_MAX - createdAt microseconds, so ascending iteration is newest first; `bucket` = the
 /// state's byte, or 0x80 for any of the four step states allocating .. verifying):
 ///   "m/position"                          -> 8-byte BE: last journal position applied
-///   "m/layout"                            -> "2" (another layout, or none with a position: rebuilt
+///   "m/layout"                            -> "3" (another layout, or none with a position: rebuilt
 ///                                            from the journal on open)
 ///   "r/<id>"                              -> request_state (binary codec)
 ///   "x/a/<inv><id>"                       -> "" every request
 ///   "x/t/<tenant>\0<inv><id>"             -> "" by tenant
 ///   "x/s/<bucket><inv><id>"               -> "" by state
 ///   "x/u/<tenant>\0<bucket><inv><id>"     -> "" by tenant and state
-///   "x/live/<id>"                         -> "" requests not at rest (to resume on start)
 ///   "c/<id>"                              -> cluster_state
 ///   "t/<id>"                              -> tenant_state
 ///   "k/<token sha256>"                    -> tenant id
