@@ -11,6 +11,7 @@
 #include <rocksdb/db.h>
 
 #include "detail/rdkafka.hpp"
+#include "prov/core/be64.hpp"
 #include "prov/core/log.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/lifecycle.hpp"
@@ -21,26 +22,6 @@
 namespace prov::kafka {
 
 namespace {
-
-std::string encode_position(std::uint64_t p) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = static_cast<char>(p & 0xff);
-    p >>= 8;
-  }
-  return out;
-}
-
-std::optional<std::uint64_t> decode_position(const std::string& bytes) {
-  if (bytes.size() != 8) {
-    return std::nullopt;
-  }
-  std::uint64_t p = 0;
-  for (unsigned char c : bytes) {
-    p = (p << 8) | c;
-  }
-  return p;
-}
 
 // Wakes the publisher's thread. Shared with the journal's commit listener, which cannot be
 // unregistered: it outlives the publisher and then wakes nobody.
@@ -191,7 +172,7 @@ struct outbox_publisher::impl {
   }
 
   status store_position(std::uint64_t p) {
-    const auto value = encode_position(p);
+    const auto value = be64(p);
     const auto st = store.db()->Put(rocksdb::WriteOptions{}, store.meta_cf(), rocksdb::Slice{outbox_position_key.data(), outbox_position_key.size()}, value);
     if (!st.ok()) {
       return make_error(errc::io_error, "outbox position: " + st.ToString());
@@ -416,7 +397,7 @@ result<std::uint64_t> outbox_publisher::stored_position(events::rocks_store& sto
   if (!st.ok()) {
     return make_error(errc::io_error, "outbox position: " + st.ToString());
   }
-  const auto p = decode_position(value);
+  const auto p = decode_be64(value);
   if (!p) {
     return make_error(errc::corrupt, "outbox position: expected 8 bytes, found " + std::to_string(value.size()));
   }

@@ -17,6 +17,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "prov/core/be64.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/events/memory_journal.hpp"
 #include "prov/events/rocks_journal.hpp"
@@ -672,19 +673,6 @@ TEST_CASE("rocks journal: one journal per store", "[events][journal][rocks]") {
   REQUIRE_FALSE(second.ok());
   CHECK(second.err().code == errc::conflict);
 }
-
-namespace {
-
-std::string be64(std::uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("rocks journal: on-disk record and index format 2", "[events][journal][rocks]") {
   journal_env env(kind::rocks);

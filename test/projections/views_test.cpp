@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "prov/core/be64.hpp"
+
 #include "projection_fixture.hpp"
 
 using namespace projection_test;
@@ -408,14 +410,6 @@ std::string readable(std::string_view bytes) {
       out.push_back(digits[b >> 4]);
       out.push_back(digits[b & 0x0f]);
     }
-  }
-  return out;
-}
-
-std::string be64(std::uint64_t v) {
-  std::string out;
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
   }
   return out;
 }

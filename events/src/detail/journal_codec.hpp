@@ -22,40 +22,19 @@
 #include <string>
 #include <string_view>
 
+#include "prov/core/be64.hpp"
 #include "prov/core/error.hpp"
 #include "prov/events/journal.hpp"
 
 namespace prov::events::detail {
 
 inline constexpr std::uint8_t record_format = 1;
-inline constexpr std::size_t be64_size = 8;
 inline constexpr char stream_key_separator = '\0';
 
-inline void append_be64(std::string& out, std::uint64_t v) {
-  char bytes[be64_size];
-  for (std::size_t i = 0; i < be64_size; ++i) {
-    bytes[be64_size - 1 - i] = static_cast<char>(v & 0xffU);
-    v >>= 8U;
-  }
-  out.append(bytes, be64_size);
-}
-
-/// Reads 8 big-endian bytes; the caller checks the size.
-inline std::uint64_t read_be64(const char* p) noexcept {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < be64_size; ++i) {
-    v = (v << 8U) | static_cast<std::uint8_t>(p[i]);
-  }
-  return v;
-}
-
-/// The 8-byte value of `s`, or nullopt if it is not exactly 8 bytes long.
-inline std::optional<std::uint64_t> decode_be64(std::string_view s) noexcept {
-  if (s.size() != be64_size) {
-    return std::nullopt;
-  }
-  return read_be64(s.data());
-}
+using prov::append_be64;
+using prov::be64_size;
+using prov::decode_be64;
+using prov::read_be64;
 
 inline void append_varint(std::string& out, std::uint64_t v) {
   while (v >= 0x80U) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "prov/core/be64.hpp"
 #include "prov/events/request.hpp"
 
 namespace prov::projections::detail {
@@ -40,20 +41,8 @@ inline constexpr std::uint64_t webhook_deliveries_kept = 100;
 /// Bytes of the inverted creation time that starts every index suffix.
 inline constexpr std::size_t inv_size = 8;
 
-inline void append_be64(std::string& out, std::uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-  }
-}
-
-/// Reads 8 big-endian bytes; `in` must hold at least 8.
-inline std::uint64_t read_be64(std::string_view in) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) {
-    v = (v << 8) | static_cast<unsigned char>(in[i]);
-  }
-  return v;
-}
+using prov::append_be64;
+using prov::read_be64;
 
 /// UINT64_MAX - createdAt microseconds (times before the epoch count as the epoch), so that
 /// ascending key order is newest first.
