@@ -745,7 +745,6 @@ void start_from(self_ptr self, events::request_state initial) {
     resume(self);
     return;
   }
-  st.started_here.clear();
   adopt(self, std::move(initial));
 }
 

@@ -3,6 +3,7 @@
 // (passivation). Draining (graceful shutdown) asks every actor to finish what it has in
 // flight, and spawns nothing new.
 
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -41,6 +42,25 @@ request_actor ensure(self_ptr self, const engine_context* ctx, const std::string
   return actor;
 }
 
+// Starts (or resumes) the actor of `id`. A fresh actor of a request just submitted takes
+// `initial`, the state its submission committed; any other reads its stream.
+void start(self_ptr self, const engine_context* ctx, const std::string& id,
+           std::optional<events::request_state> initial) {
+  if (self->state.draining) {
+    return;
+  }
+  bool spawned = false;
+  auto actor = ensure(self, ctx, id, spawned);
+  if (!spawned) {
+    self->state.resumed.insert(id);
+  }
+  if (spawned && initial) {
+    self->send(actor, resume_atom::value, std::move(*initial));
+  } else {
+    self->send(actor, resume_atom::value);
+  }
+}
+
 request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, const engine_context* ctx) {
   self->set_down_handler([=](const caf::down_msg& down) {
     auto it = self->state.ids.find(down.source);
@@ -70,29 +90,9 @@ request_supervisor_actor::behavior_type request_supervisor_impl(self_ptr self, c
     self->quit(msg.reason);
   });
   return {
-      [=](start_atom, const std::string& id) {
-        if (self->state.draining) {
-          return;
-        }
-        bool spawned = false;
-        auto actor = ensure(self, ctx, id, spawned);
-        if (!spawned) {
-          self->state.resumed.insert(id);
-        }
-        self->send(actor, resume_atom::value);
-      },
+      [=](start_atom, const std::string& id) { start(self, ctx, id, std::nullopt); },
       [=](start_atom, const std::string& id, events::request_state& initial) {
-        if (self->state.draining) {
-          return;
-        }
-        bool spawned = false;
-        auto actor = ensure(self, ctx, id, spawned);
-        if (spawned) {
-          self->send(actor, resume_atom::value, std::move(initial));
-        } else {
-          self->state.resumed.insert(id);
-          self->send(actor, resume_atom::value);
-        }
+        start(self, ctx, id, std::move(initial));
       },
       [=](stuck_atom, const std::string& id) {
         if (self->state.draining) {

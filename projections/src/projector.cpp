@@ -91,36 +91,51 @@ struct written_states {
   std::unordered_map<std::string, tenant_usage, string_hash, std::equal_to<>> tenant_usages;
   std::unordered_map<std::string, cluster_usage, string_hash, std::equal_to<>> cluster_usages;
 
+  /// Whether states of this kind are kept (clusters, tenants, rules and webhooks are not).
   template <class State>
-  auto* map() {
+  static constexpr bool kept = std::is_same_v<State, events::request_state> ||
+                               std::is_same_v<State, tenant_usage> || std::is_same_v<State, cluster_usage>;
+
+  template <class State>
+  auto& map() {
     if constexpr (std::is_same_v<State, events::request_state>) {
-      return &live_requests;
+      return live_requests;
     } else if constexpr (std::is_same_v<State, tenant_usage>) {
-      return &tenant_usages;
-    } else if constexpr (std::is_same_v<State, cluster_usage>) {
-      return &cluster_usages;
+      return tenant_usages;
     } else {
-      return static_cast<std::unordered_map<std::string, State, string_hash, std::equal_to<>>*>(nullptr);
+      static_assert(std::is_same_v<State, cluster_usage>);
+      return cluster_usages;
     }
   }
 
   template <class State>
   const State* find(std::string_view id) {
-    auto* m = map<State>();
-    if (m == nullptr) {
+    if constexpr (!kept<State>) {
       return nullptr;
+    } else {
+      auto& m = map<State>();
+      const auto found = m.find(id);
+      return found == m.end() ? nullptr : &found->second;
     }
-    const auto found = m->find(id);
-    return found == m->end() ? nullptr : &found->second;
   }
 
   template <class State>
   void keep(const std::string& id, const State& state) {
-    auto* m = map<State>();
-    if (const auto found = m->find(id); found != m->end()) {
+    auto& m = map<State>();
+    if (const auto found = m.find(id); found != m.end()) {
       found->second = state;
-    } else if (m->size() < max_entries) {
-      m->emplace(id, state);
+    } else if (m.size() < max_entries) {
+      m.emplace(id, state);
+    }
+  }
+
+  /// Keeps the changed states of a batch's usage records.
+  template <class Usage>
+  void keep_changed(const batch_cache<Usage>& cache) {
+    for (const auto* entry : cache.touched) {
+      if (entry->second.changed) {
+        keep(entry->first, entry->second.after);
+      }
     }
   }
 
@@ -887,16 +902,8 @@ struct projector::impl {
         written.keep(entry->first, entry->second.after);
       }
     }
-    for (const auto* entry : b.tenant_usages.touched) {
-      if (entry->second.changed) {
-        written.keep(entry->first, entry->second.after);
-      }
-    }
-    for (const auto* entry : b.cluster_usages.touched) {
-      if (entry->second.changed) {
-        written.keep(entry->first, entry->second.after);
-      }
-    }
+    written.keep_changed(b.tenant_usages);
+    written.keep_changed(b.cluster_usages);
     {
       std::lock_guard lock(waiters_mutex);
       position.store(reached);
