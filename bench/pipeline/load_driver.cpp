@@ -110,12 +110,11 @@ namespace http = beast::http;
 
 /// What every connection of `drive_http` shares (all on the driver's one thread).
 struct http_load {
-  const workload& load;
   submit_feed& feed;
   latency_tracker& tracker;
   failure_log& failures;
   asio::ip::tcp::endpoint server;
-  /// The request of each tenant, ready to send (only the body's tenant token differs).
+  /// The request of each tenant, ready to send (they differ only in the bearer token).
   std::vector<http::request<http::string_body>> requests;
 };
 
@@ -227,7 +226,7 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
 
 void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
                 failure_log& failures) {
-  http_load shared{load, feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}};
+  http_load shared{feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}};
   const auto body = submit_body(load.type);
   shared.requests.reserve(load.tenants.size());
   for (const auto& t : load.tenants) {
