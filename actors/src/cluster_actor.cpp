@@ -2,8 +2,9 @@
 //
 // - Bulkhead: at most `max_concurrent` provider calls run at once; up to `max_queued` wait
 //   in FIFO order; beyond that a call fails fast (retryable "bulkhead_full").
-// - Timeout: each call is answered with a retryable "timeout" after `call_timeout`. The slot
-//   stays taken until a blocking call really returns, so a dead API cannot get more threads.
+// - Timeout: a call not answered inline is answered with a retryable "timeout" after
+//   `call_timeout` (one answered inline arms no timer). The slot stays taken until a
+//   blocking call really returns, so a dead API cannot get more threads.
 // - Circuit breaker: closed -> open after N consecutive failures or a failure ratio over the
 //   last calls; while open, calls fail fast (retryable "circuit_open") so requests wait on
 //   their backoff instead of piling onto a dead cluster; after the cool-down one probe call
@@ -265,10 +266,14 @@ void pump(self_ptr self) {
     c.started = true;
     ++st.in_flight;
     ++st.counters.calls;
-    if (policy.call_timeout.count() > 0) {
+    c.run();  // may answer inline (and erase the call): `c` is not used after this
+    // Only a call still outstanding needs its timeout. A delayed message cannot be taken
+    // back, so arming one for a call answered inline would keep it in the actor clock for
+    // the whole `call_timeout` (5 min by default): millions of dead timers at a few thousand
+    // calls per second.
+    if (policy.call_timeout.count() > 0 && st.calls.count(id) != 0) {
       self->delayed_send(self, policy.call_timeout, timeout_atom::value, id);
     }
-    c.run();
   }
 }
 

@@ -282,6 +282,45 @@ TEST_CASE("a per-call timeout turns a hung call into a retryable failure", "[act
   CHECK(n.cluster_status("sim").timeouts == 2);
 }
 
+TEST_CASE("calls answered inline arm no timeout; a delayed call still does", "[actors][resilience][timeout]") {
+  // A delayed message cannot be taken back: a timer armed for every call would sit in the
+  // actor clock for the whole call timeout (5 min by default), millions of them under load.
+  actors::pipeline_options opts;
+  REQUIRE(opts.calls.call_timeout.count() > 0);  // the default: timeouts on
+  {
+    world w;
+    node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}, opts};
+    auto& timers = n.sched->clock().schedule();
+    n.run_jobs();
+    const auto idle_timers = timers.size();  // the watchdog's scan
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10; ++i) {
+      ids.push_back(submit_for(w, n, "t", "r" + std::to_string(i)));
+    }
+    n.run_jobs();
+    REQUIRE(prov::testing::at_rest(w.journal, ids));
+    for (const auto& id : ids) {
+      CHECK(prov::testing::fold(w.journal, id).state == lifecycle_state::completed);
+    }
+    CHECK(n.cluster_status("sim").calls == 40);
+    CHECK(timers.size() == idle_timers);
+  }
+  // A call that answers later keeps its timeout: one timer for the answer, one for the timeout.
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 1000;
+  sim.delay_max_ms = 1000;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  auto& timers = n.sched->clock().schedule();
+  n.run_jobs();
+  const auto idle_timers = timers.size();
+  prov::testing::submit(w.journal, prov::testing::vps_request("s1"));
+  n.start("s1");
+  n.run_jobs();
+  REQUIRE(n.cluster_status("sim").in_flight == 1);
+  CHECK(timers.size() == idle_timers + 2);
+}
+
 TEST_CASE("circuit breaker: opens on a failing cluster, fails fast, closes after a good probe",
           "[actors][resilience][breaker]") {
   world w;
