@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <future>
+#include <thread>
 
 #include <caf/all.hpp>
 
@@ -83,9 +84,11 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->cfg.set("logger.console-verbosity", caf::atom("quiet"));
   self->cfg.set("scheduler.policy",
                 options.scheduler == scheduler_policy::sharing ? caf::atom("sharing") : caf::atom("stealing"));
-  if (options.scheduler_threads > 0) {
-    self->cfg.set("scheduler.max-threads", options.scheduler_threads);
-  }
+  // One worker per core unless told otherwise (CAF's own default is at least 4, which on a
+  // 2-core machine only adds context switches).
+  self->cfg.set("scheduler.max-threads",
+                options.scheduler_threads > 0 ? options.scheduler_threads
+                                              : std::max<std::size_t>(std::thread::hardware_concurrency(), 1));
   self->sys = std::make_unique<caf::actor_system>(self->cfg);
   self->ctx.journal = self->journal.get();
   self->ctx.clk = &clk;
