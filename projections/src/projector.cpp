@@ -710,7 +710,8 @@ struct projector::impl {
         detail::append_index_suffix(key, after, id);
         add_put(b, key, {});
       }
-      // The four step states share one index entry: moving between them changes none.
+      // The active states (queued and the steps) share one index entry: moving between them
+      // changes none.
       if (!before.exists() || detail::index_bucket(before.state) != detail::index_bucket(after.state)) {
         if (before.exists()) {
           add_delete(b, state_index_key(before, id, false));

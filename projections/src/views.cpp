@@ -159,9 +159,9 @@ result<request_page> views::requests(const request_query& query) const {
     it->Next();  // the cursor names the last item of the previous page
   }
 
-  // The four step states share one index entry (`detail::index_bucket`): a list by one of
-  // them reads the bucket and keeps the requests whose view is in that state.
-  const bool filter_by_view = query.state && detail::in_steps(*query.state);
+  // The active states share one index entry (`detail::index_bucket`): a list by one of them
+  // reads the bucket and keeps the requests whose view is in that state.
+  const bool filter_by_view = query.state && detail::in_active_bucket(*query.state);
   request_page page;
   std::string key;
   std::string last_suffix;

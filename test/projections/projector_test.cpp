@@ -151,10 +151,10 @@ TEST_CASE("projector: projections in layout 1 are rebuilt in the current layout 
     REQUIRE_OK(p.catch_up());
     dump = dump_projections(w.store());
   }
-  REQUIRE(dump.at("m/layout") == "3");
+  REQUIRE(dump.at("m/layout") == "4");
   const auto rendered = render_views(v);
 
-  // Turn it into layout 1 by hand: no layout key, every step state indexed under its own
+  // Turn it into layout 1 by hand: no layout key, every active state indexed under its own
   // byte instead of the shared 0x80, and a live set.
   auto* db = w.store().db();
   auto* cf = w.store().projections_cf();
@@ -181,7 +181,9 @@ TEST_CASE("projector: projections in layout 1 are rebuilt in the current layout 
       ++moved;
     }
   }
-  CHECK(moved == 6);  // req-3, req-7 and req-11, each in "x/s/" and "x/u/"
+  // req-3, req-7 and req-11 in the steps, and six queued (req-0, req-4, req-8, batch-a..c),
+  // each in "x/s/" and "x/u/".
+  CHECK(moved == 18);
   REQUIRE(db->Write(rocksdb::WriteOptions{}, &old).ok());
   REQUIRE(dump_projections(w.store()) != dump);
 
@@ -208,11 +210,29 @@ TEST_CASE("projector: projections of another layout version are rebuilt when ope
     REQUIRE_OK(p.catch_up());
     dump = dump_projections(w.store());
   }
-  // Layout 2 kept a live set beside the state index.
   auto* db = w.store().db();
   auto* cf = w.store().projections_cf();
-  REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "m/layout", "2").ok());
-  REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "x/live/req-3", "").ok());
+  SECTION("layout 2 kept a live set beside the state index") {
+    REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "m/layout", "2").ok());
+    REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "x/live/req-3", "").ok());
+  }
+  SECTION("layout 3 indexed queued requests under their own byte") {
+    REQUIRE(db->Put(rocksdb::WriteOptions{}, cf, "m/layout", "3").ok());
+    rocksdb::WriteBatch old;
+    for (const auto& [k, value] : dump) {
+      const auto at = k.rfind("x/s/", 0) == 0 ? std::size_t{4} : k.rfind("x/u/", 0) == 0 ? k.find('\0', 4) + 1 : 0;
+      if (at != 0 && static_cast<unsigned char>(k[at]) == 0x80 &&
+          folded(w, k.substr(at + 1 + 8)).state == lifecycle_state::queued) {
+        auto legacy = k;
+        legacy[at] = static_cast<char>(lifecycle_state::queued);
+        REQUIRE(old.Delete(cf, k).ok());
+        REQUIRE(old.Put(cf, legacy, "").ok());
+      }
+    }
+    REQUIRE(old.Count() == 24);  // six queued requests, two index entries each, moved
+    REQUIRE(db->Write(rocksdb::WriteOptions{}, &old).ok());
+  }
+  REQUIRE(dump_projections(w.store()) != dump);
   projector reopened{w.store(), w.j()};
   REQUIRE_OK(reopened.catch_up());
   CHECK(dump_projections(w.store()) == dump);

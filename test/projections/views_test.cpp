@@ -451,7 +451,7 @@ TEST_CASE("views: usage per tenant and per cluster follows the requests' states"
   CHECK(all.at("globex").reserved.instances == 1);
 }
 
-TEST_CASE("views: the on-disk key layout is layout 3", "[projections][views]") {
+TEST_CASE("views: the on-disk key layout is layout 4", "[projections][views]") {
   world w;
   projector p{w.store(), w.j()};
   create_tenant(w, "acme", "token-a");
@@ -461,7 +461,8 @@ TEST_CASE("views: the on-disk key layout is layout 3", "[projections][views]") {
   fail(w, "r1");
   const auto r2_receipt = submit(w, "r2", "acme");
   start_allocating(w, "r2");
-  const auto last = finish_step(w, "r2", step_kind::allocate);  // configuring
+  finish_step(w, "r2", step_kind::allocate);  // configuring
+  const auto last = submit(w, "r3", "acme");   // queued: the same bucket as configuring
   REQUIRE_OK(p.catch_up());
 
   const auto inv_of = [](const append_receipt& r) {
@@ -470,13 +471,14 @@ TEST_CASE("views: the on-disk key layout is layout 3", "[projections][views]") {
   };
   const auto inv = inv_of(submit_receipt);
   const auto inv2 = inv_of(r2_receipt);
+  const auto inv3 = inv_of(last);
   const std::string failed(1, static_cast<char>(lifecycle_state::failed));
-  const std::string in_steps(1, static_cast<char>(0x80));  // allocating .. verifying
+  const std::string active(1, static_cast<char>(0x80));  // queued, allocating .. verifying
   const std::string nul(1, '\0');
 
   std::map<std::string, std::string> expected{
       {"m/position", be64(last.last_position)},
-      {"m/layout", "3"},
+      {"m/layout", "4"},
       {"r/r1", encode_binary(folded(w, "r1"))},
       {"x/a/" + inv + "r1", ""},
       {"x/t/acme" + nul + inv + "r1", ""},
@@ -485,17 +487,23 @@ TEST_CASE("views: the on-disk key layout is layout 3", "[projections][views]") {
       {"r/r2", encode_binary(folded(w, "r2"))},
       {"x/a/" + inv2 + "r2", ""},
       {"x/t/acme" + nul + inv2 + "r2", ""},
-      {"x/s/" + in_steps + inv2 + "r2", ""},
-      {"x/u/acme" + nul + in_steps + inv2 + "r2", ""},
+      {"x/s/" + active + inv2 + "r2", ""},
+      {"x/u/acme" + nul + active + inv2 + "r2", ""},
+      {"r/r3", encode_binary(folded(w, "r3"))},
+      {"x/a/" + inv3 + "r3", ""},
+      {"x/t/acme" + nul + inv3 + "r3", ""},
+      {"x/s/" + active + inv3 + "r3", ""},
+      {"x/u/acme" + nul + active + inv3 + "r3", ""},
       {"c/sim-1", encode_binary(must(fold_cluster(must(w.j().read_stream(cluster_stream("sim-1"), 1, 10)))))},
       {"t/acme", encode_binary(must(fold_tenant(must(w.j().read_stream(tenant_stream("acme"), 1, 10)))))},
       {"k/" + sha256_hex("token-a"), "acme"},
   };
-  // The failed request still holds its reservation until it is rolled back; the configuring one
-  // uses what it allocated.
+  // The failed request still holds its reservation until it is rolled back, and so does the
+  // queued one; the configuring one uses what it allocated.
   projections::tenant_usage usage;
   usage.reserved.add(folded(w, "r1"), +1);
   usage.used.add(folded(w, "r2"), +1);  // allocated: in use
+  usage.reserved.add(folded(w, "r3"), +1);
   expected["u/acme"] = encode_binary(usage);
   REQUIRE(folded(w, "r1").cluster == folded(w, "r2").cluster);
   projections::cluster_usage cu;

@@ -1,5 +1,5 @@
 #pragma once
-/// The key layout of the `projections` column family (layout 3, documented in `views.hpp`),
+/// The key layout of the `projections` column family (layout 4, documented in `views.hpp`),
 /// shared by the projector (writer) and the views (readers). Builders append to a caller's
 /// buffer so the projector can reuse one string for every key of a batch.
 
@@ -19,9 +19,10 @@ inline constexpr std::string_view position_key = "m/position";
 /// The key layout the projections were written in. A store with another one (or, with a
 /// position, none: layout 1 predates the key) is rebuilt from the journal when opened.
 /// Layout 1 indexed each state under its own byte and kept a live set ("x/live/<id>"); layout
-/// 2 had one bucket for the step states; layout 3 finds the live requests in the state index.
+/// 2 had one bucket for the step states; layout 3 finds the live requests in the state index;
+/// layout 4 puts `queued` in the step states' bucket.
 inline constexpr std::string_view layout_key = "m/layout";
-inline constexpr std::string_view layout_version = "3";
+inline constexpr std::string_view layout_version = "4";
 inline constexpr std::string_view request_prefix = "r/";
 inline constexpr std::string_view all_index_prefix = "x/a/";
 inline constexpr std::string_view tenant_index_prefix = "x/t/";
@@ -51,20 +52,22 @@ inline std::uint64_t inverted_time(timestamp created) {
   return std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(us);
 }
 
-/// The byte of the state indexes ("x/s/", "x/u/") that stands for the four step states
-/// (allocating .. verifying), above every state's own byte. A request runs through these four
-/// quickly, so one entry covers them: its index entries change twice on the way through the
-/// pipeline instead of five times; a list by one of these states filters the entries by view.
-inline constexpr char in_steps_bucket = static_cast<char>(0x80);
+/// The byte of the state indexes ("x/s/", "x/u/") that stands for the active states: `queued`
+/// and the four step states (allocating .. verifying), above every state's own byte. Nearly
+/// every request runs through these five quickly, so one entry covers them: its index entries
+/// change once on the way through the pipeline (to `completed` or `failed`) instead of six
+/// times; a list by one of these states filters the bucket's entries by view.
+inline constexpr char active_bucket = static_cast<char>(0x80);
 
-inline constexpr bool in_steps(events::lifecycle_state s) noexcept {
-  return s == events::lifecycle_state::allocating || s == events::lifecycle_state::configuring ||
-         s == events::lifecycle_state::activating || s == events::lifecycle_state::verifying;
+inline constexpr bool in_active_bucket(events::lifecycle_state s) noexcept {
+  return s == events::lifecycle_state::queued || s == events::lifecycle_state::allocating ||
+         s == events::lifecycle_state::configuring || s == events::lifecycle_state::activating ||
+         s == events::lifecycle_state::verifying;
 }
 
-/// The state indexes' byte for `s`: its own value, or `in_steps_bucket`.
+/// The state indexes' byte for `s`: its own value, or `active_bucket`.
 inline constexpr char index_bucket(events::lifecycle_state s) noexcept {
-  return in_steps(s) ? in_steps_bucket : static_cast<char>(s);
+  return in_active_bucket(s) ? active_bucket : static_cast<char>(s);
 }
 
 /// `<inv><id>`: the part of every request index key after its prefix. `id` is the request's

@@ -2,11 +2,11 @@
 /// Read models: folds of the whole journal kept in the `projections` column family,
 /// maintained by the `projector`. Queries read these, never actors. Thread-safe readers.
 ///
-/// Keys in the `projections` column family (layout 3; `inv` = 8-byte big-endian
+/// Keys in the `projections` column family (layout 4; `inv` = 8-byte big-endian
 /// UINT64_MAX - createdAt microseconds, so ascending iteration is newest first; `bucket` = the
-/// state's byte, or 0x80 for any of the four step states allocating .. verifying):
+/// state's byte, or 0x80 for any of the active states queued, allocating .. verifying):
 ///   "m/position"                          -> 8-byte BE: last journal position applied
-///   "m/layout"                            -> "3" (another layout, or none with a position: rebuilt
+///   "m/layout"                            -> "4" (another layout, or none with a position: rebuilt
 ///                                            from the journal on open)
 ///   "r/<id>"                              -> request_state (binary codec)
 ///   "x/a/<inv><id>"                       -> "" every request
