@@ -421,8 +421,18 @@ void read_tail(self_ptr self) {
   auto& st = self->state;
   st.gate->wake_pending.store(false);
   std::vector<events::stored_event> batch;
-  auto read = st.ctx.journal->read_all(st.cursor + 1, st.ctx.options.read_batch,
-                                       [&](const events::stored_event& e) { batch.push_back(e); });
+  // With no webhook to deliver to, request events are skipped without a copy (most of the
+  // log); from a webhook event on, everything is kept in order, as it may make one deliverable.
+  bool keep = any_deliverable(st);
+  std::uint64_t last_read = st.cursor;
+  auto read = st.ctx.journal->read_all(st.cursor + 1, st.ctx.options.read_batch, [&](const events::stored_event& e) {
+    last_read = e.position;
+    if (!keep && events::stream_category(e.stream) != "webhook") {
+      return;
+    }
+    keep = true;
+    batch.push_back(e);
+  });
   if (!read) {
     log::warn("webhook_tail_failed", {{"error", read.err().message}});
     if (!st.read_retry_armed) {
@@ -441,13 +451,14 @@ void read_tail(self_ptr self) {
     }
     st.cursor = e.position;
   }
+  st.cursor = std::max(st.cursor, last_read);
   if (st.counters.recovering && st.cursor >= st.recover_until) {
     st.counters.recovering = false;
     for (auto& [id, h] : st.hooks) {
       h.finals.clear();
     }
   }
-  if (batch.size() == st.ctx.options.read_batch) {
+  if (*read == st.ctx.options.read_batch) {
     self->send(self, webhook_tail_atom::value);  // more to read: let other messages in first
   }
   save_low_water(st);
