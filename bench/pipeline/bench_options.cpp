@@ -42,7 +42,7 @@ bench_options parse_options(int argc, char** argv) {
       ("mode", po::value(&mode)->default_value(mode),
        "http: POST through the gateway on 127.0.0.1; inproc: call engine::submit directly")
       ("connections", po::value(&o.connections)->default_value(o.connections),
-       "concurrent keep-alive HTTP clients (one thread each), or in-flight submits for inproc")
+       "concurrent keep-alive HTTP connections (all driven by one client thread), or in-flight submits for inproc")
       ("data-dir", po::value(&o.data_dir), "empty or absent directory for the engine (default: a fresh temp dir)")
       ("keep", po::bool_switch(&o.keep), "keep the data directory after the run")
       ("durability", po::value(&durability)->default_value(durability),
