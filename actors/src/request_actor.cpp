@@ -126,6 +126,9 @@ void append(self_ptr self, std::vector<request_event> batch) {
 }
 
 void log_transition(const request_actor_state& st, lifecycle_state from) {
+  if (!log::enabled(log::level::info)) {
+    return;  // the fields are not even built (six transitions per request)
+  }
   nlohmann::json fields{{"request", st.id},
                         {"tenant", st.req.tenant},
                         {"from", events::enum_name(from)},
