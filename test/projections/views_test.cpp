@@ -163,8 +163,8 @@ TEST_CASE("views: request lists filter by tenant, by state, and by both", "[proj
   submit(w, "a4", "acme");  // failed
   start_allocating(w, "a4");
   fail(w, "a4");
-  // The four step states share one index entry: interleave them so a page of one state has
-  // requests in the others between its items.
+  // The active states (queued and the four steps) share one index entry: interleave them so
+  // a page of one state has requests in the others between its items.
   submit(w, "a5", "acme");  // configuring
   start_allocating(w, "a5");
   finish_step(w, "a5", step_kind::allocate);
