@@ -1,6 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "prov/core/ids.hpp"
 
@@ -20,6 +25,62 @@ TEST_CASE("uuid v7 is canonical, versioned and time ordered", "[core][ids]") {
     seen.insert(make_uuid_v7(t1));
   }
   CHECK(seen.size() == 1000);
+}
+
+TEST_CASE("random bytes are never handed out twice, across threads and sizes", "[core][ids]") {
+  // Ids draw from a per-thread block of CSPRNG bytes: no two draws may overlap.
+  std::vector<std::vector<std::string>> drawn(4);
+  std::vector<std::thread> threads;
+  for (auto& out : drawn) {
+    threads.emplace_back([&out] {
+      for (int i = 0; i < 5000; ++i) {
+        out.push_back(random_hex(i % 2 == 0 ? 8 : 13));  // sizes that do not divide the block
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  std::set<std::string> seen;
+  for (const auto& out : drawn) {
+    seen.insert(out.begin(), out.end());
+  }
+  CHECK(seen.size() == 20000);
+  const auto big = random_hex(1000);  // more than a block
+  CHECK(big.size() == 2000);
+  CHECK(big.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(big != random_hex(1000));
+}
+
+TEST_CASE("a forked child does not repeat its parent's random bytes", "[core][ids]") {
+  (void)random_hex(4);  // this thread's block is filled before the fork
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const auto mine = random_hex(16);
+    const auto written = write(fds[1], mine.data(), mine.size());
+    _exit(written == static_cast<ssize_t>(mine.size()) ? 0 : 1);
+  }
+  close(fds[1]);
+  const auto parent = random_hex(16);
+  std::string from_child(32, '\0');
+  size_t got = 0;
+  while (got < from_child.size()) {
+    const auto n = read(fds[0], from_child.data() + got, from_child.size() - got);
+    if (n <= 0) {
+      break;
+    }
+    got += static_cast<size_t>(n);
+  }
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  REQUIRE(got == 32);
+  CHECK(from_child != parent);
 }
 
 TEST_CASE("sha256 matches a known vector", "[core][ids]") {
