@@ -302,7 +302,7 @@ caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> 
   };
   c.failed = [result] { return !result->ok && result->error.retryable; };
   auto provider = st.provider;
-  c.run = [self, id, provider, work, result]() {
+  c.run = [self, id, provider, work = std::move(work), result]() {
     if (provider->blocking()) {
       auto& st = self->state;
       if (!st.workers) {
@@ -389,8 +389,10 @@ cluster_actor::behavior_type cluster_actor_impl(self_ptr self, const engine_cont
   self->state.provider = providers::make_provider(cluster, ctx->providers);
   self->state.cluster = std::move(cluster);
   return {
-      [=](run_step_atom, const providers::step_call& c) {
-        return submit<providers::step_outcome>(self, [c](providers::provider& p) { return p.run_step(c); });
+      [=](run_step_atom, providers::step_call& c) {
+        // Moved out of the message: a call carries the request's spec and resources.
+        return submit<providers::step_outcome>(self,
+                                               [c = std::move(c)](providers::provider& p) { return p.run_step(c); });
       },
       [=](release_atom, const providers::release_call& c) {
         return submit<providers::release_outcome>(self, [c](providers::provider& p) { return p.release(c); });

@@ -275,7 +275,7 @@ void with_cluster(self_ptr self, F then) {
   const auto gen = begin(self, phase::calling);
   self->request(st.ctx->registry, caf::infinite, lookup_atom::value, st.req.cluster)
       .then(
-          [=](const cluster_choice& choice) {
+          [=](const cluster_choice& choice) mutable {
             if (!current(self, gen, phase::calling)) {
               return;
             }
@@ -311,14 +311,17 @@ void run_step(self_ptr self, step_kind step) {
   call.resources = req.resources;
   call.first_try = !self->state.started_here.empty() && self->state.started_here == call.idempotency_key;
   self->state.started_here.clear();
-  with_cluster(self, [=](cluster_actor cluster) {
+  // The call (spec, resources) is moved into the message; the handlers keep only what they use.
+  with_cluster(self, [self, call = std::move(call)](cluster_actor cluster) mutable {
     const auto gen = begin(self, phase::calling);
-    self->request(cluster, caf::infinite, run_step_atom::value, call)
+    const auto step = call.step;
+    const auto attempt = call.attempt;
+    self->request(cluster, caf::infinite, run_step_atom::value, std::move(call))
         .then(
             [=](const providers::step_outcome& out) {
               if (current(self, gen, phase::calling)) {
                 self->state.ph = phase::idle;
-                on_step_outcome(self, call.step, call.attempt, out);
+                on_step_outcome(self, step, attempt, out);
               }
             },
             [=](caf::error& err) {
@@ -326,7 +329,7 @@ void run_step(self_ptr self, step_kind step) {
                 self->state.ph = phase::idle;
                 providers::step_outcome out;
                 out.error = providers::provider_error{"cluster_unavailable", caf::to_string(err), true};
-                on_step_outcome(self, call.step, call.attempt, out);
+                on_step_outcome(self, step, attempt, out);
               }
             });
   });
