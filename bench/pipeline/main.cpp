@@ -272,10 +272,21 @@ int run(const bench_options& o) {
   }
   auto engine = std::move(*opened);
 
-  // Whatever happens from here, the engine stops before the data directory is touched.
+  std::unique_ptr<gateway::api> api;
+  std::unique_ptr<gateway::http_server> server;
+
+  // Whatever happens from here, the gateway and the engine are gone before the data
+  // directory is touched: only closing RocksDB ends its background work (a compaction that
+  // deletes files while the directory is removed left it half removed).
   bool ok = false;
   auto finish = [&](int code) {
+    if (server) {
+      server->stop();
+    }
+    server.reset();
+    api.reset();
     engine->shutdown();
+    engine.reset();
     namespace fs = std::filesystem;
     if (o.keep || !ok) {
       say("data dir kept: " + *data_dir);
@@ -302,8 +313,6 @@ int run(const bench_options& o) {
     return finish(1);
   }
 
-  std::unique_ptr<gateway::api> api;
-  std::unique_ptr<gateway::http_server> server;
   unsigned short port = 0;
   if (http) {
     api = std::make_unique<gateway::api>(*engine, gateway::api_options{"adm_bench_" + random_hex(16)});

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
+
 #include <nlohmann/json.hpp>
 
 #include "server_fixture.hpp"
@@ -21,6 +24,11 @@ nlohmann::json run_bench(const std::vector<std::string>& args, const std::filesy
     last = *line;
   }
   REQUIRE(bench.wait(std::chrono::seconds{120}) == 0);
+  // A successful run removes its data directory, whole: the engine is closed first.
+  CHECK_FALSE(std::filesystem::exists(dir / "data"));
+  std::ifstream err{dir / "bench.err"};
+  const std::string diagnostics{std::istreambuf_iterator<char>{err}, std::istreambuf_iterator<char>{}};
+  CHECK(diagnostics.find("cannot remove") == std::string::npos);
   return nlohmann::json::parse(last);
 }
 
