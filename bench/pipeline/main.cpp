@@ -280,10 +280,7 @@ int run(const bench_options& o) {
   // deletes files while the directory is removed left it half removed).
   bool ok = false;
   auto finish = [&](int code) {
-    if (server) {
-      server->stop();
-    }
-    server.reset();
+    server.reset();  // stops it
     api.reset();
     engine->shutdown();
     engine.reset();
