@@ -25,6 +25,7 @@
 
 #include "prov/actors/spawn.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 
 namespace prov::actors {
 
@@ -44,7 +45,10 @@ struct worker_pool {
   static std::shared_ptr<worker_pool> start(std::size_t threads) {
     auto pool = std::make_shared<worker_pool>();
     for (std::size_t i = 0; i < threads; ++i) {
-      std::thread{[pool] { pool->run(); }}.detach();
+      std::thread{[pool] {
+        name_this_thread("prov.provider");
+        pool->run();
+      }}.detach();
     }
     return pool;
   }

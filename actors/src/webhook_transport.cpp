@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "prov/actors/webhooks.hpp"
+#include "prov/core/thread_name.hpp"
 #include "prov/providers/http/client.hpp"
 
 namespace prov::actors {
@@ -60,7 +61,10 @@ class http_transport final : public webhook_transport {
     _shared->per_tenant = options.max_concurrent_per_tenant > 0 ? options.max_concurrent_per_tenant
                                                                  : std::max<std::size_t>(1, threads / 4);
     for (std::size_t i = 0; i < threads; ++i) {
-      std::thread{[s = _shared] { s->work(); }}.detach();
+      std::thread{[s = _shared] {
+        name_this_thread("prov.webhook");
+        s->work();
+      }}.detach();
     }
   }
 

@@ -30,6 +30,7 @@
 #include "prov/actors/engine.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 #include "prov/events/codec.hpp"
 #include "prov/gateway/api.hpp"
 #include "prov/gateway/http_server.hpp"
@@ -356,6 +357,7 @@ int run(const bench_options& o) {
   feed.start(start);
   const auto cpu_before = process_cpu_s();
   std::thread driver{[&] {
+    name_this_thread("bench.driver");
     if (http) {
       drive_http(port, load, feed, tracker, failures);
     } else {

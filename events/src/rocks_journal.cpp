@@ -26,6 +26,7 @@
 #include "detail/journal_validation.hpp"
 #include "detail/rocks_status.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 
 namespace prov::events {
 
@@ -110,7 +111,10 @@ class rocks_journal final : public journal {
   /// Starts the writer thread.
   status start() {
     try {
-      _writer = std::thread([this] { run(); });
+      _writer = std::thread([this] {
+        name_this_thread("prov.journal");
+        run();
+      });
     } catch (const std::system_error& e) {
       return make_error(errc::unavailable, std::string("journal: cannot start writer: ") + e.what());
     }

@@ -24,6 +24,7 @@
 #include <boost/beast/http.hpp>
 
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 
 namespace prov::gateway {
 
@@ -703,6 +704,7 @@ result<unsigned short> http_server::start() {
   try {
     for (unsigned i = 0; i < n; ++i) {
       core.threads.emplace_back([&core] {
+        name_this_thread("prov.http");
         for (;;) {
           try {
             core.ioc.run();

@@ -9,6 +9,7 @@
 
 #include "detail/rdkafka.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 #include "prov/kafka/offset_tracker.hpp"
 #include "prov/kafka/topics.hpp"
 
@@ -544,7 +545,10 @@ result<std::unique_ptr<command_consumer>> command_consumer::start(actors::engine
   }
   i->consumer = std::move(*c);
   auto* raw = i.get();
-  i->thread = std::thread{[raw] { raw->run_loop(); }};
+  i->thread = std::thread{[raw] {
+    name_this_thread("prov.commands");
+    raw->run_loop();
+  }};
   log::info("kafka_commands_started", {{"topic", command_topic}, {"group", raw->options.group_id}});
   return std::unique_ptr<command_consumer>{new command_consumer{std::move(i)}};
 }

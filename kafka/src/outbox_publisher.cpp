@@ -13,6 +13,7 @@
 #include "detail/rdkafka.hpp"
 #include "prov/core/be64.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/lifecycle.hpp"
 #include "prov/events/rocks_store.hpp"
@@ -422,7 +423,10 @@ result<std::unique_ptr<outbox_publisher>> outbox_publisher::start(events::journa
   i->next_read = *from + 1;
   journal.on_commit([w = i->wake](std::uint64_t) { w->notify(); });
   auto* raw = i.get();
-  i->thread = std::thread{[raw] { raw->run(); }};
+  i->thread = std::thread{[raw] {
+    name_this_thread("prov.outbox");
+    raw->run();
+  }};
   log::info("outbox_started", {{"from_position", *from + 1}, {"head", journal.head()}});
   return std::unique_ptr<outbox_publisher>{new outbox_publisher{std::move(i)}};
 }

@@ -26,6 +26,7 @@
 #include "detail/keys.hpp"
 #include "detail/rocks_status.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/thread_name.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/catalog.hpp"
 #include "prov/events/codec.hpp"
@@ -245,7 +246,7 @@ struct commit_signal {
 /// per-thread state for them).
 class helper_thread {
  public:
-  helper_thread() = default;
+  explicit helper_thread(const char* name) : _name(name) {}
   ~helper_thread() {
     {
       std::lock_guard lock(_mutex);
@@ -286,6 +287,7 @@ class helper_thread {
 
  private:
   void loop() {
+    name_this_thread(_name);
     std::unique_lock lock(_mutex);
     while (true) {
       _cv.wait(lock, [this] { return _stopping || _job; });
@@ -306,6 +308,7 @@ class helper_thread {
   std::function<void()> _job;
   bool _done = true;
   bool _stopping = false;
+  const char* _name;
   std::thread _thread;
 };
 
@@ -329,7 +332,7 @@ class batch_writer {
  private:
   std::function<rocksdb::Status(batch&)> _write;
   rocksdb::Status _outcome;
-  helper_thread _helper;  ///< declared last: its thread stops first
+  helper_thread _helper{"prov.proj-write"};  ///< declared last: its thread stops first
 };
 
 /// Reads the journal ahead of the fold while the projector catches up on a long backlog (a
@@ -399,7 +402,7 @@ class read_ahead {
   std::array<chunk, 2> _chunks;
   chunk* _current = nullptr;  ///< what `get` returned last
   chunk* _ahead = nullptr;    ///< being read (or read) by the helper, not yet taken
-  helper_thread _helper;      ///< declared last: its thread stops first
+  helper_thread _helper{"prov.proj-read"};  ///< declared last: its thread stops first
 };
 
 /// Runs a callback; an exception is logged, never allowed to end the projector's thread.
@@ -1160,7 +1163,10 @@ void projector::start() {
     // Covers commits made before the listener was registered or while nobody listened.
     _impl->signal->head = std::max(_impl->signal->head, _impl->journal.head());
   }
-  _impl->thread = std::thread([impl = _impl.get()] { impl->run(); });
+  _impl->thread = std::thread([impl = _impl.get()] {
+    name_this_thread("prov.projector");
+    impl->run();
+  });
 }
 
 void projector::stop() {
