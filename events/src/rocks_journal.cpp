@@ -87,6 +87,25 @@ struct pending_append {
   std::size_t events = 0;
 };
 
+/// A group the writer has written (not yet synced), with what each append will be answered.
+struct written_group {
+  std::vector<pending_append> appends;
+  std::vector<result<append_receipt>> results;
+  std::uint64_t last_position = 0;  ///< the group's last position, if `wrote`
+  std::size_t committed_appends = 0;
+  std::uint64_t events = 0;  ///< events of the committed appends
+  bool wrote = false;  ///< a batch reached RocksDB (some append was staged and the write succeeded)
+
+  void clear() {
+    appends.clear();
+    results.clear();
+    last_position = 0;
+    committed_appends = 0;
+    events = 0;
+    wrote = false;
+  }
+};
+
 class rocks_journal final : public journal {
  public:
   rocks_journal(rocks_store& store, const clock& clk, rocks_journal_options options, std::uint64_t head)
@@ -94,9 +113,12 @@ class rocks_journal final : public journal {
         _clock(clk),
         _options(options),
         _head(head),
+        _written_head(head),
         _listeners(std::make_shared<const std::vector<commit_listener>>()) {
     _options.max_batch_events = std::max<std::size_t>(_options.max_batch_events, 1);
-    _write_options.sync = _options.sync;
+    // With sync on, the syncer thread makes each group durable (SyncWAL) while the writer
+    // writes the next one; the write itself never waits for the disk.
+    _write_options.sync = false;
   }
 
   ~rocks_journal() override {
@@ -111,11 +133,18 @@ class rocks_journal final : public journal {
   /// Starts the writer thread.
   status start() {
     try {
+      if (_options.sync) {
+        _syncer = std::thread([this] {
+          name_this_thread("prov.journal-sync");
+          run_syncer();
+        });
+      }
       _writer = std::thread([this] {
         name_this_thread("prov.journal");
         run();
       });
     } catch (const std::system_error& e) {
+      stop();
       return make_error(errc::unavailable, std::string("journal: cannot start writer: ") + e.what());
     }
     return {};
@@ -130,6 +159,14 @@ class rocks_journal final : public journal {
     _wake.notify_all();
     if (_writer.joinable()) {
       _writer.join();
+    }
+    {
+      std::lock_guard lock(_mutex);
+      _writer_done = true;  // also when the writer never started
+    }
+    _sync_wake.notify_all();
+    if (_syncer.joinable()) {
+      _syncer.join();
     }
   }
 
@@ -340,7 +377,8 @@ class rocks_journal final : public journal {
   }
 
   void drain() override {
-    if (std::this_thread::get_id() == _writer.get_id()) {
+    const auto self = std::this_thread::get_id();
+    if (self == _writer.get_id() || self == _syncer.get_id()) {
       return;  // called from a handler or listener: waiting for ourselves would deadlock
     }
     std::unique_lock lock(_mutex);
@@ -368,78 +406,160 @@ class rocks_journal final : public journal {
     }
   }
 
-  /// The writer thread: takes groups off the queue until stopped and the queue is empty.
+  /// The writer thread: takes groups off the queue until stopped and the queue is empty,
+  /// stages and writes each. Without sync it answers them itself; with sync it hands each
+  /// written group to the syncer and takes the next group while that one is being synced, so
+  /// a group's CPU work overlaps the previous group's fsync. It waits for the syncer to take
+  /// the group it handed over before taking another: what queues in the meantime makes the
+  /// next group larger, not an extra write.
   void run() {
     std::unique_lock lock(_mutex);
     for (;;) {
-      _wake.wait(lock, [&] { return !_queue.empty() || _stopping; });
+      _wake.wait(lock, [&] { return (!_queue.empty() || _stopping) && !_handed_over; });
       if (_queue.empty()) {
         return;
       }
       std::size_t events = 0;
+      _writing.clear();
       while (!_queue.empty() &&
-             (_group.empty() || events + _queue.front().events <= _options.max_batch_events)) {
+             (_writing.appends.empty() || events + _queue.front().events <= _options.max_batch_events)) {
         events += _queue.front().events;
-        _group.push_back(std::move(_queue.front()));
+        _writing.appends.push_back(std::move(_queue.front()));
         _queue.pop_front();
       }
+      const bool failed = _failed;
       lock.unlock();
-      commit_group();
-      const auto answered = _group.size();
-      _group.clear();
+      write_group(_writing, failed);
+      if (!_options.sync) {
+        finish(_writing);
+        lock.lock();
+        _answered += _writing.appends.size();
+        _drained.notify_all();
+        continue;
+      }
       lock.lock();
-      _answered += answered;
+      std::swap(_writing, _handed);
+      _handed_over = true;
+      _sync_wake.notify_one();
+    }
+  }
+
+  /// The syncer thread (sync on): makes each group the writer hands over durable, then
+  /// publishes and answers it. Runs until the writer is done and nothing is left.
+  void run_syncer() {
+    std::unique_lock lock(_mutex);
+    for (;;) {
+      _sync_wake.wait(lock, [&] { return _handed_over || _writer_done; });
+      if (!_handed_over) {
+        return;
+      }
+      std::swap(_handed, _syncing);
+      _handed_over = false;
+      const bool writer_waits = !_queue.empty() || _stopping;
+      lock.unlock();
+      if (writer_waits) {
+        _wake.notify_one();  // the writer may take the next group now
+      }
+      if (_syncing.wrote) {
+        sync(_syncing);
+      }
+      finish(_syncing);
+      lock.lock();
+      _answered += _syncing.appends.size();
       _drained.notify_all();
     }
   }
 
-  /// Checks, writes and answers `_group`.
-  void commit_group() {
+  /// Makes `g` durable; on failure fails its appends and every later one (the journal stays
+  /// failed: events it wrote after the last good sync may or may not survive a restart, so
+  /// nothing more may be appended after them).
+  void sync(written_group& g) {
+    bool failed = false;
+    {
+      std::lock_guard lock(_mutex);
+      failed = _failed;
+    }
+    auto err = make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover");
+    if (!failed) {
+      const auto s = _store.db()->SyncWAL();
+      if (s.ok()) {
+        return;
+      }
+      err = detail::to_error(s, "journal: sync");
+      log::error("journal: WAL sync failed; failing every append until restart",
+                 {{"error", err.message}, {"appends", g.appends.size()}});
+      std::lock_guard lock(_mutex);
+      _failed = true;
+    }
+    for (auto& r : g.results) {
+      if (r.ok()) {
+        r = err;
+      }
+    }
+    g.wrote = false;
+  }
+
+  /// Checks and writes `g` (without waiting for the disk); `failed` answers it unwritten.
+  void write_group(written_group& g, bool failed) {
     if (_versions.size() > version_cache_limit) {
       _versions.clear();
     }
+    g.results.clear();
+    if (failed) {
+      for (std::size_t i = 0; i < g.appends.size(); ++i) {
+        g.results.emplace_back(
+            make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover"));
+      }
+      return;
+    }
     const auto now = _clock.now();
-    const auto head = _head.load(std::memory_order_relaxed);  // only this thread moves it
+    const auto head = _written_head;
     auto next = head + 1;
     _batch.Clear();
-    _results.clear();
-    std::size_t staged_appends = 0;
-    for (auto& pending : _group) {
-      _results.push_back(stage(pending.batch, now, next));
-      if (_results.back().ok()) {
-        next = _results.back()->last_position + 1;
-        ++staged_appends;
+    for (auto& pending : g.appends) {
+      g.results.push_back(stage(pending.batch, now, next));
+      if (g.results.back().ok()) {
+        next = g.results.back()->last_position + 1;
+        ++g.committed_appends;
       }
     }
     _index_it.reset();
 
-    const bool wrote = next != head + 1;
-    bool committed = false;
-    if (wrote) {
-      const auto s = _store.db()->Write(_write_options, &_batch);
-      _groups.fetch_add(1, std::memory_order_relaxed);
-      if (s.ok()) {
-        committed = true;
-        _head.store(next - 1, std::memory_order_release);
-        _appends_committed.fetch_add(staged_appends, std::memory_order_relaxed);
-        _events_committed.fetch_add(next - head - 1, std::memory_order_relaxed);
-      } else {
-        // The versions cached while staging never reached the disk: forget them all.
-        _versions.clear();
-        const auto err = detail::to_error(s, "journal: write");
-        log::error("journal: group commit failed",
-                   {{"error", err.message}, {"appends", _group.size()}, {"first_position", head + 1}});
-        for (auto& r : _results) {
-          r = err;
-        }
-      }
+    if (next == head + 1) {
+      return;  // nothing staged: every append was rejected
     }
+    const auto s = _store.db()->Write(_write_options, &_batch);
+    _groups.fetch_add(1, std::memory_order_relaxed);
+    if (s.ok()) {
+      g.wrote = true;
+      g.last_position = next - 1;
+      g.events = next - head - 1;
+      _written_head = next - 1;
+      return;
+    }
+    // The versions cached while staging never reached the disk: forget them all.
+    _versions.clear();
+    const auto err = detail::to_error(s, "journal: write");
+    log::error("journal: group commit failed",
+               {{"error", err.message}, {"appends", g.appends.size()}, {"first_position", head + 1}});
+    for (auto& r : g.results) {
+      r = err;
+    }
+    g.committed_appends = 0;
+  }
 
-    for (std::size_t i = 0; i < _group.size(); ++i) {
-      answer(_group[i].done, std::move(_results[i]));
+  /// Publishes a written (and, with sync on, synced) group: moves the head, answers every
+  /// append in order, then calls the commit listeners.
+  void finish(written_group& g) {
+    if (g.wrote) {
+      _head.store(g.last_position, std::memory_order_release);
+      _appends_committed.fetch_add(g.committed_appends, std::memory_order_relaxed);
+      _events_committed.fetch_add(g.events, std::memory_order_relaxed);
     }
-    _results.clear();
-    if (!committed) {
+    for (std::size_t i = 0; i < g.appends.size(); ++i) {
+      answer(g.appends[i].done, std::move(g.results[i]));
+    }
+    if (!g.wrote) {
       return;
     }
     std::shared_ptr<const std::vector<commit_listener>> listeners;
@@ -449,7 +569,7 @@ class rocks_journal final : public journal {
     }
     for (const auto& listener : *listeners) {
       try {
-        listener(next - 1);
+        listener(g.last_position);
       } catch (const std::exception& e) {
         log::error("journal: commit listener threw", {{"what", e.what()}});
       } catch (...) {
@@ -549,24 +669,29 @@ class rocks_journal final : public journal {
   const clock& _clock;
   rocks_journal_options _options;
   rocksdb::WriteOptions _write_options;
-  std::atomic<std::uint64_t> _head;
+  std::atomic<std::uint64_t> _head;  ///< the last published (durable) position
+  std::uint64_t _written_head;       ///< the last position written (writer only)
 
-  // The queue, shared by appenders and the writer.
+  // The queue and the hand-over, shared by appenders, the writer and the syncer.
   std::mutex _mutex;
-  std::condition_variable _wake;     ///< the writer waits for work
-  std::condition_variable _drained;  ///< drain() waits for answers
+  std::condition_variable _wake;       ///< the writer waits for work and a free hand-over
+  std::condition_variable _sync_wake;  ///< the syncer waits for a written group
+  std::condition_variable _drained;    ///< drain() waits for answers
   std::deque<pending_append> _queue;
   std::uint64_t _accepted = 0;  ///< appends queued so far
   std::uint64_t _answered = 0;  ///< queued appends whose handler has run
   bool _stopping = false;
+  written_group _handed;        ///< written, waiting for the syncer
+  bool _handed_over = false;    ///< `_handed` holds a group
+  bool _writer_done = false;    ///< the writer has stopped: the syncer ends once idle
+  bool _failed = false;         ///< a WAL sync failed: every later append fails
 
   // Listeners: replaced (copy on write) on registration, so the writer calls them unlocked.
   std::mutex _listeners_mutex;
   std::shared_ptr<const std::vector<commit_listener>> _listeners;
 
   // Writer-only state, reused across groups.
-  std::vector<pending_append> _group;
-  std::vector<result<append_receipt>> _results;
+  written_group _writing;
   std::vector<std::uint64_t> _new_versions;
   rocksdb::WriteBatch _batch;
   std::string _log_key;
@@ -580,6 +705,8 @@ class rocks_journal final : public journal {
   std::atomic<std::uint64_t> _appends_committed{0};
   std::atomic<std::uint64_t> _events_committed{0};
 
+  written_group _syncing;  ///< syncer only
+  std::thread _syncer;     ///< started before the writer, stopped after it
   std::thread _writer;
 };
 

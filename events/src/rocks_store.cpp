@@ -58,6 +58,9 @@ rocksdb::DBOptions make_db_options(const rocks_store_options& options) {
   // runs (the journal's group commits share their group with the odd small write, such as
   // the webhook dispatcher's position).
   db.allow_concurrent_memtable_write = false;
+  if (options.env != nullptr) {
+    db.env = options.env;
+  }
   return db;
 }
 

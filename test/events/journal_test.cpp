@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <future>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -15,6 +18,8 @@
 #include <vector>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/write_batch.h>
 
 #include "prov/core/be64.hpp"
@@ -88,7 +93,8 @@ class temp_dir {
 /// One journal under test (in memory, or RocksDB in a temp dir) with a manual clock.
 class journal_env {
  public:
-  explicit journal_env(kind k, rocks_journal_options options = {}) : _options(options) {
+  explicit journal_env(kind k, rocks_journal_options options = {}, rocksdb::Env* rocks_env = nullptr)
+      : _options(options), _rocks_env(rocks_env) {
     if (k == kind::memory) {
       _journal = std::make_unique<memory_journal>(clk);
     } else {
@@ -110,7 +116,10 @@ class journal_env {
 
   /// Opens the store and a journal over it (RocksDB only).
   void open() {
-    auto store = rocks_store::open({db_path()});
+    rocks_store_options store_options;
+    store_options.path = db_path();
+    store_options.env = _rocks_env;
+    auto store = rocks_store::open(store_options);
     REQUIRE_OK(store);
     _store = std::move(store).value();
     auto journal = make_rocks_journal(*_store, clk, _options);
@@ -122,6 +131,7 @@ class journal_env {
 
  private:
   rocks_journal_options _options;
+  rocksdb::Env* _rocks_env;
   std::optional<temp_dir> _dir;
   std::unique_ptr<rocks_store> _store;
   std::unique_ptr<journal> _journal;
@@ -182,6 +192,90 @@ std::vector<std::uint64_t> sequences(const std::vector<stored_event>& events) {
 }
 
 using u64s = std::vector<std::uint64_t>;
+
+/// A file system whose WAL syncs can be made to fail, or to wait until released: the journal's
+/// syncer is then observed in the middle of a sync.
+class wal_sync_gate final : public rocksdb::FileSystemWrapper {
+ public:
+  wal_sync_gate() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+
+  const char* Name() const override { return "wal_sync_gate"; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                    rocksdb::IODebugContext* dbg) override {
+    auto s = target()->NewWritableFile(name, options, file, dbg);
+    if (s.ok() && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
+      *file = std::make_unique<gated_file>(std::move(*file), *this);
+    }
+    return s;
+  }
+
+  /// Later WAL syncs fail (true) or pass (false).
+  void fail(bool on) {
+    std::lock_guard lock(_mutex);
+    _fail = on;
+  }
+
+  /// Later WAL syncs wait until `release`.
+  void hold() {
+    std::lock_guard lock(_mutex);
+    _held = true;
+  }
+
+  void release() {
+    {
+      std::lock_guard lock(_mutex);
+      _held = false;
+    }
+    _cv.notify_all();
+  }
+
+  /// Waits (at most 10 s) until a sync is held; false if none came.
+  bool wait_for_held_sync() {
+    std::unique_lock lock(_mutex);
+    return _cv.wait_for(lock, std::chrono::seconds{10}, [&] { return _waiting > 0; });
+  }
+
+ private:
+  class gated_file final : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    gated_file(std::unique_ptr<rocksdb::FSWritableFile> file, wal_sync_gate& gate)
+        : FSWritableFileOwnerWrapper(std::move(file)), _gate(gate) {}
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+      auto s = _gate.pass();
+      return s.ok() ? target()->Sync(options, dbg) : s;
+    }
+    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+      auto s = _gate.pass();
+      return s.ok() ? target()->Fsync(options, dbg) : s;
+    }
+
+   private:
+    wal_sync_gate& _gate;
+  };
+
+  rocksdb::IOStatus pass() {
+    std::unique_lock lock(_mutex);
+    ++_waiting;
+    _cv.notify_all();
+    _cv.wait(lock, [&] { return !_held; });
+    --_waiting;
+    return _fail ? rocksdb::IOStatus::IOError("injected WAL sync failure") : rocksdb::IOStatus::OK();
+  }
+
+  std::mutex _mutex;
+  std::condition_variable _cv;
+  bool _fail = false;
+  bool _held = false;
+  int _waiting = 0;
+};
+
+/// A RocksDB environment over a `wal_sync_gate`.
+struct gated_env {
+  std::shared_ptr<wal_sync_gate> gate = std::make_shared<wal_sync_gate>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(gate);
+};
 
 }  // namespace
 
@@ -633,6 +727,85 @@ TEST_CASE("rocks journal: destruction completes queued appends", "[events][journ
   env.open();
   CHECK(version_of(env.j(), "s") == count);
   CHECK(version_of(env.j(), "t") >= 1);
+}
+
+TEST_CASE("rocks journal: an append is published once its group is synced; the next group is written meanwhile",
+          "[events][journal][rocks]") {
+  gated_env fs;
+  journal_env env(kind::rocks, {}, fs.env.get());
+  auto& j = env.j();
+  REQUIRE_OK(append_now(j, {to("s", 0, {ev(1, "a")})}));
+
+  fs.gate->hold();
+  std::promise<result<append_receipt>> b_done;
+  auto b = b_done.get_future();
+  j.append({to("s", 1, {ev(1, "b")})}, [&](result<append_receipt> r) { b_done.set_value(std::move(r)); });
+  REQUIRE(fs.gate->wait_for_held_sync());
+
+  // Written but not durable: not answered, not visible.
+  CHECK(b.wait_for(std::chrono::milliseconds{0}) == std::future_status::timeout);
+  CHECK(j.head() == 1);
+  CHECK(read_stream(j, "s").size() == 1);
+  CHECK(read_all(j).size() == 1);
+  CHECK(version_of(j, "s") == 1);
+
+  // The writer goes on while the sync waits: the next append is checked against the
+  // unsynced one and written, and waits for its own sync.
+  std::promise<result<append_receipt>> c_done;
+  auto c = c_done.get_future();
+  j.append({to("s", 2, {ev(1, "c")})}, [&](result<append_receipt> r) { c_done.set_value(std::move(r)); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (rocks_journal_stats_of(j)->groups < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  CHECK(rocks_journal_stats_of(j)->groups == 3);
+  CHECK(c.wait_for(std::chrono::milliseconds{0}) == std::future_status::timeout);
+  CHECK(j.head() == 1);
+
+  fs.gate->release();
+  const auto rb = b.get();
+  REQUIRE_OK(rb);
+  CHECK(rb->first_position == 2);
+  const auto rc = c.get();
+  REQUIRE_OK(rc);
+  CHECK(rc->first_position == 3);
+  CHECK(rc->versions == u64s{3});
+  CHECK(j.head() == 3);
+  CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 3});
+}
+
+TEST_CASE("rocks journal: a failed WAL sync fails its appends and every later one until restart",
+          "[events][journal][rocks]") {
+  gated_env fs;
+  journal_env env(kind::rocks, {}, fs.env.get());
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));
+
+  fs.gate->fail(true);
+  const auto b = append_now(env.j(), {to("s", 1, {ev(1, "b")})});
+  REQUIRE_FALSE(b.ok());
+  CHECK(b.err().code == errc::io_error);
+  fs.gate->fail(false);
+
+  // The failed group's events may or may not be on disk: nothing may follow them.
+  const auto c = append_now(env.j(), {to("other", 0, {ev(1, "c")})});
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.err().code == errc::unavailable);
+  CHECK(c.err().message == "journal: an earlier WAL sync failed; restart to recover");
+  CHECK(env.j().head() == 1);
+  CHECK(read_all(env.j()).size() == 1);
+  CHECK(version_of(env.j(), "other") == 0);
+
+  // A restart recovers whatever reached the disk, and appends work again.
+  env.close();
+  env.open();
+  const auto head = env.j().head();
+  CHECK((head == 1 || head == 2));
+  const auto events = read_all(env.j());
+  REQUIRE(events.size() == head);
+  CHECK(events[0].payload == "a");
+  const auto d = append_now(env.j(), {to("s", head, {ev(1, "d")})});
+  REQUIRE_OK(d);
+  CHECK(d->first_position == head + 1);
 }
 
 TEST_CASE("rocks journal: an append larger than a group commits on its own", "[events][journal][rocks]") {

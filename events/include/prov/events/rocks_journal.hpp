@@ -3,10 +3,17 @@
 ///
 /// One writer thread owns every write: `append` only enqueues. The writer takes everything
 /// queued (up to `max_batch_events`), checks each append's expected versions in order (an
-/// append sees the versions left by the appends before it in the same group), assigns dense
-/// global positions, writes one `WriteBatch` with `sync = true` (one fsync for the whole
-/// group), then calls every handler and the commit listeners. Rejected appends (version
-/// conflict, invalid input) are answered without touching the others.
+/// append sees the versions left by the appends before it, in its group and in the groups
+/// written before it), assigns dense global positions and writes one `WriteBatch`. Rejected
+/// appends (version conflict, invalid input) are answered without touching the others.
+///
+/// With `sync` (the default) a second thread, the syncer, makes each written group durable
+/// (one WAL fsync for the whole group), then publishes it: moves the head, calls every handler
+/// and the commit listeners. While it syncs, the writer checks and writes the next group, so
+/// a group's CPU work overlaps the previous group's fsync. Readers never see past the head:
+/// written events stay invisible until their group is synced. A failed sync fails its appends
+/// and every later one (the journal must be reopened: the failed group may or may not be on
+/// disk). Without `sync` the writer publishes each group itself.
 ///
 /// On-disk record in the `log` column family (format 1):
 ///   u8 format(=1) | varint stream length | stream bytes | varint sequence |
@@ -23,7 +30,7 @@
 namespace prov::events {
 
 struct rocks_journal_options {
-  bool sync = true;                    ///< fsync each group (false: survive process crash only)
+  bool sync = true;                    ///< fsync each group before answering it (false: survive process crash only)
   std::size_t max_batch_events = 4096; ///< upper bound of events per group commit
 };
 

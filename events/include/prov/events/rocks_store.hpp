@@ -19,6 +19,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Env;
 }  // namespace rocksdb
 
 namespace prov::events {
@@ -27,6 +28,9 @@ struct rocks_store_options {
   std::string path;               ///< directory of the database (created if missing)
   std::size_t block_cache_mb = 64;
   std::size_t write_buffer_mb = 64;
+  /// The environment RocksDB reads and writes through; null for the default. Tests put a
+  /// fault-injecting file system here. It must outlive the store.
+  rocksdb::Env* env = nullptr;
 };
 
 class rocks_store {
