@@ -121,12 +121,12 @@ struct written_states {
   }
 
   template <class State>
-  void keep(const std::string& id, const State& state) {
-    auto& m = map<State>();
+  void keep(const std::string& id, State&& state) {
+    auto& m = map<std::decay_t<State>>();
     if (const auto found = m.find(id); found != m.end()) {
-      found->second = state;
+      found->second = std::forward<State>(state);
     } else if (m.size() < max_entries) {
-      m.emplace(id, state);
+      m.emplace(id, std::forward<State>(state));
     }
   }
 
@@ -894,31 +894,26 @@ struct projector::impl {
   }
 
   /// After a batch is written: the new position, the listeners, then the waiters it reaches.
-  void publish(const batch& b) {
+  /// The batch's request states move to `written` (no later batch may read them from `b`).
+  void publish(batch& b) {
     const auto reached = b.last;
-    for (const auto* entry : b.requests.touched) {
-      if (!entry->second.changed) {
-        continue;
-      }
-      if (events::is_at_rest(entry->second.after.state)) {
-        written.forget_request(entry->first);
-      } else {
-        written.keep(entry->first, entry->second.after);
-      }
-    }
     written.keep_changed(b.tenant_usages);
     written.keep_changed(b.cluster_usages);
     {
       std::lock_guard lock(waiters_mutex);
       position.store(reached);
     }
-    if (!request_listeners.empty()) {
-      for (const auto* entry : b.requests.touched) {
-        if (entry->second.changed) {
-          for (const auto& listener : request_listeners) {
-            guarded("request listener", [&] { listener(entry->second.before, entry->second.after); });
-          }
-        }
+    for (auto* entry : b.requests.touched) {
+      if (!entry->second.changed) {
+        continue;
+      }
+      for (const auto& listener : request_listeners) {
+        guarded("request listener", [&] { listener(entry->second.before, entry->second.after); });
+      }
+      if (events::is_at_rest(entry->second.after.state)) {
+        written.forget_request(entry->first);
+      } else {
+        written.keep(entry->first, std::move(entry->second.after));
       }
     }
     if (!cluster_listeners.empty()) {
@@ -1014,7 +1009,9 @@ struct projector::impl {
         }
         publish(b);
       }
-      previous = &b;
+      // A batch being written is where the next one finds the states it touched; a published
+      // one has handed them to `written`.
+      previous = pending == &b ? &b : nullptr;
       from = b.last + 1;
       if (b.failure) {
         outcome = *b.failure;
