@@ -135,7 +135,7 @@ class rocks_journal final : public journal {
     try {
       if (_options.sync) {
         _syncer = std::thread([this] {
-          name_this_thread("prov.journal-sync");
+          name_this_thread("prov.wal-sync");
           run_syncer();
         });
       }
