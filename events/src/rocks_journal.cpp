@@ -130,7 +130,7 @@ class rocks_journal final : public journal {
   rocks_journal(const rocks_journal&) = delete;
   rocks_journal& operator=(const rocks_journal&) = delete;
 
-  /// Starts the writer thread.
+  /// Starts the syncer (with sync on) and the writer.
   status start() {
     try {
       if (_options.sync) {
