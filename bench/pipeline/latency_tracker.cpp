@@ -9,9 +9,11 @@ latency_tracker::shard& latency_tracker::shard_of(const std::string& id) noexcep
   return _shards[std::hash<std::string>{}(id) % shard_count];
 }
 
-void latency_tracker::finish(shard& s, time_point sent, time_point terminal_at, outcome kind) {
+void latency_tracker::finish(shard& s, time_point due, time_point sent, time_point terminal_at, outcome kind) {
   if (kind == outcome::completed) {
     s.completed_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(terminal_at - sent).count());
+    s.completed_from_due_ns.push_back(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(terminal_at - due).count());
     _completed.fetch_add(1);
   } else {
     _rolled_back.fetch_add(1);
@@ -19,7 +21,7 @@ void latency_tracker::finish(shard& s, time_point sent, time_point terminal_at, 
   s.last_terminal = std::max(s.last_terminal, terminal_at);
 }
 
-void latency_tracker::on_submitted(const std::string& id, time_point sent, time_point replied) {
+void latency_tracker::on_submitted(const std::string& id, time_point due, time_point sent, time_point replied) {
   auto& s = shard_of(id);
   {
     std::lock_guard<std::mutex> guard{s.mutex};
@@ -29,9 +31,10 @@ void latency_tracker::on_submitted(const std::string& id, time_point sent, time_
       // The request reached its terminal state before its submit was answered.
       const auto e = it->second;
       s.waiting.erase(it);
-      finish(s, sent, e.terminal_at, e.kind);
+      finish(s, due, sent, e.terminal_at, e.kind);
     } else {
       entry e;
+      e.due = due;
       e.sent = sent;
       e.replied = true;
       s.waiting.insert_or_assign(id, e);
@@ -45,9 +48,10 @@ void latency_tracker::on_terminal(const std::string& id, outcome kind, time_poin
   std::lock_guard<std::mutex> guard{s.mutex};
   auto it = s.waiting.find(id);
   if (it != s.waiting.end() && it->second.replied) {
+    const auto due = it->second.due;
     const auto sent = it->second.sent;
     s.waiting.erase(it);
-    finish(s, sent, at, kind);
+    finish(s, due, sent, at, kind);
     return;
   }
   // First half, or a second terminal state for an id not yet answered (keep the first).
@@ -88,6 +92,8 @@ latency_tracker::samples latency_tracker::collect() const {
   for (const auto& s : _shards) {
     std::lock_guard<std::mutex> guard{s.mutex};
     out.completed_ns.insert(out.completed_ns.end(), s.completed_ns.begin(), s.completed_ns.end());
+    out.completed_from_due_ns.insert(out.completed_from_due_ns.end(), s.completed_from_due_ns.begin(),
+                                     s.completed_from_due_ns.end());
     out.submit_ns.insert(out.submit_ns.end(), s.submit_ns.begin(), s.submit_ns.end());
     out.last_terminal = std::max(out.last_terminal, s.last_terminal);
   }

@@ -27,8 +27,9 @@ class latency_tracker {
   /// How a request came to rest.
   enum class outcome : std::uint8_t { completed, rolled_back };
 
-  /// A submit was answered with `id`; it was sent at `sent` and answered at `replied`.
-  void on_submitted(const std::string& id, time_point sent, time_point replied);
+  /// A submit was answered with `id`; it was due at `due` (open loop: its place in the
+  /// schedule; closed loop: when it was sent), sent at `sent` and answered at `replied`.
+  void on_submitted(const std::string& id, time_point due, time_point sent, time_point replied);
 
   /// The projector saw request `id` reach `kind` at `at`.
   void on_terminal(const std::string& id, outcome kind, time_point at);
@@ -47,6 +48,9 @@ class latency_tracker {
   /// What the run measured; call once every request is finished.
   struct samples {
     std::vector<std::int64_t> completed_ns;  ///< submit-to-completed, completed requests only
+    /// due-to-completed, completed requests only: includes any wait for the submitter to
+    /// send the request once it was due (open loop; the same as `completed_ns` when closed)
+    std::vector<std::int64_t> completed_from_due_ns;
     std::vector<std::int64_t> submit_ns;     ///< submit-to-reply, every answered submit
     time_point last_terminal{};              ///< the latest terminal state of a tracked request
   };
@@ -54,6 +58,7 @@ class latency_tracker {
 
  private:
   struct entry {
+    time_point due{};         ///< set once the submit reply arrived
     time_point sent{};        ///< set once the submit reply arrived
     time_point terminal_at{}; ///< set once the terminal state was seen
     bool replied = false;
@@ -64,6 +69,7 @@ class latency_tracker {
     mutable std::mutex mutex;
     std::unordered_map<std::string, entry> waiting;  ///< one half seen, the other not yet
     std::vector<std::int64_t> completed_ns;
+    std::vector<std::int64_t> completed_from_due_ns;
     std::vector<std::int64_t> submit_ns;
     time_point last_terminal{};
   };
@@ -72,7 +78,7 @@ class latency_tracker {
 
   shard& shard_of(const std::string& id) noexcept;
   /// Records a request whose both halves are known; the shard's mutex is held.
-  void finish(shard& s, time_point sent, time_point terminal_at, outcome kind);
+  void finish(shard& s, time_point due, time_point sent, time_point terminal_at, outcome kind);
 
   std::array<shard, shard_count> _shards;
   std::atomic<std::uint64_t> _submitted{0};

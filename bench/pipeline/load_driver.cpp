@@ -65,7 +65,7 @@ void submit_feed::sent(const ticket& t) {
   }
 }
 
-std::optional<std::uint64_t> submit_feed::next() {
+std::optional<submit_feed::ticket> submit_feed::next() {
   const auto t = take();
   if (!t) {
     return std::nullopt;
@@ -79,7 +79,7 @@ std::optional<std::uint64_t> submit_feed::next() {
     }
     sent(*t);
   }
-  return t->index;
+  return t;
 }
 
 void failure_log::record(std::string why) {
@@ -188,7 +188,8 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
       fail("202 without a request id: " + _response.body());
       return;
     }
-    _shared.tracker.on_submitted(id, _sent, replied);
+    const auto due = _ticket && _ticket->due ? *_ticket->due : _sent;
+    _shared.tracker.on_submitted(id, due, _sent, replied);
     next();
   }
 
@@ -262,18 +263,19 @@ void drive_inproc(actors::engine& engine, const workload& load, submit_feed& fee
   base.type = load.type;
   base.provider = events::provider_type::simulation;
   base.spec = bench_spec();
-  while (const auto i = feed.next()) {
+  while (const auto t = feed.next()) {
     if (!acquire()) {
       return;
     }
     auto cmd = base;
-    cmd.tenant = load.tenants[*i % load.tenants.size()].id;
-    const auto index = *i;
+    cmd.tenant = load.tenants[t->index % load.tenants.size()].id;
+    const auto index = t->index;
     const auto sent = steady::now();
-    engine.submit(std::move(cmd), [slots, &tracker, &failures, &feed, sent, index](result<actors::submit_reply> r) {
+    const auto due = t->due.value_or(sent);
+    engine.submit(std::move(cmd), [slots, &tracker, &failures, &feed, due, sent, index](result<actors::submit_reply> r) {
       const auto replied = steady::now();
       if (r) {
-        tracker.on_submitted(r->id, sent, replied);
+        tracker.on_submitted(r->id, due, sent, replied);
       } else {
         failures.record("submit " + std::to_string(index) + " failed: " + std::string{to_string(r.err().code)} +
                         ": " + r.err().message);

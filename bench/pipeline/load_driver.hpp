@@ -31,15 +31,16 @@ class submit_feed {
   /// Sets the open-loop schedule's origin: request i is due at `origin + i / rate`.
   void start(latency_tracker::time_point origin);
 
-  /// The next index to submit (waiting until it is due in open loop), or none once every
-  /// index was handed out or `stop` was called.
-  std::optional<std::uint64_t> next();
-
   /// An index handed out, and when it is due (open loop only).
   struct ticket {
     std::uint64_t index = 0;
     std::optional<latency_tracker::time_point> due;
   };
+
+  /// The next index to submit (waiting until it is due in open loop), or none once every
+  /// index was handed out or `stop` was called.
+  std::optional<ticket> next();
+
   /// The next index without waiting for it to be due; the caller waits, then calls `sent`.
   std::optional<ticket> take();
   /// Records how late a ticket went out (open loop).

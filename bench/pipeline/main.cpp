@@ -424,6 +424,7 @@ int run(const bench_options& o) {
   const auto rss_mb = peak_rss_mb();
   auto samples = tracker.collect();
   std::sort(samples.completed_ns.begin(), samples.completed_ns.end());
+  std::sort(samples.completed_from_due_ns.begin(), samples.completed_from_due_ns.end());
   std::sort(samples.submit_ns.begin(), samples.submit_ns.end());
   const auto orphans = tracker.orphan_terminals();
   stop_gateway();
@@ -461,6 +462,10 @@ int run(const bench_options& o) {
   out["submits_per_s"] = round3(static_cast<double>(tracker.submitted()) / submit_wall_s);
   out["max_schedule_lag_ms"] =
       o.rate ? ordered_json(round3(static_cast<double>(feed.max_lag().count()) / 1e6)) : ordered_json(nullptr);
+  // Open loop: latency from each request's due time, so a submitter that fell behind its
+  // schedule does not hide the wait (what the request's own clock would have seen).
+  out["p50_from_due_ms"] = o.rate ? latency_ms(samples.completed_from_due_ns, 0.50) : ordered_json(nullptr);
+  out["p99_from_due_ms"] = o.rate ? latency_ms(samples.completed_from_due_ns, 0.99) : ordered_json(nullptr);
   out["peak_rss_mb"] = round3(rss_mb);
   out["cpu_us_per_request"] =
       tracker.finished() == 0 ? ordered_json(nullptr)
