@@ -548,33 +548,32 @@ class rocks_journal final : public journal {
     g.committed_appends = 0;
   }
 
-  /// Publishes a written (and, with sync on, synced) group: moves the head, answers every
-  /// append in order, then calls the commit listeners.
+  /// Publishes a written (and, with sync on, synced) group: moves the head, calls the commit
+  /// listeners, then answers every append in order. Listeners go first: they only wake their
+  /// threads (the projector, the outbox, the webhook dispatcher), which then read the group
+  /// while its answers go out one message at a time.
   void finish(written_group& g) {
     if (g.wrote) {
       _head.store(g.last_position, std::memory_order_release);
       _appends_committed.fetch_add(g.committed_appends, std::memory_order_relaxed);
       _events_committed.fetch_add(g.events, std::memory_order_relaxed);
+      std::shared_ptr<const std::vector<commit_listener>> listeners;
+      {
+        std::lock_guard lock(_listeners_mutex);
+        listeners = _listeners;
+      }
+      for (const auto& listener : *listeners) {
+        try {
+          listener(g.last_position);
+        } catch (const std::exception& e) {
+          log::error("journal: commit listener threw", {{"what", e.what()}});
+        } catch (...) {
+          log::error("journal: commit listener threw");
+        }
+      }
     }
     for (std::size_t i = 0; i < g.appends.size(); ++i) {
       answer(g.appends[i].done, std::move(g.results[i]));
-    }
-    if (!g.wrote) {
-      return;
-    }
-    std::shared_ptr<const std::vector<commit_listener>> listeners;
-    {
-      std::lock_guard lock(_listeners_mutex);
-      listeners = _listeners;
-    }
-    for (const auto& listener : *listeners) {
-      try {
-        listener(g.last_position);
-      } catch (const std::exception& e) {
-        log::error("journal: commit listener threw", {{"what", e.what()}});
-      } catch (...) {
-        log::error("journal: commit listener threw");
-      }
     }
   }
 

@@ -68,7 +68,8 @@ struct append_receipt {
 /// inline. Must not block: forward the result (e.g. send a message to an actor) and return.
 using append_handler = std::function<void(result<append_receipt>)>;
 
-/// Called after each commit with the new head position, on the writer thread. Must not block.
+/// Called after each commit with the new head position, on the journal's thread that publishes
+/// commits (RocksDB: the syncer, or the writer without sync). Must not block.
 using commit_listener = std::function<void(std::uint64_t head)>;
 
 class journal {

@@ -8,8 +8,8 @@
 /// appends (version conflict, invalid input) are answered without touching the others.
 ///
 /// With `sync` (the default) a second thread, the syncer, makes each written group durable
-/// (one WAL fsync for the whole group), then publishes it: moves the head, calls every handler
-/// and the commit listeners. While it syncs, the writer checks and writes the next group, so
+/// (one WAL fsync for the whole group), then publishes it: moves the head, calls the commit
+/// listeners and every handler. While it syncs, the writer checks and writes the next group, so
 /// a group's CPU work overlaps the previous group's fsync. Readers never see past the head:
 /// written events stay invisible until their group is synced. A failed sync fails its appends
 /// and every later one (the journal must be reopened: the failed group may or may not be on
