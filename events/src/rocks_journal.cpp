@@ -470,6 +470,11 @@ class rocks_journal final : public journal {
     }
   }
 
+  /// The answer to an append after a failed WAL sync.
+  static error failed_earlier() {
+    return make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover");
+  }
+
   /// Makes `g` durable; on failure fails its appends and every later one (the journal stays
   /// failed: events it wrote after the last good sync may or may not survive a restart, so
   /// nothing more may be appended after them).
@@ -479,8 +484,10 @@ class rocks_journal final : public journal {
       std::lock_guard lock(_mutex);
       failed = _failed;
     }
-    auto err = make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover");
-    if (!failed) {
+    error err;
+    if (failed) {
+      err = failed_earlier();
+    } else {
       const auto s = _store.db()->SyncWAL();
       if (s.ok()) {
         return;
@@ -507,8 +514,7 @@ class rocks_journal final : public journal {
     g.results.clear();
     if (failed) {
       for (std::size_t i = 0; i < g.appends.size(); ++i) {
-        g.results.emplace_back(
-            make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover"));
+        g.results.emplace_back(failed_earlier());
       }
       return;
     }
@@ -685,7 +691,8 @@ class rocks_journal final : public journal {
   bool _writer_done = false;    ///< the writer has stopped: the syncer ends once idle
   bool _failed = false;         ///< a WAL sync failed: every later append fails
 
-  // Listeners: replaced (copy on write) on registration, so the writer calls them unlocked.
+  // Listeners: replaced (copy on write) on registration, so the publishing thread (the syncer,
+  // or the writer without sync) calls them unlocked.
   std::mutex _listeners_mutex;
   std::shared_ptr<const std::vector<commit_listener>> _listeners;
 
