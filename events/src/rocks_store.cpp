@@ -10,6 +10,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/options.h>
@@ -105,6 +106,13 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   }
 
   const auto db_options = make_db_options(options);
+  if (options.background_low_priority) {
+    // Applied by each pool thread before its next job. NotSupported (an Env that cannot) only
+    // leaves the priority as it was.
+    auto* env = db_options.env != nullptr ? db_options.env : rocksdb::Env::Default();
+    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow).PermitUncheckedError();
+    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow).PermitUncheckedError();
+  }
 
   // Refuse column families this build does not know (a newer format) with a clear message
   // instead of RocksDB's "column families not opened".

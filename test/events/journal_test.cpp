@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <limits>
 #include <map>
@@ -991,6 +992,47 @@ TEST_CASE("rocks store: refuses a database of another format", "[events][journal
   REQUIRE_FALSE(reopened.ok());
   CHECK(reopened.err().code == errc::corrupt);
   CHECK_THAT(reopened.err().message, Catch::Contains("format '3'"));
+}
+
+/// The nice values of this process's threads named `name` (Linux: /proc/self/task/*/).
+std::vector<int> nice_of_threads_named(const std::string& name) {
+  std::vector<int> nices;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm_file{task.path() / "comm"};
+    std::string comm;
+    std::getline(comm_file, comm);
+    if (comm != name) {
+      continue;
+    }
+    // stat: "pid (comm) state ..."; nice is the 19th field, the 17th after the ")".
+    std::ifstream stat_file{task.path() / "stat"};
+    std::string stat;
+    std::getline(stat_file, stat);
+    std::istringstream rest{stat.substr(stat.rfind(')') + 2)};
+    std::string field;
+    for (int i = 3; i < 19 && rest >> field; ++i) {
+    }
+    int nice = 0;
+    if (rest >> nice) {
+      nices.push_back(nice);
+    }
+  }
+  return nices;
+}
+
+TEST_CASE("rocks store: flushes run at the lowest CPU priority", "[events][store]") {
+  temp_dir dir;
+  rocks_store_options options;
+  options.path = (dir.path() / "db").string();
+  REQUIRE(options.background_low_priority);  // the default
+  auto store = rocks_store::open(options);
+  REQUIRE(store.ok());
+  REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "k", "v").ok());
+  // The flush runs on the high-priority pool's thread, which lowers itself before each job.
+  REQUIRE((*store)->flush().ok());
+  const auto nices = nice_of_threads_named("rocksdb:high");
+  REQUIRE_FALSE(nices.empty());
+  CHECK(std::find(nices.begin(), nices.end(), 19) != nices.end());
 }
 
 TEST_CASE("memory journal: crash hook, events and clone", "[events][journal]") {

@@ -28,6 +28,14 @@ struct rocks_store_options {
   std::string path;               ///< directory of the database (created if missing)
   std::size_t block_cache_mb = 64;
   std::size_t write_buffer_mb = 64;
+  /// Run RocksDB's flush and compaction threads at the lowest CPU priority (nice 19), so that
+  /// a memtable flush (about 100 ms of one core per 64 MB) takes idle CPU instead of the
+  /// pipeline's: at a load near capacity, a flush at normal priority halves the engine's CPU
+  /// for its duration and the queue it leaves shows in the p99 (docs/PERFORMANCE.md). A flush
+  /// that gets no CPU at all eventually stalls writes, which frees the CPU it needs.
+  /// RocksDB's thread pools belong to the process: this lowers them for every database in it
+  /// (the simulated cloud's too), and a later `false` does not raise them again.
+  bool background_low_priority = true;
   /// The environment RocksDB reads and writes through; null for the default. Tests put a
   /// fault-injecting file system here. It must outlive the store.
   rocksdb::Env* env = nullptr;
