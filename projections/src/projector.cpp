@@ -87,10 +87,13 @@ struct batch_cache {
 struct written_states {
   static constexpr std::size_t max_entries = 1 << 17;
 
-  using request_map = std::unordered_map<std::string, events::request_state, string_hash, std::equal_to<>>;
-  request_map live_requests;
-  std::unordered_map<std::string, tenant_usage, string_hash, std::equal_to<>> tenant_usages;
-  std::unordered_map<std::string, cluster_usage, string_hash, std::equal_to<>> cluster_usages;
+  /// Empty while a batch that took the state (`take`) is in flight: the slot is kept for
+  /// the state it publishes.
+  template <class State>
+  using map_of = std::unordered_map<std::string, std::optional<State>, string_hash, std::equal_to<>>;
+  map_of<events::request_state> live_requests;
+  map_of<tenant_usage> tenant_usages;
+  map_of<cluster_usage> cluster_usages;
 
   /// Whether states of this kind are kept (clusters, tenants, rules and webhooks are not).
   template <class State>
@@ -109,14 +112,22 @@ struct written_states {
     }
   }
 
+  /// Moves the kept state of `id` out (none: not kept, or taken by a batch not yet
+  /// published). The batch that takes it publishes its successor with `keep`; a batch that
+  /// is dropped (a failed write) leaves it to be read from the store, which holds the same.
   template <class State>
-  const State* find(std::string_view id) {
+  std::optional<State> take(std::string_view id) {
     if constexpr (!kept<State>) {
-      return nullptr;
+      return std::nullopt;
     } else {
       auto& m = map<State>();
       const auto found = m.find(id);
-      return found == m.end() ? nullptr : &found->second;
+      if (found == m.end() || !found->second) {
+        return std::nullopt;
+      }
+      std::optional<State> taken = std::move(found->second);
+      found->second.reset();
+      return taken;
     }
   }
 
@@ -130,13 +141,11 @@ struct written_states {
     }
   }
 
-  /// Keeps the changed states of a batch's usage records.
+  /// Keeps the states of a batch's usage records (taken by the batch, changed or not).
   template <class Usage>
-  void keep_changed(const batch_cache<Usage>& cache) {
+  void keep_all(const batch_cache<Usage>& cache) {
     for (const auto* entry : cache.touched) {
-      if (entry->second.changed) {
-        keep(entry->first, entry->second.after);
-      }
+      keep(entry->first, entry->second.changed ? entry->second.after : entry->second.before);
     }
   }
 
@@ -536,12 +545,12 @@ struct projector::impl {
       return &found->second;
     }
     cached_state<State> entry;
-    const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr;
-    if (earlier == nullptr) {
-      earlier = written.find<State>(id);
-    }
-    if (earlier != nullptr) {
+    // The batch being written holds the newest state and keeps it (it publishes it); a state
+    // kept from a published batch moves here, and this batch's publish puts it back.
+    if (const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr) {
       entry.before = *earlier;
+    } else if (auto kept = written.take<State>(id)) {
+      entry.before = std::move(*kept);
     } else if (replaying_from_empty && starts_stream) {
       // Nothing is stored since the clear but what this replay wrote, and a stream's first
       // event comes before any other of its events: a new aggregate, no read needed.
@@ -897,14 +906,18 @@ struct projector::impl {
   /// The batch's request states move to `written` (no later batch may read them from `b`).
   void publish(batch& b) {
     const auto reached = b.last;
-    written.keep_changed(b.tenant_usages);
-    written.keep_changed(b.cluster_usages);
+    written.keep_all(b.tenant_usages);
+    written.keep_all(b.cluster_usages);
     {
       std::lock_guard lock(waiters_mutex);
       position.store(reached);
     }
     for (auto* entry : b.requests.touched) {
       if (!entry->second.changed) {
+        // Taken from `written` (if it was kept there), and still what the store holds.
+        if (entry->second.before.exists() && !events::is_at_rest(entry->second.before.state)) {
+          written.keep(entry->first, std::move(entry->second.before));
+        }
         continue;
       }
       for (const auto& listener : request_listeners) {
