@@ -518,6 +518,8 @@ void engine::shutdown() {
   // Appends still in flight are answered while the actor system can take their messages;
   // then nothing feeds the actors any more and the system can go.
   i.journal->drain();
+  // Applies everything committed up to now before it stops: answers waiting on the
+  // projection (a submit that committed just before) are given, not dropped.
   i.projector->stop();
   i.supervisor = nullptr;
   i.ctx.supervisor = nullptr;

@@ -248,6 +248,9 @@ struct commit_signal {
   std::condition_variable cv;
   std::uint64_t head = 0;  ///< highest head any commit reported
   bool stop = false;
+  /// Once `stop`: the journal's head when the stop was asked for. The thread applies up to it
+  /// first, so that everyone waiting on a committed position (a submit's answer) is answered.
+  std::uint64_t stop_at = 0;
 };
 
 /// One job at a time on a helper thread, started on first use and kept for the owner's life:
@@ -1078,6 +1081,10 @@ struct projector::impl {
     return detail::to_status(db->Flush(rocksdb::FlushOptions{}, cf), "projector: flush cleared projections");
   }
 
+  /// Whether the thread may end: a stop was asked for and everything committed before it
+  /// is applied. Called with `signal->mutex` held.
+  bool may_stop() const { return signal->stop && position.load() >= signal->stop_at; }
+
   void run() {
     while (true) {
       std::uint64_t target = 0;
@@ -1086,19 +1093,26 @@ struct projector::impl {
         // The head is checked under the lock the listener records it under: a commit is
         // either seen here or its notification comes after this wait begins.
         signal->cv.wait(lock, [&] { return signal->stop || signal->head > position.load(); });
-        if (signal->stop) {
+        if (may_stop()) {
           return;
         }
-        target = signal->head;
+        target = signal->stop ? signal->stop_at : signal->head;
       }
       const auto stop_requested = [this] {
         std::lock_guard lock(signal->mutex);
-        return signal->stop;
+        return may_stop();
       };
       if (auto advanced = advance_to(target, stop_requested); !advanced) {
+        std::unique_lock lock(signal->mutex);
+        if (signal->stop) {
+          // No retries once stopping: what is left stays in the journal, and the next start
+          // applies it before it serves anything.
+          log::error("projector: catching up failed while stopping; the next start catches up",
+                     {{"code", std::string{to_string(advanced.err().code)}}, {"error", advanced.err().message}});
+          return;
+        }
         log::error("projector: catching up failed, retrying",
                    {{"code", std::string{to_string(advanced.err().code)}}, {"error", advanced.err().message}});
-        std::unique_lock lock(signal->mutex);
         signal->cv.wait_for(lock, retry_delay, [&] { return signal->stop; });
       }
     }
@@ -1179,12 +1193,19 @@ void projector::start() {
   });
 }
 
-void projector::stop() {
+void projector::request_stop() {
   {
     std::lock_guard lock(_impl->signal->mutex);
-    _impl->signal->stop = true;
+    if (!_impl->signal->stop) {
+      _impl->signal->stop = true;
+      _impl->signal->stop_at = _impl->journal.head();
+    }
   }
   _impl->signal->cv.notify_all();
+}
+
+void projector::stop() {
+  request_stop();
   if (_impl->thread.joinable()) {
     _impl->thread.join();
   }

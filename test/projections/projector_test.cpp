@@ -536,6 +536,39 @@ TEST_CASE("projector: no waiter is lost while appends race with registration", "
   CHECK(p.skipped() == 0);
 }
 
+TEST_CASE("projector: a stop first applies what was committed before it, so every waiter is answered",
+          "[projections][projector]") {
+  world w{journal_kind::rocks};
+  projector p{w.store(), w.j(), projector_options{1}};  // one event per batch
+  // The first change holds the projector's thread inside its batch until released.
+  std::promise<void> holding;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<int> changes{0};
+  p.on_request_change([&](const request_state&, const request_state&) {
+    if (changes.fetch_add(1) == 0) {
+      holding.set_value();
+      released.wait();
+    }
+  });
+  p.start();
+  submit(w, "held", "acme");
+  REQUIRE(holding.get_future().wait_for(generous) == std::future_status::ready);
+
+  // Committed while the thread is held: not applied yet.
+  const auto later = submit(w, "committed-before-stop", "acme");
+  std::atomic<bool> answered{false};
+  p.when_applied(later.last_position, [&] { answered = true; });
+  CHECK_FALSE(answered);
+
+  p.request_stop();  // asked while the thread is still inside the first batch
+  release.set_value();
+  p.stop();
+  CHECK(answered);
+  CHECK(p.position() == w.j().head());
+  CHECK(must(views{w.store()}.request("committed-before-stop")).has_value());
+}
+
 TEST_CASE("projector: the thread catches up with commits made before start", "[projections][projector]") {
   world w;  // memory journal: appends commit inline, before the thread exists
   write_history(w);

@@ -42,7 +42,11 @@ class projector {
 
   /// Starts a thread that catches up whenever the journal commits (via `on_commit`).
   void start();
-  /// Stops the thread after its current batch (idempotent).
+  /// Asks the thread to stop once it has applied everything the journal had committed at
+  /// this call, so that every `when_applied` for a committed position is answered (a storage
+  /// error while stopping ends it early: the next start applies the rest). Does not wait.
+  void request_stop();
+  /// `request_stop`, then waits for the thread to end (idempotent).
   void stop();
 
   /// The last journal position applied.
