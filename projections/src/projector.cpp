@@ -1103,8 +1103,12 @@ struct projector::impl {
         return may_stop();
       };
       if (auto advanced = advance_to(target, stop_requested); !advanced) {
-        std::unique_lock lock(signal->mutex);
-        if (signal->stop) {
+        bool stopping = false;
+        {
+          std::lock_guard lock(signal->mutex);
+          stopping = signal->stop;
+        }
+        if (stopping) {
           // No retries once stopping: what is left stays in the journal, and the next start
           // applies it before it serves anything.
           log::error("projector: catching up failed while stopping; the next start catches up",
@@ -1113,6 +1117,7 @@ struct projector::impl {
         }
         log::error("projector: catching up failed, retrying",
                    {{"code", std::string{to_string(advanced.err().code)}}, {"error", advanced.err().message}});
+        std::unique_lock lock(signal->mutex);
         signal->cv.wait_for(lock, retry_delay, [&] { return signal->stop; });
       }
     }
