@@ -67,6 +67,9 @@ struct webhook_dispatcher::gate {
 
 namespace {
 
+/// The stream category of webhooks ("webhook/<id>").
+constexpr std::string_view webhook_category = "webhook";
+
 struct delivery {
   std::uint64_t position = 0;  ///< of the journal event it stands for
   std::string event_id;
@@ -417,9 +420,34 @@ void on_webhook_event(self_ptr self, const events::stored_event& stored) {
   }
 }
 
+/// After the cursor moved: ends the recovery once past its start's head, and stores the
+/// position below which everything is settled.
+void advanced(dispatcher_state& st) {
+  if (st.counters.recovering && st.cursor >= st.recover_until) {
+    st.counters.recovering = false;
+    for (auto& [id, h] : st.hooks) {
+      h.finals.clear();
+    }
+  }
+  save_low_water(st);
+}
+
 void read_tail(self_ptr self) {
   auto& st = self->state;
   st.gate->wake_pending.store(false);
+  if (!any_deliverable(st)) {
+    // Nothing to deliver to, so only webhook events matter: with none after the cursor, the
+    // tail up to the head is passed over unread (most of the log). The head is read first:
+    // the journal's bound then covers every event up to it.
+    const auto head = st.ctx.journal->head();
+    if (st.ctx.journal->last_position_in(webhook_category) <= st.cursor) {
+      if (head > st.cursor) {
+        st.cursor = head;
+        advanced(st);
+      }
+      return;
+    }
+  }
   std::vector<events::stored_event> batch;
   // With no webhook to deliver to, request events are skipped without a copy (most of the
   // log); from a webhook event on, everything is kept in order, as it may make one deliverable.
@@ -427,7 +455,7 @@ void read_tail(self_ptr self) {
   std::uint64_t last_read = st.cursor;
   auto read = st.ctx.journal->read_all(st.cursor + 1, st.ctx.options.read_batch, [&](const events::stored_event& e) {
     last_read = e.position;
-    if (!keep && events::stream_category(e.stream) != "webhook") {
+    if (!keep && events::stream_category(e.stream) != webhook_category) {
       return;
     }
     keep = true;
@@ -446,22 +474,16 @@ void read_tail(self_ptr self) {
     const auto category = events::stream_category(e.stream);
     if (category == "request") {
       on_request_event(self, e);
-    } else if (category == "webhook") {
+    } else if (category == webhook_category) {
       on_webhook_event(self, e);
     }
     st.cursor = e.position;
   }
   st.cursor = std::max(st.cursor, last_read);
-  if (st.counters.recovering && st.cursor >= st.recover_until) {
-    st.counters.recovering = false;
-    for (auto& [id, h] : st.hooks) {
-      h.finals.clear();
-    }
-  }
   if (*read == st.ctx.options.read_batch) {
     self->send(self, webhook_tail_atom::value);  // more to read: let other messages in first
   }
-  save_low_water(st);
+  advanced(st);
 }
 
 /// The first sequence of `stream` (1..version) whose event lies after `position`, or

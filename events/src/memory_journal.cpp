@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "detail/journal_validation.hpp"
+#include "prov/events/catalog.hpp"
 
 namespace prov::events {
 
@@ -181,6 +182,16 @@ result<std::size_t> memory_journal::read_all(std::uint64_t from_position, std::s
 std::uint64_t memory_journal::head() const {
   std::lock_guard lock(_impl->mutex);
   return _impl->log.size();
+}
+
+std::uint64_t memory_journal::last_position_in(std::string_view category) const {
+  std::lock_guard lock(_impl->mutex);
+  for (auto e = _impl->log.rbegin(); e != _impl->log.rend(); ++e) {
+    if (stream_category(e->stream) == category) {
+      return e->position;
+    }
+  }
+  return 0;
 }
 
 void memory_journal::on_commit(commit_listener listener) {

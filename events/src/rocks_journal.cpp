@@ -27,6 +27,7 @@
 #include "detail/rocks_status.hpp"
 #include "prov/core/log.hpp"
 #include "prov/core/thread_name.hpp"
+#include "prov/events/catalog.hpp"
 
 namespace prov::events {
 
@@ -114,6 +115,7 @@ class rocks_journal final : public journal {
         _options(options),
         _head(head),
         _written_head(head),
+        _opened_at(head),
         _listeners(std::make_shared<const std::vector<commit_listener>>()) {
     _options.max_batch_events = std::max<std::size_t>(_options.max_batch_events, 1);
     // With sync on, the syncer thread makes each group durable (SyncWAL) while the writer
@@ -369,6 +371,16 @@ class rocks_journal final : public journal {
 
   std::uint64_t head() const override { return _head.load(std::memory_order_acquire); }
 
+  std::uint64_t last_position_in(std::string_view category) const override {
+    std::lock_guard lock(_categories_mutex);
+    for (const auto& [name, last] : _categories) {
+      if (name == category) {
+        return last;
+      }
+    }
+    return _opened_at;  // nothing since the journal was opened; before, anything
+  }
+
   void on_commit(commit_listener listener) override {
     std::lock_guard lock(_listeners_mutex);
     auto next = std::make_shared<std::vector<commit_listener>>(*_listeners);
@@ -506,6 +518,29 @@ class rocks_journal final : public journal {
     g.wrote = false;
   }
 
+  /// Records, for each category a committed append of `g` wrote to, the append's last
+  /// position (a bound for each of its streams). Done before the group is handed on, so
+  /// before the head can reach it.
+  void note_categories(const written_group& g) {
+    std::lock_guard lock(_categories_mutex);
+    for (std::size_t i = 0; i < g.appends.size(); ++i) {
+      if (!g.results[i]) {
+        continue;
+      }
+      const auto last = g.results[i]->last_position;
+      for (const auto& append : g.appends[i].batch) {
+        const auto category = stream_category(append.stream);
+        const auto known = std::find_if(_categories.begin(), _categories.end(),
+                                        [&](const auto& c) { return c.first == category; });
+        if (known == _categories.end()) {
+          _categories.emplace_back(std::string{category}, last);
+        } else {
+          known->second = last;  // positions only grow
+        }
+      }
+    }
+  }
+
   /// Checks and writes `g` (without waiting for the disk); `failed` answers it unwritten.
   void write_group(written_group& g, bool failed) {
     if (_versions.size() > version_cache_limit) {
@@ -541,6 +576,7 @@ class rocks_journal final : public journal {
       g.last_position = next - 1;
       g.events = next - head - 1;
       _written_head = next - 1;
+      note_categories(g);
       return;
     }
     // The versions cached while staging never reached the disk: forget them all.
@@ -676,6 +712,11 @@ class rocks_journal final : public journal {
   rocksdb::WriteOptions _write_options;
   std::atomic<std::uint64_t> _head;  ///< the last published (durable) position
   std::uint64_t _written_head;       ///< the last position written (writer only)
+  const std::uint64_t _opened_at;    ///< the head when opened: categories before it are unknown
+  mutable std::mutex _categories_mutex;
+  /// Each stream category written since the journal was opened, with the last position of an
+  /// append to it (a handful of categories: a vector is the cheapest map).
+  std::vector<std::pair<std::string, std::uint64_t>> _categories;
 
   // The queue and the hand-over, shared by appenders, the writer and the syncer.
   std::mutex _mutex;

@@ -365,6 +365,39 @@ TEST_CASE("journal: sequences and positions are dense", "[events][journal]") {
   }
 }
 
+TEST_CASE("journal: a category's last position bounds where its streams were appended to", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+  CHECK(j.last_position_in("hook") == 0);
+
+  const auto hook = append_now(j, {to("hook/1", 0, {ev(1, "h")})});
+  REQUIRE_OK(hook);
+  REQUIRE_OK(append_now(j, {to("request/1", 0, {ev(1, "a"), ev(1, "b")})}));
+  REQUIRE_OK(append_now(j, {to("request/2", 0, {ev(1, "c")})}));
+  CHECK(j.last_position_in("hook") == hook->last_position);
+  CHECK(j.last_position_in("request") == j.head());
+  CHECK(j.last_position_in("cluster") == 0);
+
+  // A multi-stream append bounds each of its categories by its last position.
+  const auto both = append_now(j, {to("request/1", 2, {ev(1, "d")}), to("hook/1", 1, {ev(1, "e")})});
+  REQUIRE_OK(both);
+  CHECK(j.last_position_in("hook") == both->last_position);
+  // A rejected append moves nothing.
+  CHECK_FALSE(append_now(j, {to("hook/1", 0, {ev(1, "stale")})}).ok());
+  CHECK(j.last_position_in("hook") <= both->last_position);
+
+  if (env.is_rocks()) {
+    // After a reopen nothing is known of what came before: every category is bounded by the
+    // head at opening.
+    env.close();
+    env.open();
+    CHECK(env.j().last_position_in("cluster") == env.j().head());
+    CHECK(env.j().last_position_in("hook") == env.j().head());
+  }
+}
+
 TEST_CASE("journal: expected versions are enforced", "[events][journal]") {
   const auto k = GENERATE(kind::memory, kind::rocks);
   CAPTURE(k);

@@ -75,10 +75,44 @@ void append(journal& j, const std::string& stream, std::uint64_t expected, std::
   REQUIRE(ok);
 }
 
+/// A journal that counts the events `read_all` shows, and forwards everything.
+class counting_journal final : public events::journal {
+ public:
+  explicit counting_journal(events::journal& inner) : _inner(inner) {}
+
+  void append(std::vector<stream_append> batch, append_handler done) override {
+    _inner.append(std::move(batch), std::move(done));
+  }
+  result<std::vector<stored_event>> read_stream(std::string_view stream, std::uint64_t from_sequence,
+                                                std::uint64_t max) const override {
+    return _inner.read_stream(stream, from_sequence, max);
+  }
+  result<std::uint64_t> stream_version(std::string_view stream) const override { return _inner.stream_version(stream); }
+  result<std::size_t> read_all(std::uint64_t from_position, std::size_t max,
+                               const std::function<void(const stored_event&)>& visit) const override {
+    return _inner.read_all(from_position, max, [&](const stored_event& e) {
+      ++visited;
+      visit(e);
+    });
+  }
+  std::uint64_t head() const override { return _inner.head(); }
+  std::uint64_t last_position_in(std::string_view category) const override {
+    return _inner.last_position_in(category);
+  }
+  void on_commit(commit_listener listener) override { _inner.on_commit(std::move(listener)); }
+  void drain() override { _inner.drain(); }
+
+  mutable std::size_t visited = 0;
+
+ private:
+  events::journal& _inner;
+};
+
 struct world {
   virtual_clock clk;
   memory_journal mem{clk};
-  events::journal& journal = mem;
+  counting_journal counted{mem};
+  events::journal& journal = counted;
   std::unique_ptr<providers::inventory_store> cloud = providers::make_memory_inventory_store();
   std::unique_ptr<node> n = std::make_unique<node>(journal, clk, *cloud, std::vector<cluster_state>{});
   std::shared_ptr<fake_transport> transport = std::make_shared<fake_transport>(clk);
@@ -241,6 +275,26 @@ TEST_CASE("webhook: a delivery is a signed CloudEvent that an independent HMAC v
     CHECK(e.payload.find("top-secret") == std::string::npos);
   }
   CHECK(w.saved_position == w.journal.head());
+}
+
+TEST_CASE("webhook: with no webhook to deliver to, the log's tail is passed over unread",
+          "[webhooks][dispatcher]") {
+  world w;
+  w.counted.visited = 0;
+  w.submit("r1");
+  w.submit("r2");
+  const auto head = w.journal.head();
+  REQUIRE(head > 0);
+  CHECK(w.status().position == head);
+  CHECK(w.counted.visited == 0);
+  CHECK(w.saved_position == head);
+
+  // A registration is a webhook event: it is read, and deliveries follow from it on.
+  w.register_hook("h1", "acme", {"*"});
+  CHECK(w.counted.visited > 0);
+  w.submit("r3");
+  CHECK(w.transport->to("h1").size() == 1);
+  CHECK(w.status().position == w.journal.head());
 }
 
 TEST_CASE("webhook: only the owner tenant's events of subscribed types are delivered", "[webhooks][dispatcher]") {

@@ -100,6 +100,15 @@ class journal {
   /// Position of the last committed event (0 for an empty log).
   virtual std::uint64_t head() const = 0;
 
+  /// A bound on where the streams of `category` (a stream id up to its first '/') were last
+  /// appended to: if `head()` returned h before this call, no event of that category lies
+  /// after the result and at or below h. Lets a reader that follows one category skip the
+  /// rest of the log. The default, the head itself, never allows a skip.
+  virtual std::uint64_t last_position_in(std::string_view category) const {
+    (void)category;
+    return head();
+  }
+
   /// Registers a listener for commits. Listeners are called in registration order.
   virtual void on_commit(commit_listener listener) = 0;
 

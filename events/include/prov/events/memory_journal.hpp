@@ -25,6 +25,7 @@ class memory_journal final : public journal {
   result<std::size_t> read_all(std::uint64_t from_position, std::size_t max,
                                const std::function<void(const stored_event&)>& visit) const override;
   std::uint64_t head() const override;
+  std::uint64_t last_position_in(std::string_view category) const override;
   void on_commit(commit_listener listener) override;
   void drain() override {}
 
