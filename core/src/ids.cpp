@@ -108,6 +108,8 @@ std::string make_uuid_v4() {
   return format_uuid(b);
 }
 
+void random_bytes(unsigned char* p, size_t n) { fill_random(p, n); }
+
 std::string random_hex(size_t n) {
   std::string bytes(n, '\0');
   fill_random(reinterpret_cast<unsigned char*>(bytes.data()), n);

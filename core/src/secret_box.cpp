@@ -3,10 +3,14 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
+
+#include "prov/core/ids.hpp"
 
 namespace prov {
 
@@ -23,6 +27,14 @@ struct ctx_deleter {
 using cipher_ctx = std::unique_ptr<EVP_CIPHER_CTX, ctx_deleter>;
 
 const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+std::atomic<std::uint64_t> next_serial{1};
+
+/// A thread's cipher, set up with the key of the box it last sealed with.
+struct sealing_cipher {
+  std::uint64_t serial = 0;  ///< the box's key it holds (0: none)
+  cipher_ctx ctx;
+};
 
 result<std::string> from_hex(std::string_view hex) {
   auto nibble = [](char c) -> int {
@@ -117,18 +129,29 @@ result<secret_box> secret_box::open_or_create(const std::string& path, const cha
   return from_key(key);
 }
 
+secret_box::secret_box(std::string key) : _key(std::move(key)), _serial(next_serial.fetch_add(1)) {}
+
 std::string secret_box::seal(std::string_view plaintext) const {
   std::string blob(nonce_size + plaintext.size() + tag_size, '\0');
   auto* out = reinterpret_cast<unsigned char*>(blob.data());
-  if (RAND_bytes(out, nonce_size) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
+  random_bytes(out, nonce_size);
+  thread_local sealing_cipher cipher;
+  if (cipher.serial != _serial) {
+    cipher.serial = 0;
+    cipher.ctx.reset(EVP_CIPHER_CTX_new());
+    if (!cipher.ctx || EVP_EncryptInit_ex(cipher.ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(_key), nullptr) != 1) {
+      throw std::runtime_error("AES-256-GCM set-up failed");
+    }
+    cipher.serial = _serial;
   }
-  cipher_ctx ctx{EVP_CIPHER_CTX_new()};
+  auto* ctx = cipher.ctx.get();
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, bytes(_key), out) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), out + nonce_size, &len, bytes(plaintext), static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), out + nonce_size + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, tag_size, out + nonce_size + plaintext.size()) != 1) {
+  // A new nonce on the kept key schedule.
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, out) != 1 ||
+      EVP_EncryptUpdate(ctx, out + nonce_size, &len, bytes(plaintext), static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx, out + nonce_size + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, tag_size, out + nonce_size + plaintext.size()) != 1) {
+    cipher.serial = 0;  // set up afresh next time
     throw std::runtime_error("AES-256-GCM encryption failed");
   }
   return std::string{prefix} + base64_encode(blob);

@@ -27,6 +27,37 @@ TEST_CASE("sealed secrets open with the same key only", "[core][secrets]") {
   CHECK(box->open(box->seal("")).value().empty());
 }
 
+TEST_CASE("boxes with different keys seal alternately on one thread, each with its own key",
+          "[core][secrets]") {
+  // A thread keeps the cipher of the box it sealed with last: switching boxes must switch keys.
+  auto a = secret_box::from_key(std::string(32, 'a'));
+  auto b = secret_box::from_key(std::string(32, 'b'));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  for (int i = 0; i < 3; ++i) {
+    const auto by_a = a->seal("for a");
+    const auto by_b = b->seal("for b");
+    CHECK(a->open(by_a).value() == "for a");
+    CHECK(b->open(by_b).value() == "for b");
+    CHECK_FALSE(a->open(by_b).ok());
+    CHECK_FALSE(b->open(by_a).ok());
+  }
+  // A box made after another is gone (maybe at the same address) uses its own key.
+  std::string sealed_by_later;
+  {
+    auto first = secret_box::from_key(std::string(32, 'c'));
+    REQUIRE(first.ok());
+    (void)first->seal("warm");
+  }
+  {
+    auto later = secret_box::from_key(std::string(32, 'd'));
+    REQUIRE(later.ok());
+    sealed_by_later = later->seal("later");
+  }
+  CHECK(secret_box::from_key(std::string(32, 'd'))->open(sealed_by_later).value() == "later");
+  CHECK_FALSE(secret_box::from_key(std::string(32, 'c'))->open(sealed_by_later).ok());
+}
+
 TEST_CASE("the key file is created once, private, and reused", "[core][secrets]") {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("prov-key-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));

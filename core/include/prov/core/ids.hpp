@@ -18,6 +18,10 @@ std::string make_uuid_v4();
 /// `n` random bytes from OpenSSL's CSPRNG, as lowercase hex (2n characters).
 std::string random_hex(size_t n);
 
+/// Fills `p` with `n` bytes from OpenSSL's CSPRNG, drawn a block at a time per thread (a
+/// `RAND_bytes` call per small draw costs a DRBG round and a lock).
+void random_bytes(unsigned char* p, size_t n);
+
 /// Lowercase hex of SHA-256(data).
 std::string sha256_hex(std::string_view data);
 

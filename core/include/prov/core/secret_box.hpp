@@ -3,6 +3,7 @@
 /// values are `"v1:" + base64(nonce(12) | ciphertext | tag(16))`; opening checks the tag, so a
 /// tampered or foreign value is refused, never returned garbled. Thread-safe.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,7 +21,9 @@ class secret_box {
   /// created with a fresh random key (mode 0600) if it does not exist.
   static result<secret_box> open_or_create(const std::string& path, const char* env_var = "PROVISIOND_SECRET_KEY");
 
-  /// Encrypts with a fresh random nonce.
+  /// Encrypts with a fresh random nonce (from the calling thread's CSPRNG block). Each thread
+  /// keeps the cipher set up for the last box it sealed with, so the AES key schedule is not
+  /// redone per value.
   std::string seal(std::string_view plaintext) const;
 
   /// Decrypts a value made by `seal` with the same key (`errc::corrupt` otherwise).
@@ -30,8 +33,9 @@ class secret_box {
   static bool looks_sealed(std::string_view value) noexcept;
 
  private:
-  explicit secret_box(std::string key) : _key(std::move(key)) {}
+  explicit secret_box(std::string key);
   std::string _key;
+  std::uint64_t _serial;  ///< unique per key ever loaded: names the key in per-thread caches
 };
 
 /// Standard base64 with padding.
