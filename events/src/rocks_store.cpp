@@ -109,9 +109,11 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   if (options.background_low_priority) {
     // Applied by each pool thread before its next job. NotSupported (an Env that cannot) only
     // leaves the priority as it was.
-    auto* env = db_options.env != nullptr ? db_options.env : rocksdb::Env::Default();
-    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow).PermitUncheckedError();
-    env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow).PermitUncheckedError();
+    // `db_options.env` is the test's Env or RocksDB's default one (DBOptions' own default).
+    db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow)
+        .PermitUncheckedError();
+    db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow)
+        .PermitUncheckedError();
   }
 
   // Refuse column families this build does not know (a newer format) with a clear message
