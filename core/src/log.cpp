@@ -41,6 +41,8 @@ const char* name(level l) {
 
 void set_level(level l) { g_level.store(static_cast<int>(l)); }
 
+level current_level() { return static_cast<level>(g_level.load()); }
+
 bool enabled(level l) { return static_cast<int>(l) >= g_level.load(std::memory_order_relaxed); }
 
 void set_sink(std::function<void(std::string_view)> sink) {

@@ -282,7 +282,7 @@ TEST_CASE("a per-call timeout turns a hung call into a retryable failure", "[act
   CHECK(n.cluster_status("sim").timeouts == 2);
 }
 
-TEST_CASE("calls answered inline arm no timeout; a delayed call still does", "[actors][resilience][timeout]") {
+TEST_CASE("calls answered inline arm no timeout, but a delayed call still does", "[actors][resilience][timeout]") {
   // A delayed message cannot be taken back: a timer armed for every call would sit in the
   // actor clock for the whole call timeout (5 min by default), millions of them under load.
   actors::pipeline_options opts;

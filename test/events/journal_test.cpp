@@ -763,7 +763,7 @@ TEST_CASE("rocks journal: destruction completes queued appends", "[events][journ
   CHECK(version_of(env.j(), "t") >= 1);
 }
 
-TEST_CASE("rocks journal: an append is published once its group is synced; the next group is written meanwhile",
+TEST_CASE("rocks journal: an append is published once its group is synced, and the next group is written meanwhile",
           "[events][journal][rocks]") {
   gated_env fs;
   journal_env env(kind::rocks, {}, fs.env.get());

@@ -14,6 +14,7 @@
 #include "../support/http_client.hpp"
 #include "prov/core/log.hpp"
 #include "prov/gateway/http_server.hpp"
+#include "support/log_capture.hpp"
 
 using namespace prov;
 using namespace prov::gateway;
@@ -77,31 +78,7 @@ std::size_t count_of(const std::string& text, std::string_view needle) {
   return n;
 }
 
-/// Collects log lines while alive (and keeps the expected errors off stderr).
-class log_capture {
- public:
-  log_capture() {
-    log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(_mutex);
-      _lines.emplace_back(line);
-    });
-  }
-  ~log_capture() { log::set_sink(nullptr); }
-  log_capture(const log_capture&) = delete;
-  log_capture& operator=(const log_capture&) = delete;
-
-  /// How many captured lines contain `text`.
-  std::size_t count(std::string_view text) {
-    std::lock_guard lock(_mutex);
-    return static_cast<std::size_t>(std::count_if(_lines.begin(), _lines.end(), [&](const std::string& l) {
-      return l.find(text) != std::string::npos;
-    }));
-  }
-
- private:
-  std::mutex _mutex;
-  std::vector<std::string> _lines;
-};
+using prov::test::log_capture;
 
 /// Responders handed over to another thread, which answers them after the handler returned.
 class answering_thread {

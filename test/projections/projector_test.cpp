@@ -14,6 +14,7 @@
 #include "prov/core/log.hpp"
 
 #include "projection_fixture.hpp"
+#include "support/log_capture.hpp"
 
 using namespace projection_test;
 
@@ -21,40 +22,7 @@ namespace {
 
 constexpr auto generous = std::chrono::seconds{30};
 
-/// Collects log lines while alive (then logs go to stderr again).
-class log_capture {
- public:
-  log_capture() {
-    prov::log::set_sink([this](std::string_view line) {
-      std::lock_guard lock(_mutex);
-      _lines.emplace_back(line);
-    });
-  }
-  ~log_capture() { prov::log::set_sink({}); }
-  log_capture(const log_capture&) = delete;
-  log_capture& operator=(const log_capture&) = delete;
-
-  std::vector<nlohmann::json> with_message(std::string_view msg) {
-    std::lock_guard lock(_mutex);
-    std::vector<nlohmann::json> out;
-    for (const auto& line : _lines) {
-      auto j = nlohmann::json::parse(line);
-      if (j.value("msg", "") == msg) {
-        out.push_back(std::move(j));
-      }
-    }
-    return out;
-  }
-
-  std::vector<std::string> lines() {
-    std::lock_guard lock(_mutex);
-    return _lines;
-  }
-
- private:
-  std::mutex _mutex;
-  std::vector<std::string> _lines;
-};
+using prov::test::log_capture;
 
 /// A mixed history: requests in every reachable state, clusters, tenants, idempotency claims.
 void write_history(world& w) {

@@ -86,7 +86,7 @@ TEST_CASE("simulation: a repeated call with the same key adopts instead of creat
   CHECK(ids(other.resources) != ids(first.resources));
 }
 
-TEST_CASE("simulation: a first try looks nothing up; any other call adopts what exists", "[providers][simulation]") {
+TEST_CASE("simulation: a first try looks nothing up, and any other call adopts what exists", "[providers][simulation]") {
   manual_clock clk;
   auto backing = make_memory_inventory_store();
   prov::test::counting_inventory store{*backing};

@@ -13,6 +13,7 @@ enum class level { debug = 0, info = 1, warn = 2, error = 3 };
 
 /// Minimum level that is written (default info). Thread-safe.
 void set_level(level l);
+level current_level();
 bool enabled(level l);
 
 /// Replaces the output (default: stderr). The sink receives one complete line, no newline.
