@@ -9,6 +9,7 @@
 #include <limits>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -185,9 +186,13 @@ class rocks_journal final : public journal {
       std::unique_lock lock(_mutex);
       if (!_stopping) {
         _queue.push_back(pending_append{std::move(batch), std::move(done), events});
+        _queued_events += events;
         ++_accepted;
+        const bool wake = writer_may_write();
         lock.unlock();
-        _wake.notify_one();
+        if (wake) {
+          _wake.notify_one();
+        }
         return;
       }
     }
@@ -400,7 +405,7 @@ class rocks_journal final : public journal {
 
   rocks_journal_stats stats() const {
     return {_groups.load(std::memory_order_relaxed), _appends_committed.load(std::memory_order_relaxed),
-            _events_committed.load(std::memory_order_relaxed)};
+            _events_committed.load(std::memory_order_relaxed), _syncs.load(std::memory_order_relaxed)};
   }
 
  private:
@@ -418,16 +423,23 @@ class rocks_journal final : public journal {
     }
   }
 
-  /// The writer thread: takes groups off the queue until stopped and the queue is empty,
-  /// stages and writes each. Without sync it answers them itself; with sync it hands each
-  /// written group to the syncer and takes the next group while that one is being synced, so
-  /// a group's CPU work overlaps the previous group's fsync. It waits for the syncer to take
-  /// the group it handed over before taking another: what queues in the meantime makes the
-  /// next group larger, not an extra write.
+  /// With `_mutex` held: whether the writer should take the queue now. With no sync running
+  /// it writes at once, so the next sync covers everything queued; while one runs, only once
+  /// `early_write_events` wait (what it writes then rides the next sync without being written
+  /// after this one ends), so a busy journal is not written one append at a time.
+  bool writer_may_write() const {
+    return !_queue.empty() &&
+           (!_sync_running || _stopping || _queued_events >= _options.early_write_events);
+  }
+
+  /// The writer thread: takes what is queued (up to `max_batch_events`), checks and writes it
+  /// as one group, until stopped and the queue is empty. Without sync it publishes each group
+  /// itself; with sync it adds the group to the written list, which the syncer makes durable
+  /// as a whole, and goes on without waiting for it.
   void run() {
     std::unique_lock lock(_mutex);
     for (;;) {
-      _wake.wait(lock, [&] { return (!_queue.empty() || _stopping) && !_handed_over; });
+      _wake.wait(lock, [&] { return writer_may_write() || (_stopping && _queue.empty()); });
       if (_queue.empty()) {
         return;
       }
@@ -439,46 +451,62 @@ class rocks_journal final : public journal {
         _writing.appends.push_back(std::move(_queue.front()));
         _queue.pop_front();
       }
+      _queued_events -= events;
       const bool failed = _failed;
       lock.unlock();
       write_group(_writing, failed);
       if (!_options.sync) {
-        finish(_writing);
+        finish(std::span(&_writing, 1));
         lock.lock();
         _answered += _writing.appends.size();
         _drained.notify_all();
         continue;
       }
       lock.lock();
-      std::swap(_writing, _handed);
-      _handed_over = true;
+      _written_appends += _writing.appends.size();
+      _written.push_back(std::move(_writing));
+      if (!_spare.empty()) {
+        _writing = std::move(_spare.back());  // a recycled group keeps its capacity
+        _spare.pop_back();
+      }
       _sync_wake.notify_one();
     }
   }
 
-  /// The syncer thread (sync on): makes each group the writer hands over durable, then
-  /// publishes and answers it. Runs until the writer is done and nothing is left.
+  /// The syncer thread (sync on): makes the written groups durable with one WAL sync, then
+  /// publishes and answers them. Before each sync it waits until everything accepted so far is
+  /// written (the writer writes at once while no sync runs), so an append that queued during
+  /// a sync rides the next one. Runs until the writer is done and nothing is left.
   void run_syncer() {
     std::unique_lock lock(_mutex);
     for (;;) {
-      _sync_wake.wait(lock, [&] { return _handed_over || _writer_done; });
-      if (!_handed_over) {
+      _sync_wake.wait(lock, [&] { return !_written.empty() || _writer_done; });
+      if (_written.empty()) {
         return;
       }
-      std::swap(_handed, _syncing);
-      _handed_over = false;
-      const bool writer_waits = !_queue.empty() || _stopping;
+      const auto target = _accepted;
+      _sync_wake.wait(lock, [&] { return _written_appends >= target || _writer_done; });
+      std::swap(_written, _syncing);  // `_syncing` was left empty
+      _sync_running = true;
       lock.unlock();
-      if (writer_waits) {
-        _wake.notify_one();  // the writer may take the next group now
-      }
-      if (_syncing.wrote) {
-        sync(_syncing);
-      }
+      sync(_syncing);
       finish(_syncing);
+      std::uint64_t answered = 0;
+      for (auto& g : _syncing) {
+        answered += g.appends.size();
+        g.clear();  // the handlers and events go outside the lock
+      }
       lock.lock();
-      _answered += _syncing.appends.size();
+      for (auto& g : _syncing) {
+        _spare.push_back(std::move(g));
+      }
+      _syncing.clear();
+      _answered += answered;
+      _sync_running = false;
       _drained.notify_all();
+      if (!_queue.empty()) {
+        _wake.notify_one();  // what queued during the sync is written now
+      }
     }
   }
 
@@ -487,10 +515,13 @@ class rocks_journal final : public journal {
     return make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover");
   }
 
-  /// Makes `g` durable; on failure fails its appends and every later one (the journal stays
-  /// failed: events it wrote after the last good sync may or may not survive a restart, so
-  /// nothing more may be appended after them).
-  void sync(written_group& g) {
+  /// Makes `groups` durable with one WAL sync; on failure fails their appends and every later
+  /// one (the journal stays failed: events it wrote after the last good sync may or may not
+  /// survive a restart, so nothing more may be appended after them).
+  void sync(std::vector<written_group>& groups) {
+    if (std::none_of(groups.begin(), groups.end(), [](const written_group& g) { return g.wrote; })) {
+      return;
+    }
     bool failed = false;
     {
       std::lock_guard lock(_mutex);
@@ -501,21 +532,24 @@ class rocks_journal final : public journal {
       err = failed_earlier();
     } else {
       const auto s = _store.db()->SyncWAL();
+      _syncs.fetch_add(1, std::memory_order_relaxed);
       if (s.ok()) {
         return;
       }
       err = detail::to_error(s, "journal: sync");
       log::error("journal: WAL sync failed; failing every append until restart",
-                 {{"error", err.message}, {"appends", g.appends.size()}});
+                 {{"error", err.message}, {"groups", groups.size()}});
       std::lock_guard lock(_mutex);
       _failed = true;
     }
-    for (auto& r : g.results) {
-      if (r.ok()) {
-        r = err;
+    for (auto& g : groups) {
+      for (auto& r : g.results) {
+        if (r.ok()) {
+          r = err;
+        }
       }
+      g.wrote = false;
     }
-    g.wrote = false;
   }
 
   /// Records, for each category a committed append of `g` wrote to, the append's last
@@ -590,15 +624,25 @@ class rocks_journal final : public journal {
     g.committed_appends = 0;
   }
 
-  /// Publishes a written (and, with sync on, synced) group: moves the head, calls the commit
-  /// listeners, then answers every append in order. Listeners go first: they only wake their
-  /// threads (the projector, the outbox, the webhook dispatcher), which then read the group
-  /// while its answers go out one message at a time.
-  void finish(written_group& g) {
-    if (g.wrote) {
-      _head.store(g.last_position, std::memory_order_release);
-      _appends_committed.fetch_add(g.committed_appends, std::memory_order_relaxed);
-      _events_committed.fetch_add(g.events, std::memory_order_relaxed);
+  /// Publishes written (and, with sync on, synced) groups: moves the head past the last one
+  /// that wrote, calls the commit listeners once, then answers every append in order.
+  /// Listeners go first: they only wake their threads (the projector, the outbox, the webhook
+  /// dispatcher), which then read the groups while their answers go out one message at a time.
+  void finish(std::span<written_group> groups) {
+    std::uint64_t last = 0;
+    std::uint64_t appends = 0;
+    std::uint64_t events = 0;
+    for (const auto& g : groups) {
+      if (g.wrote) {
+        last = g.last_position;  // positions grow from group to group
+        appends += g.committed_appends;
+        events += g.events;
+      }
+    }
+    if (last != 0) {
+      _head.store(last, std::memory_order_release);
+      _appends_committed.fetch_add(appends, std::memory_order_relaxed);
+      _events_committed.fetch_add(events, std::memory_order_relaxed);
       std::shared_ptr<const std::vector<commit_listener>> listeners;
       {
         std::lock_guard lock(_listeners_mutex);
@@ -606,7 +650,7 @@ class rocks_journal final : public journal {
       }
       for (const auto& listener : *listeners) {
         try {
-          listener(g.last_position);
+          listener(last);
         } catch (const std::exception& e) {
           log::error("journal: commit listener threw", {{"what", e.what()}});
         } catch (...) {
@@ -614,8 +658,10 @@ class rocks_journal final : public journal {
         }
       }
     }
-    for (std::size_t i = 0; i < g.appends.size(); ++i) {
-      answer(g.appends[i].done, std::move(g.results[i]));
+    for (auto& g : groups) {
+      for (std::size_t i = 0; i < g.appends.size(); ++i) {
+        answer(g.appends[i].done, std::move(g.results[i]));
+      }
     }
   }
 
@@ -724,12 +770,15 @@ class rocks_journal final : public journal {
   std::condition_variable _sync_wake;  ///< the syncer waits for a written group
   std::condition_variable _drained;    ///< drain() waits for answers
   std::deque<pending_append> _queue;
-  std::uint64_t _accepted = 0;  ///< appends queued so far
-  std::uint64_t _answered = 0;  ///< queued appends whose handler has run
+  std::size_t _queued_events = 0;       ///< events of the appends in `_queue`
+  std::uint64_t _accepted = 0;          ///< appends queued so far
+  std::uint64_t _written_appends = 0;   ///< appends the writer has taken and written (or refused)
+  std::uint64_t _answered = 0;          ///< queued appends whose handler has run
   bool _stopping = false;
-  written_group _handed;        ///< written, waiting for the syncer
-  bool _handed_over = false;    ///< `_handed` holds a group
-  bool _writer_done = false;    ///< the writer has stopped: the syncer ends once idle
+  std::vector<written_group> _written;  ///< written, waiting for the next sync
+  std::vector<written_group> _spare;    ///< answered groups, kept for their capacity
+  bool _sync_running = false;           ///< the syncer has taken groups and not answered them yet
+  bool _writer_done = false;            ///< the writer has stopped: the syncer ends once idle
   bool _failed = false;         ///< a WAL sync failed: every later append fails
 
   // Listeners: replaced (copy on write) on registration, so the publishing thread (the syncer,
@@ -751,8 +800,9 @@ class rocks_journal final : public journal {
   std::atomic<std::uint64_t> _groups{0};
   std::atomic<std::uint64_t> _appends_committed{0};
   std::atomic<std::uint64_t> _events_committed{0};
+  std::atomic<std::uint64_t> _syncs{0};
 
-  written_group _syncing;  ///< syncer only
+  std::vector<written_group> _syncing;  ///< syncer only
   std::thread _syncer;     ///< started before the writer, stopped after it
   std::thread _writer;
 };

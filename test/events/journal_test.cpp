@@ -766,7 +766,9 @@ TEST_CASE("rocks journal: destruction completes queued appends", "[events][journ
 TEST_CASE("rocks journal: an append is published once its group is synced, and the next group is written meanwhile",
           "[events][journal][rocks]") {
   gated_env fs;
-  journal_env env(kind::rocks, {}, fs.env.get());
+  rocks_journal_options options;
+  options.early_write_events = 1;  // written at once, even during a sync
+  journal_env env(kind::rocks, options, fs.env.get());
   auto& j = env.j();
   REQUIRE_OK(append_now(j, {to("s", 0, {ev(1, "a")})}));
 
@@ -806,6 +808,57 @@ TEST_CASE("rocks journal: an append is published once its group is synced, and t
   CHECK(rc->versions == u64s{3});
   CHECK(j.head() == 3);
   CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 3});
+}
+
+TEST_CASE("rocks journal: appends queued during a sync all ride the next one", "[events][journal][rocks]") {
+  gated_env fs;
+  rocks_journal_options options;
+  options.early_write_events = 2;
+  journal_env env(kind::rocks, options, fs.env.get());
+  auto& j = env.j();
+  REQUIRE_OK(append_now(j, {to("s", 0, {ev(1, "a")})}));
+  CHECK(rocks_journal_stats_of(j)->syncs == 1);
+
+  fs.gate->hold();
+  std::vector<std::future<result<append_receipt>>> answers;
+  std::vector<std::promise<result<append_receipt>>> promises(4);
+  const auto append_one = [&](std::uint64_t expected, const char* payload) {
+    auto& p = promises[answers.size()];
+    answers.push_back(p.get_future());
+    j.append({to("s", expected, {ev(1, payload)})}, [&p](result<append_receipt> r) { p.set_value(std::move(r)); });
+  };
+  const auto groups_reach = [&](std::uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (rocks_journal_stats_of(j)->groups < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return rocks_journal_stats_of(j)->groups == n;
+  };
+  append_one(1, "b");
+  REQUIRE(fs.gate->wait_for_held_sync());  // b is being synced
+
+  // During the sync: c alone waits (fewer than early_write_events); with d both are written
+  // early; e waits again.
+  append_one(2, "c");
+  append_one(3, "d");
+  CHECK(groups_reach(3));
+  append_one(4, "e");
+  CHECK(rocks_journal_stats_of(j)->groups == 3);
+
+  // When b's sync ends, e is written before the next sync starts: c, d and e are answered
+  // after one more sync, not two.
+  fs.gate->release();
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    const auto r = answers[i].get();
+    REQUIRE_OK(r);
+    CHECK(r->first_position == i + 2);
+  }
+  const auto stats = rocks_journal_stats_of(j);
+  CHECK(stats->groups == 4);
+  CHECK(stats->syncs == 3);
+  CHECK(stats->appends == 5);
+  CHECK(j.head() == 5);
+  CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 3, 4, 5});
 }
 
 TEST_CASE("rocks journal: a failed WAL sync fails its appends and every later one until restart",

@@ -7,13 +7,16 @@
 /// written before it), assigns dense global positions and writes one `WriteBatch`. Rejected
 /// appends (version conflict, invalid input) are answered without touching the others.
 ///
-/// With `sync` (the default) a second thread, the syncer, makes each written group durable
-/// (one WAL fsync for the whole group), then publishes it: moves the head, calls the commit
-/// listeners and every handler. While it syncs, the writer checks and writes the next group, so
-/// a group's CPU work overlaps the previous group's fsync. Readers never see past the head:
-/// written events stay invisible until their group is synced. A failed sync fails its appends
-/// and every later one (the journal must be reopened: the failed group may or may not be on
-/// disk). Without `sync` the writer publishes each group itself.
+/// With `sync` (the default) a second thread, the syncer, makes the written groups durable
+/// (one WAL fsync for all the groups written since the last one), then publishes them: moves
+/// the head, calls the commit listeners and every handler. The writer does not wait for it:
+/// between syncs it writes at once, and before each sync the syncer waits until everything
+/// accepted so far is written, so an append queued during a sync rides the next one. During a
+/// sync the writer writes early only once `early_write_events` events wait, so a busy journal
+/// is not written one append at a time and a group's CPU work overlaps the fsync. Readers
+/// never see past the head: written events stay invisible until they are synced. A failed sync
+/// fails its appends and every later one (the journal must be reopened: the failed groups may
+/// or may not be on disk). Without `sync` the writer publishes each group itself.
 ///
 /// On-disk record in the `log` column family (format 1):
 ///   u8 format(=1) | varint stream length | stream bytes | varint sequence |
@@ -32,6 +35,11 @@ namespace prov::events {
 struct rocks_journal_options {
   bool sync = true;                    ///< fsync each group before answering it (false: survive process crash only)
   std::size_t max_batch_events = 4096; ///< upper bound of events per group commit
+  /// With sync: while a sync runs, the writer writes the queued appends as soon as this many
+  /// events wait (they then ride the next sync without a write after this one ends); fewer
+  /// wait for the sync to end. Smaller: more, smaller writes; larger: more left to write
+  /// between two syncs.
+  std::size_t early_write_events = 32;
 };
 
 /// Counters of a RocksDB journal's writer (for tests and metrics). `groups` < `appends` shows
@@ -40,6 +48,7 @@ struct rocks_journal_stats {
   std::uint64_t groups = 0;   ///< WriteBatches written (successfully or not)
   std::uint64_t appends = 0;  ///< appends committed
   std::uint64_t events = 0;   ///< events committed
+  std::uint64_t syncs = 0;    ///< WAL syncs (with sync on; each covers every group written before it)
 
   bool operator==(const rocks_journal_stats&) const = default;
 };
