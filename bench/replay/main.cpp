@@ -4,8 +4,8 @@
 //   1. template: an engine on a fresh data dir runs one vps request on the zero-delay
 //      simulation cluster to completion, and is shut down;
 //   2. generate: its request stream is appended again under new request ids until the journal
-//      holds --requests completed requests (straight into the journal, big atomic batches, no
-//      fsync, flushed at the end): the same events the engine writes, without running it;
+//      holds --requests completed requests (straight into the journal, in the template's
+//      appends, no fsync, flushed at the end): the same events the engine writes, without running it;
 //      The generated journal is flushed and its compactions are left to finish before the
 //      replay is timed: a rebuild in production runs on a journal at rest, not on one written
 //      a second ago;
@@ -15,12 +15,14 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,7 +47,7 @@ namespace po = boost::program_options;
 
 struct options {
   std::size_t requests = 1'000'000;
-  std::size_t batch = 1'000;  ///< requests per append
+  std::size_t batch = 1'000;  ///< requests generated between waits for the journal
   std::string data_dir;
   bool keep = false;
 };
@@ -140,25 +142,37 @@ std::string run_template(const std::string& data_dir, const prov::clock& clk) {
   return id;
 }
 
-/// Appends copies of `id`'s stream until the journal holds `total` requests.
+/// Appends copies of `id`'s stream until the journal holds `o.requests` requests, each in the
+/// appends the engine made for the template (so the log's records have the engine's shapes:
+/// format 3 writes one record per append). The template's appends are told apart by their
+/// commit times: each waited for the one before it to be durable, so no two shared a group.
 std::uint64_t generate(events::rocks_store& store, const prov::clock& clk, const std::string& id, const options& o) {
   events::rocks_journal_options jo;
   jo.sync = false;
   auto journal = must(events::make_rocks_journal(store, clk, jo), "open the journal");
-  std::vector<events::any_event> events;
+  std::vector<std::vector<events::any_event>> appends;
+  timestamp last_time{};
   for (const auto& e : must(journal->read_stream("request/" + id), "read the template stream")) {
-    events.push_back(must(events::decode(e), "decode the template"));
+    if (appends.empty() || e.time != last_time) {
+      appends.emplace_back();
+      last_time = e.time;
+    }
+    appends.back().push_back(must(events::decode(e), "decode the template"));
   }
+  std::cerr << "bench_replay: the template request made " << appends.size() << " appends" << std::endl;
+
   const auto t0 = steady::now();
-  std::vector<std::future<status>> in_flight;
+  std::atomic<bool> failed{false};
+  std::string first_error;
+  std::mutex error_mutex;
   std::size_t made = 1;
   while (made < o.requests) {
-    std::vector<events::stream_append> batch;
-    for (std::size_t i = 0; i < o.batch && made < o.requests; ++i, ++made) {
-      const auto copy_id = "replay-" + std::to_string(made);
-      events::stream_append a{"request/" + copy_id, 0, {}};
-      a.events.reserve(events.size());
-      for (const auto& e : events) {
+    const auto copy_id = "replay-" + std::to_string(made);
+    std::uint64_t version = 0;
+    for (const auto& group : appends) {
+      events::stream_append a{"request/" + copy_id, version, {}};
+      a.events.reserve(group.size());
+      for (const auto& e : group) {
         if (const auto* submitted = std::get_if<events::request_submitted>(&e)) {
           auto s = *submitted;
           s.request_id = copy_id;
@@ -168,25 +182,31 @@ std::uint64_t generate(events::rocks_store& store, const prov::clock& clk, const
           a.events.push_back(events::to_record(e));
         }
       }
+      version += group.size();
+      std::vector<events::stream_append> batch;
       batch.push_back(std::move(a));
+      journal->append(std::move(batch), [&](result<events::append_receipt> r) {
+        if (!r && !failed.exchange(true)) {
+          std::lock_guard lock(error_mutex);
+          first_error = r.err().message;
+        }
+      });
     }
-    auto promise = std::make_shared<std::promise<status>>();
-    in_flight.push_back(promise->get_future());
-    journal->append(std::move(batch), [promise](result<events::append_receipt> r) {
-      promise->set_value(r ? status{} : status{std::move(r).err()});
-    });
-    if (in_flight.size() >= 4) {
-      must(in_flight.front().get(), "append");
-      in_flight.erase(in_flight.begin());
+    ++made;
+    if (made % o.batch == 0) {
+      journal->drain();  // bounds what waits in the journal's queue
+      if (failed) {
+        fail("append: " + first_error);
+      }
     }
-    if (made % 100'000 < o.batch) {
+    if (made % 100'000 == 0) {
       std::cerr << "bench_replay: generated " << made << " requests (" << journal->head() << " events)" << std::endl;
     }
   }
-  for (auto& f : in_flight) {
-    must(f.get(), "append");
-  }
   journal->drain();
+  if (failed) {
+    fail("append: " + first_error);
+  }
   const auto head = journal->head();
   std::cerr << "bench_replay: generated " << made << " requests, " << head << " events in " << seconds_since(t0)
             << " s" << std::endl;
@@ -200,7 +220,7 @@ int main(int argc, char** argv) {
   po::options_description desc("bench_replay options");
   desc.add_options()("help,h", "show this help")(
       "requests", po::value(&o.requests)->default_value(o.requests), "requests in the journal")(
-      "batch", po::value(&o.batch)->default_value(o.batch), "requests per append while generating")(
+      "batch", po::value(&o.batch)->default_value(o.batch), "requests generated between waits for the journal")(
       "data-dir", po::value(&o.data_dir), "where to build the journal (must not exist; default: a temp dir)")(
       "keep", po::bool_switch(&o.keep), "keep the data dir");
   po::variables_map vm;

@@ -40,9 +40,6 @@ namespace {
 /// stream misses anyway, so a small cache catches nearly every repeat append.
 constexpr std::size_t version_cache_limit = std::size_t{1} << 16U;
 
-/// Log records fetched per MultiGet by `read_stream`.
-constexpr std::size_t read_chunk = 256;
-
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
 
 rocksdb::Slice to_slice(std::string_view s) {
@@ -226,91 +223,84 @@ class rocks_journal final : public journal {
       it->Seek(to_slice(key));
     }
 
-    // Positions are gathered a chunk at a time from the runs, then their records fetched with
-    // one MultiGet.
-    std::vector<std::string> log_keys;
-    std::vector<rocksdb::Slice> slices;
-    std::vector<rocksdb::PinnableSlice> values(read_chunk);
-    std::vector<rocksdb::Status> statuses(read_chunk);
-    log_keys.reserve(read_chunk);
-    slices.reserve(read_chunk);
+    // Each run of the index is read from the log record holding its first wanted position
+    // (one seek), and on from the next records if it continues past that one (stores written
+    // before format 3 hold one event per record).
+    std::string log_key;
+    std::string log_end;
+    detail::make_log_key(log_end, head + 1);
+    const auto log_upper = to_slice(log_end);
+    rocksdb::ReadOptions log_read;
+    log_read.iterate_upper_bound = &log_upper;
+    std::unique_ptr<rocksdb::Iterator> log(_store.db()->NewIterator(log_read, _store.log_cf()));
+    detail::record_reader record;
+    stored_event skipped;
     auto next_sequence = from_sequence;
-    std::uint64_t run_position = 0;  // the next position of the current run
-    std::uint64_t run_left = 0;      // events of the current run not gathered yet
-    bool done = false;
-    while (!done) {
-      log_keys.clear();
-      slices.clear();
-      while (log_keys.size() < read_chunk && out.size() + log_keys.size() < max) {
-        if (run_left == 0) {
-          if (!it->Valid()) {
-            done = true;
-            break;
+    while (out.size() < max && it->Valid()) {
+      const auto run = detail::decode_stream_run(to_view(it->key()), to_view(it->value()), stream);
+      if (!run) {
+        return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+      }
+      it->Next();
+      if (run->first_sequence + run->count <= next_sequence) {
+        continue;  // the run before `from_sequence`
+      }
+      if (run->first_sequence > next_sequence) {
+        return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": expected sequence " +
+                                             std::to_string(next_sequence) + ", found " +
+                                             std::to_string(run->first_sequence));
+      }
+      auto position = run->position + (next_sequence - run->first_sequence);
+      const auto run_end = run->position + run->count;  // exclusive
+      if (position > head) {
+        break;  // committed to disk but not yet published: not visible
+      }
+      detail::make_log_key(log_key, position);
+      log->SeekForPrev(to_slice(log_key));
+      while (position < run_end && position <= head && out.size() < max) {
+        if (!log->Valid()) {
+          if (!log->status().ok()) {
+            return detail::to_error(log->status(), "journal: read log position " + std::to_string(position));
           }
-          const auto run = detail::decode_stream_run(to_view(it->key()), to_view(it->value()), stream);
-          if (!run) {
-            return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
-          }
-          it->Next();
-          const auto wanted = next_sequence + log_keys.size();
-          if (run->first_sequence + run->count <= wanted) {
-            continue;  // the run before `from_sequence`
-          }
-          if (run->first_sequence > wanted) {
-            return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": expected sequence " +
-                                                 std::to_string(wanted) + ", found " +
-                                                 std::to_string(run->first_sequence));
-          }
-          run_position = run->position + (wanted - run->first_sequence);
-          run_left = run->count - (wanted - run->first_sequence);
-        }
-        if (run_position > head) {
-          done = true;  // committed to disk but not yet published: not visible
-          break;
-        }
-        log_keys.emplace_back();
-        detail::make_log_key(log_keys.back(), run_position);
-        ++run_position;
-        --run_left;
-      }
-      if (!it->status().ok()) {
-        return detail::to_error(it->status(), "journal: read stream index of " + std::string(stream));
-      }
-      if (out.size() + log_keys.size() >= max) {
-        done = true;
-      }
-      if (log_keys.empty()) {
-        break;
-      }
-      for (const auto& k : log_keys) {
-        slices.push_back(to_slice(k));
-      }
-      // Positions grow with the sequence, so the keys are already sorted.
-      _store.db()->MultiGet(rocksdb::ReadOptions(), _store.log_cf(), slices.size(), slices.data(),
-                            values.data(), statuses.data(), true);
-      for (std::size_t i = 0; i < slices.size(); ++i) {
-        const auto position = detail::read_be64(log_keys[i].data());
-        if (statuses[i].IsNotFound()) {
           return make_error(errc::corrupt, "stream " + std::string(stream) + ": position " +
                                                std::to_string(position) + " missing from the log");
         }
-        if (!statuses[i].ok()) {
-          return detail::to_error(statuses[i], "journal: read log position " + std::to_string(position));
+        const auto key = detail::decode_be64(to_view(log->key()));
+        if (!key) {
+          return make_error(errc::corrupt, "log: malformed key");
         }
-        auto& event = out.emplace_back();
-        if (auto decoded = detail::decode_record(to_view(values[i]), event); !decoded) {
-          return std::move(decoded).err();
+        if (auto opened = record.open(to_view(log->value()), *key); !opened) {
+          return make_error(errc::corrupt,
+                            "log position " + std::to_string(*key) + ": " + std::move(opened).err().message);
         }
-        values[i].Reset();
-        event.position = position;
-        if (event.stream != stream || event.sequence != next_sequence) {
-          return make_error(errc::corrupt, "log position " + std::to_string(position) + " holds " +
-                                               event.stream + "#" + std::to_string(event.sequence) +
-                                               ", index says " + std::string(stream) + "#" +
-                                               std::to_string(next_sequence));
+        if (*key > position || record.last_position() < position) {
+          return make_error(errc::corrupt, "stream " + std::string(stream) + ": position " +
+                                               std::to_string(position) + " missing from the log");
         }
-        ++next_sequence;
+        while (!record.done() && position < run_end && out.size() < max) {
+          const bool wanted = record.next_position() >= position;
+          auto& event = wanted ? out.emplace_back() : skipped;
+          if (auto decoded = record.next(event, wanted); !decoded) {
+            return make_error(errc::corrupt, "log position " + std::to_string(event.position) + ": " +
+                                                 std::move(decoded).err().message);
+          }
+          if (!wanted) {
+            continue;
+          }
+          if (event.stream != stream || event.sequence != next_sequence) {
+            return make_error(errc::corrupt, "log position " + std::to_string(event.position) + " holds " +
+                                                 event.stream + "#" + std::to_string(event.sequence) +
+                                                 ", index says " + std::string(stream) + "#" +
+                                                 std::to_string(next_sequence));
+          }
+          ++position;
+          ++next_sequence;
+        }
+        log->Next();
       }
+    }
+    if (!it->status().ok()) {
+      return detail::to_error(it->status(), "journal: read stream index of " + std::string(stream));
     }
     return out;
   }
@@ -343,26 +333,49 @@ class rocks_journal final : public journal {
     read.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(read, _store.log_cf()));
 
+    // A record holds consecutive positions: the one holding `from_position` starts at it (the
+    // common case: readers go on from where a commit ended) or before it.
+    it->Seek(to_slice(lower));
+    if (!it->Valid() || to_view(it->key()) != lower) {
+      if (!it->status().ok()) {
+        return detail::to_error(it->status(), "journal: read log");
+      }
+      it->SeekForPrev(to_slice(lower));
+    }
     stored_event event;
-    auto expected = from_position;
+    detail::record_reader record;
+    auto expected = from_position;  // the next position to visit
+    auto next_record = from_position;  // the key the next record must have (after the first)
+    bool first = true;
     std::size_t visited = 0;
-    for (it->Seek(to_slice(lower)); it->Valid(); it->Next()) {
+    for (; it->Valid() && expected <= last; it->Next()) {
       const auto position = detail::decode_be64(to_view(it->key()));
       if (!position) {
         return make_error(errc::corrupt, "log: malformed key");
       }
-      if (*position != expected) {
-        return make_error(errc::corrupt, "log: expected position " + std::to_string(expected) + ", found " +
-                                             std::to_string(*position));
+      if (first ? *position > from_position : *position != next_record) {
+        return make_error(errc::corrupt, "log: expected position " + std::to_string(first ? from_position : next_record) +
+                                             ", found " + std::to_string(*position));
       }
-      if (auto decoded = detail::decode_record(to_view(it->value()), event); !decoded) {
+      if (auto opened = record.open(to_view(it->value()), *position); !opened) {
         return make_error(errc::corrupt,
-                          "log position " + std::to_string(*position) + ": " + std::move(decoded).err().message);
+                          "log position " + std::to_string(*position) + ": " + std::move(opened).err().message);
       }
-      event.position = *position;
-      visit(event);
-      ++visited;
-      ++expected;
+      first = false;
+      next_record = record.last_position() + 1;
+      while (!record.done() && expected <= last) {
+        // Events before `from_position`, in a record that starts earlier, are stepped over.
+        const bool wanted = record.next_position() >= from_position;
+        if (auto decoded = record.next(event, wanted); !decoded) {
+          return make_error(errc::corrupt, "log position " + std::to_string(event.position) + ": " +
+                                               std::move(decoded).err().message);
+        }
+        if (wanted) {
+          visit(event);
+          ++visited;
+          ++expected;
+        }
+      }
     }
     if (!it->status().ok()) {
       return detail::to_error(it->status(), "journal: read log");
@@ -716,33 +729,32 @@ class rocks_journal final : public journal {
     receipt.first_position = first_position;
     receipt.time = now;
     receipt.versions.reserve(batch.size());
+    std::uint64_t events = 0;
+    for (const auto& append : batch) {
+      events += append.events.size();
+    }
+    // One log record for the whole append, and one index entry per stream for its run of
+    // events: consecutive sequences at consecutive positions.
     _batch.SetSavePoint();
+    detail::begin_append_record(_value, events, now);
     auto position = first_position;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& append = batch[i];
       const auto first_sequence = _new_versions[i] - append.events.size() + 1;
-      // One index entry for the append's run of events: consecutive sequences, consecutive
-      // positions.
       detail::make_stream_key(_index_key, append.stream, first_sequence);
       detail::make_stream_value(_index_value, position, append.events.size());
-      auto s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_index_value));
-      auto sequence = first_sequence;
-      for (const auto& event : append.events) {
-        if (!s.ok()) {
-          break;
-        }
-        detail::make_log_key(_log_key, position);
-        _value.clear();
-        detail::encode_record(_value, append.stream, sequence, now, event);
-        s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(_value));
-        ++sequence;
-        ++position;
-      }
-      if (!s.ok()) {
+      if (auto s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_index_value)); !s.ok()) {
         _batch.RollbackToSavePoint().PermitUncheckedError();
         return detail::to_error(s, "journal: stage stream " + append.stream);
       }
+      detail::add_record_run(_value, append.stream, first_sequence, append.events);
+      position += append.events.size();
       receipt.versions.push_back(_new_versions[i]);
+    }
+    detail::make_log_key(_log_key, first_position);
+    if (auto s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(_value)); !s.ok()) {
+      _batch.RollbackToSavePoint().PermitUncheckedError();
+      return detail::to_error(s, "journal: stage the log record at " + std::to_string(first_position));
     }
     _batch.PopSavePoint().PermitUncheckedError();
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -807,7 +819,7 @@ class rocks_journal final : public journal {
   std::thread _writer;
 };
 
-/// The position of the last record in the log (0 if empty).
+/// The position of the last event in the log (0 if empty).
 result<std::uint64_t> read_head(rocks_store& store) {
   std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.log_cf()));
   it->SeekToLast();
@@ -821,7 +833,12 @@ result<std::uint64_t> read_head(rocks_store& store) {
   if (!position) {
     return make_error(errc::corrupt, "log: malformed last key");
   }
-  return *position;
+  detail::record_reader record;
+  if (auto opened = record.open(to_view(it->value()), *position); !opened) {
+    return make_error(errc::corrupt, "log position " + std::to_string(*position) + ": " +
+                                         std::move(opened).err().message);
+  }
+  return record.last_position();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "prov/events/rocks_store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -22,12 +23,18 @@ namespace prov::events {
 
 namespace {
 
-/// The on-disk format this build writes (meta key `format`). Format 2 lets one stream index
-/// entry stand for a run of events (`detail/journal_codec.hpp`); this build also reads format
-/// 1, and marks such a store as format 2 when it opens it (older builds then refuse it).
+/// The on-disk format this build writes (meta key `format`, `detail/journal_codec.hpp`).
+/// Format 2 lets one stream index entry stand for a run of events; format 3 writes one log
+/// record per append instead of one per event. This build also reads formats 1 and 2 (their
+/// records and entries are read as they are), and marks such a store as format 3 when it
+/// opens it (older builds then refuse it rather than misread the new records).
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "2";
-constexpr std::string_view format_upgradable = "1";
+constexpr std::string_view format_version = "3";
+constexpr std::array<std::string_view, 2> formats_upgradable{"1", "2"};
+
+bool upgradable(std::string_view format) {
+  return std::find(formats_upgradable.begin(), formats_upgradable.end(), format) != formats_upgradable.end();
+}
 
 constexpr std::string_view log_cf_name = "log";
 constexpr std::string_view streams_cf_name = "streams";
@@ -167,7 +174,7 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   const auto got = db->Get(rocksdb::ReadOptions(), store->_meta, format_key, &format);
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  if (got.ok() && format == format_upgradable) {
+  if (got.ok() && upgradable(format)) {
     if (const auto put = db->Put(sync, store->_meta, format_key, format_version); !put.ok()) {
       return detail::to_error(put, "rocks_store: upgrade the format version");
     }
@@ -190,8 +197,7 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
     return detail::to_error(got, "rocks_store: read format version");
   } else if (format != format_version) {
     return make_error(errc::corrupt, "rocks_store: " + options.path + " has on-disk format '" + format +
-                                         "', this build reads formats '" + std::string(format_upgradable) +
-                                         "' and '" + std::string(format_version) + "'");
+                                         "', this build reads formats '1' to '" + std::string(format_version) + "'");
   }
   return store;
 }

@@ -934,7 +934,7 @@ TEST_CASE("rocks journal: one journal per store", "[events][journal][rocks]") {
   CHECK(second.err().code == errc::conflict);
 }
 
-TEST_CASE("rocks journal: on-disk record and index format 2", "[events][journal][rocks]") {
+TEST_CASE("rocks journal: on-disk record and index format 3", "[events][journal][rocks]") {
   journal_env env(kind::rocks);
   env.clk.set(timestamp{std::chrono::microseconds{1'234'567}});
   REQUIRE_OK(append_now(env.j(), {to("s/1", 0, {ev(300, std::string("a\0b", 3), 2)})}));
@@ -943,23 +943,35 @@ TEST_CASE("rocks journal: on-disk record and index format 2", "[events][journal]
   std::string value;
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(1), &value).ok());
   const std::string record{
-      "\x01"              // format
-      "\x03" "s/1"        // stream
-      "\x01"              // sequence
+      "\x02"              // format: one append
+      "\x01"              // events
       "\x87\xad\x4b"      // time: 1234567 us
+      "\x03" "s/1"        // stream
+      "\x01"              // first sequence
+      "\x01"              // events of the stream
       "\xac\x02"          // type id 300
       "\x02"              // version
-      "a\0b",             // payload
-      15};
+      "\x03" "a\0b",      // payload
+      18};
   CHECK(value == record);
 
   std::string index;
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(1), &index).ok());
   CHECK(index == be64(1));
 
-  // An append of several events to a stream is one index entry: its first sequence, and its
-  // first position and event count.
+  // An append is one log record at its first position, whatever its streams; each stream's
+  // events are one index entry: its first sequence, and its first position and event count.
   REQUIRE_OK(append_now(env.j(), {to("s/1", 1, {ev(1, "b"), ev(1, "c"), ev(1, "d")}), to("s/2", 0, {ev(1, "e")})}));
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(2), &value).ok());
+  const std::string append{
+      "\x02" "\x04" "\x87\xad\x4b"
+      "\x03" "s/1" "\x02" "\x03"  "\x01\x01\x01" "b"  "\x01\x01\x01" "c"  "\x01\x01\x01" "d"
+      "\x03" "s/2" "\x01" "\x01"  "\x01\x01\x01" "e",
+      33};
+  CHECK(value == append);
+  for (const std::uint64_t inside : {3, 4, 5}) {
+    CHECK(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(inside), &value).IsNotFound());
+  }
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(2), &index).ok());
   CHECK(index == be64(2) + be64(3));
   CHECK(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(3), &index).IsNotFound());
@@ -968,7 +980,42 @@ TEST_CASE("rocks journal: on-disk record and index format 2", "[events][journal]
 
   std::string format;
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.meta_cf(), "format", &format).ok());
-  CHECK(format == "2");
+  CHECK(format == "3");
+
+  // The head after a reopen is the last event of the last record, not its key.
+  env.close();
+  env.open();
+  CHECK(env.j().head() == 5);
+  CHECK(positions(read_all(env.j())) == u64s{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("rocks journal: the log reads from any position, inside an append's record or not", "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  // Records of 4 (two streams), 1 and 3 events.
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "1"), ev(1, "2"), ev(1, "3")}), to("t", 0, {ev(1, "4")})}));
+  REQUIRE_OK(append_now(env.j(), {to("t", 1, {ev(1, "5")})}));
+  REQUIRE_OK(append_now(env.j(), {to("s", 3, {ev(1, "6")}), to("u", 0, {ev(1, "7"), ev(1, "8")})}));
+  for (std::uint64_t from = 0; from <= 9; ++from) {
+    for (std::size_t max = 1; max <= 9; ++max) {
+      CAPTURE(from, max);
+      std::vector<stored_event> got;
+      const auto visited = env.j().read_all(from, max, [&](const stored_event& e) { got.push_back(e); });
+      REQUIRE_OK(visited);
+      const auto first = std::max<std::uint64_t>(from, 1);
+      const auto expected = first > 8 ? 0 : std::min<std::uint64_t>(max, 8 - first + 1);
+      REQUIRE(*visited == expected);
+      REQUIRE(got.size() == expected);
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        CHECK(got[i].position == first + i);
+        CHECK(got[i].payload == std::to_string(first + i));
+      }
+    }
+  }
+  const auto u = read_stream(env.j(), "u", 2);
+  REQUIRE(u.size() == 1);
+  CHECK(u[0].position == 8);
+  CHECK(u[0].sequence == 2);
+  CHECK(u[0].stream == "u");
 }
 
 TEST_CASE("rocks journal: reads a stream from any sequence across runs", "[events][journal][rocks]") {
@@ -1032,7 +1079,7 @@ TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read a
   env.open();
   std::string format;
   REQUIRE(env.store().db()->Get(rocksdb::ReadOptions(), env.store().meta_cf(), "format", &format).ok());
-  CHECK(format == "2");
+  CHECK(format == "3");
   CHECK(env.j().head() == 3);
   CHECK(version_of(env.j(), "s") == 2);
   const auto s = read_stream(env.j(), "s");
@@ -1041,7 +1088,7 @@ TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read a
   CHECK(s[1].payload == "c");
   CHECK(s[1].position == 3);
   CHECK(read_stream(env.j(), "s", 2).size() == 1);
-  // New appends go on in format 2 beside the old entries.
+  // New appends go on in format 3 beside the old entries.
   REQUIRE_OK(append_now(env.j(), {to("s", 2, {ev(1, "d"), ev(1, "e")})}));
   const auto all = read_stream(env.j(), "s");
   REQUIRE(all.size() == 4);
@@ -1049,11 +1096,80 @@ TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read a
   CHECK(all[3].position == 5);
 }
 
+TEST_CASE("rocks journal: a format-2 store (one record per event, runs in the index) is read and upgraded",
+          "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  env.close();
+  {
+    // What format 2 wrote for one append of three events to "s" and one to "t", then one more
+    // event to "s": a record per event, an index entry per run.
+    auto store = rocks_store::open({env.db_path()});
+    REQUIRE_OK(store);
+    const auto record = [](const std::string& stream, std::uint64_t sequence, const std::string& payload) {
+      std::string r{"\x01"};
+      r += static_cast<char>(stream.size());
+      r += stream;
+      r += static_cast<char>(sequence);
+      r += std::string("\x01\x01\x01", 3);  // time 1 us, type id 1, version 1
+      r += payload;
+      return r;
+    };
+    rocksdb::WriteBatch wb;
+    REQUIRE(wb.Put((*store)->log_cf(), be64(1), record("s", 1, "a")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(2), record("s", 2, "b")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(3), record("s", 3, "c")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(4), record("t", 1, "d")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(5), record("s", 4, "e")).ok());
+    REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(1), be64(1) + be64(3)).ok());
+    REQUIRE(wb.Put((*store)->streams_cf(), std::string("t\0", 2) + be64(1), be64(4)).ok());
+    REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(4), be64(5)).ok());
+    REQUIRE(wb.Put((*store)->meta_cf(), "format", "2").ok());
+    REQUIRE((*store)->db()->Write(rocksdb::WriteOptions(), &wb).ok());
+  }
+  env.open();
+  std::string format;
+  REQUIRE(env.store().db()->Get(rocksdb::ReadOptions(), env.store().meta_cf(), "format", &format).ok());
+  CHECK(format == "3");
+  CHECK(env.j().head() == 5);
+  CHECK(version_of(env.j(), "s") == 4);
+  for (std::uint64_t from = 1; from <= 4; ++from) {
+    CAPTURE(from);
+    const auto s = read_stream(env.j(), "s", from);
+    REQUIRE(s.size() == 5 - from);
+    CHECK(s.front().sequence == from);
+    CHECK(s.back().payload == "e");
+  }
+  CHECK(env.j().read_stream("s", 2, 1)->front().payload == "b");
+
+  // A new append's record follows the old ones; the log and the streams read across both.
+  REQUIRE_OK(append_now(env.j(), {to("s", 4, {ev(1, "f"), ev(1, "g")}), to("t", 1, {ev(1, "h")})}));
+  CHECK(env.j().head() == 8);
+  const auto all = read_all(env.j(), 4);
+  REQUIRE(all.size() == 5);
+  CHECK(all[0].payload == "d");
+  CHECK(all[2].payload == "f");
+  CHECK(all[4].payload == "h");
+  CHECK(all[4].position == 8);
+  const auto s = read_stream(env.j(), "s", 3);
+  REQUIRE(s.size() == 4);
+  CHECK(s[3].payload == "g");
+  CHECK(s[3].position == 7);
+  CHECK(read_stream(env.j(), "t").size() == 2);
+}
+
 TEST_CASE("rocks journal: undecodable records are corrupt", "[events][journal][rocks]") {
   journal_env env(kind::rocks);
-  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a"), ev(1, "b")})}));
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));
+  REQUIRE_OK(append_now(env.j(), {to("s", 1, {ev(1, "b")})}));
   const std::string key1("\0\0\0\0\0\0\0\x01", 8);
-  const auto garbage = GENERATE(std::string("\x02whatever"), std::string("\x01\x7fs"), std::string());
+  const auto garbage = GENERATE(std::string("\x02whatever"), std::string("\x01\x7fs"), std::string(),
+                                std::string("\x03\x01\x01\x01s\x01\x01\x01\x01\x01" "a"),  // unknown format
+                                std::string("\x02\x00\x01"),                                // no events
+                                std::string("\x02\x01\x01\x01s\x01\x02\x01\x01\x01" "a"),  // a run longer than the record
+                                std::string("\x02\x01\x01\x01s\x01\x01\x01\x01\x05" "a"),  // payload cut short
+                                std::string("\x02\x01\x01\x01s\x01\x01\x01\x01\x01" "aX"),  // bytes after the last event
+                                std::string("\x02\x01\x01\x01s\x01\x01\x80\x80\x04\x01\x01" "a"));  // type id > 16 bits
+  CAPTURE(garbage);
   REQUIRE(env.store().db()->Put(rocksdb::WriteOptions(), env.store().log_cf(), key1, garbage).ok());
 
   const auto all = env.j().read_all(1, 10, [](const stored_event&) {});
@@ -1072,12 +1188,12 @@ TEST_CASE("rocks store: refuses a database of another format", "[events][journal
   {
     auto store = rocks_store::open({path});
     REQUIRE_OK(store);
-    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "3").ok());
+    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "4").ok());
   }
   const auto reopened = rocks_store::open({path});
   REQUIRE_FALSE(reopened.ok());
   CHECK(reopened.err().code == errc::corrupt);
-  CHECK_THAT(reopened.err().message, Catch::Contains("format '3'"));
+  CHECK_THAT(reopened.err().message, Catch::Contains("format '4'"));
 }
 
 /// The nice values of this process's threads named `name` (Linux: /proc/self/task/*/).

@@ -1,8 +1,10 @@
 #pragma once
-/// Byte-level encodings of the journal's persisted data (format 2). Changing any of these
+/// Byte-level encodings of the journal's persisted data (format 3). Changing any of these
 /// changes the on-disk format: add a new format version instead of editing.
 ///
-/// - log key      : position, 8-byte big-endian (so RocksDB's bytewise order is log order)
+/// - log key      : the position of the record's first event, 8-byte big-endian (so RocksDB's
+///                  bytewise order is log order); a record holds consecutive positions, and
+///                  the next record starts right after its last one
 /// - stream key   : stream id, 0x00, sequence as 8-byte big-endian (stream ids never contain 0x00,
 ///                  so `<stream>\0` is a prefix no other stream shares)
 /// - stream value : the position of the event with the key's sequence, 8-byte big-endian;
@@ -10,9 +12,15 @@
 ///                  to the stream (consecutive sequences at consecutive positions), and then
 ///                  the run's event count follows, 8-byte big-endian (format 1 wrote one entry
 ///                  per event, which reads as runs of one)
-/// - log record   : u8 format(=1) | varint stream length | stream bytes | varint sequence |
+/// - log record, one event (formats 1 and 2 wrote one per event; still read):
+///                  u8 1 | varint stream length | stream bytes | varint sequence |
 ///                  varint time (microseconds since epoch, two's complement as u64) |
 ///                  varint type_id | u8 version | payload bytes (the rest of the value)
+/// - log record, one append (format 3 writes one per append, every stream of it):
+///                  u8 2 | varint event count | varint time | then per stream, in the append's
+///                  order: varint stream length | stream bytes | varint first sequence |
+///                  varint events | per event: varint type_id | u8 version |
+///                  varint payload length | payload bytes
 ///
 /// Varints are unsigned LEB128 (7 bits per byte, least significant group first, high bit set
 /// on every byte but the last), at most 10 bytes.
@@ -21,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "prov/core/be64.hpp"
 #include "prov/core/error.hpp"
@@ -28,7 +37,8 @@
 
 namespace prov::events::detail {
 
-inline constexpr std::uint8_t record_format = 1;
+inline constexpr std::uint8_t event_record_format = 1;
+inline constexpr std::uint8_t append_record_format = 2;
 inline constexpr char stream_key_separator = '\0';
 
 using prov::append_be64;
@@ -133,20 +143,8 @@ inline std::optional<stream_run> decode_stream_run(std::string_view key, std::st
   return run;
 }
 
-/// Appends the log record of one event to `out` (which the caller clears to reuse it).
-inline void encode_record(std::string& out, std::string_view stream, std::uint64_t sequence,
-                          timestamp time, const event_record& event) {
-  out.push_back(static_cast<char>(record_format));
-  append_varint(out, stream.size());
-  out.append(stream);
-  append_varint(out, sequence);
-  append_varint(out, static_cast<std::uint64_t>(time.time_since_epoch().count()));
-  append_varint(out, event.type_id);
-  out.push_back(static_cast<char>(event.version));
-  out.append(event.payload);
-}
-
-/// Decodes a log record into `out` (every field but `position`). Reuses `out`'s buffers.
+/// Decodes a one-event log record into `out` (every field but `position`). Reuses `out`'s
+/// buffers.
 inline status decode_record(std::string_view in, stored_event& out) {
   const auto bad = [](std::string_view what) {
     return make_error(errc::corrupt, "journal record: " + std::string(what));
@@ -154,7 +152,7 @@ inline status decode_record(std::string_view in, stored_event& out) {
   if (in.empty()) {
     return bad("empty value");
   }
-  if (static_cast<std::uint8_t>(in.front()) != record_format) {
+  if (static_cast<std::uint8_t>(in.front()) != event_record_format) {
     return bad("unknown record format " + std::to_string(static_cast<std::uint8_t>(in.front())));
   }
   in.remove_prefix(1);
@@ -181,5 +179,141 @@ inline status decode_record(std::string_view in, stored_event& out) {
   out.payload.assign(in);
   return {};
 }
+
+/// Starts the log record of an append of `events` events committed at `time` in `out`.
+inline void begin_append_record(std::string& out, std::uint64_t events, timestamp time) {
+  out.clear();
+  out.push_back(static_cast<char>(append_record_format));
+  append_varint(out, events);
+  append_varint(out, static_cast<std::uint64_t>(time.time_since_epoch().count()));
+}
+
+/// Adds one stream's events (from sequence `first_sequence`) to an append record.
+inline void add_record_run(std::string& out, std::string_view stream, std::uint64_t first_sequence,
+                           const std::vector<event_record>& events) {
+  append_varint(out, stream.size());
+  out.append(stream);
+  append_varint(out, first_sequence);
+  append_varint(out, events.size());
+  for (const auto& event : events) {
+    append_varint(out, event.type_id);
+    out.push_back(static_cast<char>(event.version));
+    append_varint(out, event.payload.size());
+    out.append(event.payload);
+  }
+}
+
+/// Walks the events of one log record of either kind, in position order.
+class record_reader {
+ public:
+  /// Checks the record stored at log key `first_position` and positions before its first
+  /// event.
+  status open(std::string_view value, std::uint64_t first_position) {
+    _in = value;
+    _next = first_position;
+    _run_left = 0;
+    _whole = {};
+    if (_in.empty()) {
+      return bad("empty value");
+    }
+    const auto format = static_cast<std::uint8_t>(_in.front());
+    if (format == event_record_format) {
+      _whole = value;
+      _first = first_position;
+      _count = 1;
+      return {};
+    }
+    if (format != append_record_format) {
+      return bad("unknown record format " + std::to_string(format));
+    }
+    _in.remove_prefix(1);
+    const auto count = read_varint(_in);
+    const auto time = count ? read_varint(_in) : std::nullopt;
+    if (!time) {
+      return bad("truncated header");
+    }
+    if (*count == 0 || *count > _in.size()) {  // every event takes at least two bytes
+      return bad("event count " + std::to_string(*count) + " out of range");
+    }
+    _first = first_position;
+    _count = *count;
+    _time = timestamp{std::chrono::microseconds{static_cast<std::int64_t>(*time)}};
+    return {};
+  }
+
+  std::uint64_t first_position() const noexcept { return _first; }
+  std::uint64_t last_position() const noexcept { return _first + _count - 1; }
+  /// The position of the event `next` reads.
+  std::uint64_t next_position() const noexcept { return _next; }
+  /// Whether every event has been read.
+  bool done() const noexcept { return _next > last_position(); }
+
+  /// Decodes the next event into `out` (every field, its position included); with `keep`
+  /// false only steps over it (`out` then holds only the position). Call only if not `done`.
+  status next(stored_event& out, bool keep = true) {
+    out.position = _next;
+    if (!_whole.empty()) {
+      ++_next;
+      return keep ? decode_record(_whole, out) : status{};
+    }
+    if (_run_left == 0) {
+      const auto stream_size = read_varint(_in);
+      if (!stream_size || *stream_size > _in.size()) {
+        return bad("truncated stream id");
+      }
+      _stream = _in.substr(0, *stream_size);
+      _in.remove_prefix(*stream_size);
+      const auto sequence = read_varint(_in);
+      const auto events = sequence ? read_varint(_in) : std::nullopt;
+      if (!events || *events == 0 || *events > last_position() - _next + 1) {
+        return bad("bad run header");
+      }
+      _sequence = *sequence;
+      _run_left = *events;
+    }
+    const auto type_id = read_varint(_in);
+    if (!type_id || _in.empty()) {
+      return bad("truncated event header");
+    }
+    if (*type_id > 0xffffU) {
+      return bad("type id out of range");
+    }
+    const auto version = static_cast<std::uint8_t>(_in.front());
+    _in.remove_prefix(1);
+    const auto size = read_varint(_in);
+    if (!size || *size > _in.size()) {
+      return bad("truncated payload");
+    }
+    if (keep) {
+      out.stream.assign(_stream);
+      out.sequence = _sequence;
+      out.time = _time;
+      out.type_id = static_cast<std::uint16_t>(*type_id);
+      out.version = version;
+      out.payload.assign(_in.substr(0, *size));
+    }
+    _in.remove_prefix(*size);
+    ++_sequence;
+    --_run_left;
+    ++_next;
+    if (done() && (_run_left != 0 || !_in.empty())) {
+      return bad("trailing bytes after the last event");
+    }
+    return {};
+  }
+
+ private:
+  static error bad(std::string_view what) { return make_error(errc::corrupt, "journal record: " + std::string(what)); }
+
+  std::string_view _in;     ///< what is left of an append record
+  std::string_view _whole;  ///< a one-event record
+  std::string_view _stream;
+  std::uint64_t _first = 0;
+  std::uint64_t _count = 0;
+  std::uint64_t _next = 0;      ///< the position of the next event
+  std::uint64_t _sequence = 0;  ///< the next event's sequence in `_stream`
+  std::uint64_t _run_left = 0;  ///< events of `_stream` still to read
+  timestamp _time{};
+};
 
 }  // namespace prov::events::detail

@@ -18,9 +18,8 @@
 /// fails its appends and every later one (the journal must be reopened: the failed groups may
 /// or may not be on disk). Without `sync` the writer publishes each group itself.
 ///
-/// On-disk record in the `log` column family (format 1):
-///   u8 format(=1) | varint stream length | stream bytes | varint sequence |
-///   varint time (microseconds since epoch) | varint type_id | u8 version | payload bytes
+/// On-disk: one record per append in the `log` column family, keyed by its first position,
+/// and one stream index entry per stream of an append (format 3: `detail/journal_codec.hpp`).
 
 #include <cstdint>
 #include <memory>
