@@ -684,6 +684,19 @@ class rocks_journal final : public journal {
     if (const auto found = _versions.find(stream); found != _versions.end()) {
       return found->second;
     }
+    // A stream the cache does not know is mostly a new one: whether its first index entry
+    // (sequence 1, which every stream has) exists is a point read that the bloom filters
+    // answer, where finding the last entry takes a seek through every level.
+    detail::make_stream_key(_index_key, stream, 1);
+    const auto first = _store.db()->Get(rocksdb::ReadOptions(), _store.streams_cf(), to_slice(_index_key), &_first_entry);
+    _first_entry.Reset();
+    if (first.IsNotFound()) {
+      _versions.emplace(stream, 0);
+      return std::uint64_t{0};
+    }
+    if (!first.ok()) {
+      return detail::to_error(first, "journal: read stream index of " + stream);
+    }
     if (!_index_it) {
       // One iterator per group: it sees every earlier group, and this group is not written yet.
       _index_it.reset(_store.db()->NewIterator(rocksdb::ReadOptions(), _store.streams_cf()));
@@ -805,6 +818,7 @@ class rocks_journal final : public journal {
   std::string _log_key;
   std::string _index_key;
   std::string _index_value;
+  rocksdb::PinnableSlice _first_entry;
   std::string _value;
   std::unordered_map<std::string, std::uint64_t> _versions;
   std::unique_ptr<rocksdb::Iterator> _index_it;

@@ -141,14 +141,19 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   const auto write_buffer = std::max<std::size_t>(options.write_buffer_mb, 1) * mib;
   const auto small_buffer = std::min<std::size_t>(write_buffer, 4 * mib);
 
+  auto streams_options = make_cf_options(cache, compression, true, write_buffer, 8);
+  // The memtable's own filter answers those reads without a search of its skip list.
+  streams_options.memtable_prefix_bloom_size_ratio = 0.02;
+  streams_options.memtable_whole_key_filtering = true;
   const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
       {rocksdb::kDefaultColumnFamilyName, make_cf_options(cache, compression, true, small_buffer)},
       // The log is read by position ranges and by exact keys that exist: no filter. Its keys
       // only grow: one insert hint for all of them.
       {std::string(log_cf_name), make_cf_options(cache, compression, false, write_buffer, 0)},
-      // The stream index is read with prefix iterators: no filter. A hint per 8-byte prefix
-      // ("request/", ...): new requests' streams sort last.
-      {std::string(streams_cf_name), make_cf_options(cache, compression, false, write_buffer, 8)},
+      // The stream index is read with prefix iterators, and the journal's writer asks whether
+      // a stream it has not seen has a first entry (usually not: a new request): a filter for
+      // that. A hint per 8-byte prefix ("request/", ...): new requests' streams sort last.
+      {std::string(streams_cf_name), streams_options},
       // A hint per 4-byte prefix: "r/01", "x/a/", "x/s/", ... (layout in projections/views.hpp).
       {std::string(projections_cf_name), make_cf_options(cache, compression, true, write_buffer, 4)},
       {std::string(meta_cf_name), make_cf_options(cache, compression, true, small_buffer)},
