@@ -47,11 +47,14 @@ using prov::decode_be64;
 using prov::read_be64;
 
 inline void append_varint(std::string& out, std::uint64_t v) {
+  char bytes[10];
+  std::size_t n = 0;
   while (v >= 0x80U) {
-    out.push_back(static_cast<char>((v & 0x7fU) | 0x80U));
+    bytes[n++] = static_cast<char>((v & 0x7fU) | 0x80U);
     v >>= 7U;
   }
-  out.push_back(static_cast<char>(v));
+  bytes[n++] = static_cast<char>(v);
+  out.append(bytes, n);
 }
 
 /// Reads a varint from the front of `in` and advances it; nullopt if truncated or too long.

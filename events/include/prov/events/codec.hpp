@@ -104,11 +104,15 @@ class binary_writer {
   explicit binary_writer(std::string& out) : _out(out) {}
 
   void varint(std::uint64_t v) {
+    // Built on the stack and appended once: one capacity check instead of one per byte.
+    char bytes[10];
+    std::size_t n = 0;
     while (v >= 0x80) {
-      _out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      bytes[n++] = static_cast<char>((v & 0x7f) | 0x80);
       v >>= 7;
     }
-    _out.push_back(static_cast<char>(v));
+    bytes[n++] = static_cast<char>(v);
+    _out.append(bytes, n);
   }
 
   void zigzag(std::int64_t v) {
@@ -132,9 +136,11 @@ class binary_writer {
       varint(static_cast<std::uint64_t>(v));
     } else if constexpr (std::is_same_v<T, double>) {
       const auto bits = std::bit_cast<std::uint64_t>(v);
+      char bytes[8];
       for (int i = 0; i < 8; ++i) {
-        _out.push_back(static_cast<char>(bits >> (8 * i)));
+        bytes[i] = static_cast<char>(bits >> (8 * i));
       }
+      _out.append(bytes, sizeof bytes);
     } else if constexpr (std::is_same_v<T, std::string>) {
       varint(v.size());
       _out.append(v);
