@@ -1049,6 +1049,18 @@ TEST_CASE("rocks journal: reads a stream from any sequence across runs", "[event
   CHECK(read_stream(env.j(), "s", 7).size() == 3);
 }
 
+/// A log record of one event as formats 1 and 2 wrote them (time 1 us, type id 1, version 1);
+/// `stream` shorter than 128 bytes, `sequence` under 128.
+std::string one_event_record(const std::string& stream, std::uint64_t sequence, const std::string& payload) {
+  std::string r{"\x01"};
+  r += static_cast<char>(stream.size());
+  r += stream;
+  r += static_cast<char>(sequence);
+  r += std::string("\x01\x01\x01", 3);
+  r += payload;
+  return r;
+}
+
 TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read and upgraded", "[events][journal][rocks]") {
   journal_env env(kind::rocks);
   env.close();
@@ -1057,19 +1069,10 @@ TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read a
     auto store = rocks_store::open({env.db_path()});
     REQUIRE_OK(store);
     auto* db = (*store)->db();
-    const auto record = [](const std::string& stream, std::uint64_t sequence, const std::string& payload) {
-      std::string r{"\x01"};
-      r += static_cast<char>(stream.size());
-      r += stream;
-      r += static_cast<char>(sequence);
-      r += std::string("\x01\x01\x01", 3);  // time 1 us, type id 1, version 1
-      r += payload;
-      return r;
-    };
     rocksdb::WriteBatch wb;
-    REQUIRE(wb.Put((*store)->log_cf(), be64(1), record("s", 1, "a")).ok());
-    REQUIRE(wb.Put((*store)->log_cf(), be64(2), record("t", 1, "b")).ok());
-    REQUIRE(wb.Put((*store)->log_cf(), be64(3), record("s", 2, "c")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(1), one_event_record("s", 1, "a")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(2), one_event_record("t", 1, "b")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(3), one_event_record("s", 2, "c")).ok());
     REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(1), be64(1)).ok());
     REQUIRE(wb.Put((*store)->streams_cf(), std::string("t\0", 2) + be64(1), be64(2)).ok());
     REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(2), be64(3)).ok());
@@ -1105,21 +1108,12 @@ TEST_CASE("rocks journal: a format-2 store (one record per event, runs in the in
     // event to "s": a record per event, an index entry per run.
     auto store = rocks_store::open({env.db_path()});
     REQUIRE_OK(store);
-    const auto record = [](const std::string& stream, std::uint64_t sequence, const std::string& payload) {
-      std::string r{"\x01"};
-      r += static_cast<char>(stream.size());
-      r += stream;
-      r += static_cast<char>(sequence);
-      r += std::string("\x01\x01\x01", 3);  // time 1 us, type id 1, version 1
-      r += payload;
-      return r;
-    };
     rocksdb::WriteBatch wb;
-    REQUIRE(wb.Put((*store)->log_cf(), be64(1), record("s", 1, "a")).ok());
-    REQUIRE(wb.Put((*store)->log_cf(), be64(2), record("s", 2, "b")).ok());
-    REQUIRE(wb.Put((*store)->log_cf(), be64(3), record("s", 3, "c")).ok());
-    REQUIRE(wb.Put((*store)->log_cf(), be64(4), record("t", 1, "d")).ok());
-    REQUIRE(wb.Put((*store)->log_cf(), be64(5), record("s", 4, "e")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(1), one_event_record("s", 1, "a")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(2), one_event_record("s", 2, "b")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(3), one_event_record("s", 3, "c")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(4), one_event_record("t", 1, "d")).ok());
+    REQUIRE(wb.Put((*store)->log_cf(), be64(5), one_event_record("s", 4, "e")).ok());
     REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(1), be64(1) + be64(3)).ok());
     REQUIRE(wb.Put((*store)->streams_cf(), std::string("t\0", 2) + be64(1), be64(4)).ok());
     REQUIRE(wb.Put((*store)->streams_cf(), std::string("s\0", 2) + be64(4), be64(5)).ok());
