@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_options.hpp"
+#include "host_probe.hpp"
 #include "latency_tracker.hpp"
 #include "load_driver.hpp"
 #include "prov/actors/engine.hpp"
@@ -234,6 +235,8 @@ int run(const bench_options& o) {
     say(data_dir.err().message);
     return 1;
   }
+  // Before anything else runs: its memory is freed before the engine's peak.
+  const auto probe_before_ms = host_probe_ms();
   const bool http = o.mode == submit_mode::http;
   say("data dir " + *data_dir + (o.keep ? " (kept)" : " (removed at the end)"));
   if (!http) {
@@ -428,6 +431,7 @@ int run(const bench_options& o) {
   std::sort(samples.submit_ns.begin(), samples.submit_ns.end());
   const auto orphans = tracker.orphan_terminals();
   stop_gateway();
+  const auto probe_after_ms = host_probe_ms();  // after the peak RSS was read
 
   const double wall_s = seconds_between(start, samples.last_terminal);
   const double submit_wall_s = seconds_between(start, submits_done);
@@ -480,6 +484,9 @@ int run(const bench_options& o) {
   out["scheduler_threads"] = o.scheduler_threads == 0 ? std::thread::hardware_concurrency() : o.scheduler_threads;
   out["scheduler_policy"] = std::string{actors::to_string(o.scheduler)};
   out["cores"] = std::thread::hardware_concurrency();
+  // The same fixed workload timed before and after the run (host_probe.hpp): higher means a
+  // slower host, to discount figures from a busy stretch of a shared machine.
+  out["host_probe_ms"] = {round3(probe_before_ms), round3(probe_after_ms)};
   out["allocator"] = PROV_ALLOCATOR;
   std::cout << out.dump() << std::endl;
 

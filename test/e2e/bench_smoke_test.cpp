@@ -47,6 +47,10 @@ TEST_CASE("bench_pipeline submits over HTTP and accounts for every request", "[e
   CHECK(out["scheduler_policy"] == "sharing");
   CHECK(out["rate_target"].is_null());
   CHECK(out["p99_from_due_ms"].is_null());
+  // The host probe ran before and after, and timed something.
+  REQUIRE(out["host_probe_ms"].size() == 2);
+  CHECK(out["host_probe_ms"][0].get<double>() > 0);
+  CHECK(out["host_probe_ms"][1].get<double>() > 0);
 }
 
 TEST_CASE("bench_pipeline paces an open loop and reports its schedule lag", "[e2e][bench]") {
