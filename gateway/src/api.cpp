@@ -615,9 +615,11 @@ struct api::impl {
     m.single("provisiond_journal_head_position", "gauge", "Position of the last committed journal event.",
              engine.journal().head());
     if (const auto journal = events::rocks_journal_stats_of(engine.journal())) {
-      // Appends (and events) per group commit: how well one fsync is shared.
+      // Appends (and events) per sync: how well one fsync is shared.
       m.single("provisiond_journal_group_commits_total", "counter",
-               "Group commits the journal wrote (one fsync each when durable).", journal->groups);
+               "Group commits the journal wrote (several may share one fsync).", journal->groups);
+      m.single("provisiond_journal_syncs_total", "counter",
+               "WAL fsyncs the journal made (each covers every group written before it).", journal->syncs);
       m.single("provisiond_journal_appends_total", "counter", "Appends the journal committed.", journal->appends);
       m.single("provisiond_journal_events_total", "counter", "Events the journal committed since start.",
                journal->events);

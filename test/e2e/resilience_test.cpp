@@ -107,11 +107,20 @@ TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics"
     }
     CHECK(typed.count("provisiond_cluster_calls_total") == 1);
     CHECK(typed.count("provisiond_journal_group_commits_total") == 1);
+    CHECK(typed.count("provisiond_journal_syncs_total") == 1);
     CHECK(typed.count("provisiond_journal_events_total") == 1);
     const std::string events_line = "\nprovisiond_journal_events_total ";
     const auto at = metrics.find(events_line);
     REQUIRE(at != std::string::npos);
     CHECK(std::stoull(metrics.substr(at + events_line.size())) >= 3);  // three requests were submitted
+    const auto counter = [&](const std::string& name) {
+      const auto line_at = metrics.find("\n" + name + " ");
+      REQUIRE(line_at != std::string::npos);
+      return std::stoull(metrics.substr(line_at + name.size() + 2));
+    };
+    // Durable by default: every commit was synced, and no sync without a group to cover.
+    CHECK(counter("provisiond_journal_syncs_total") >= 1);
+    CHECK(counter("provisiond_journal_syncs_total") <= counter("provisiond_journal_group_commits_total"));
     CHECK(samples > typed.size() / 2);
   }
 
