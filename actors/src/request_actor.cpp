@@ -44,6 +44,9 @@ struct request_actor_state {
   events::request_state req;
   cluster_actor cluster;               ///< handle of req.cluster, once looked up
   std::vector<request_event> pending;  ///< the append in flight (kept to retry an I/O error)
+  /// Where an append is checked before it is made: assigned from `req` each time, so its
+  /// strings and vectors keep their buffers from one append to the next.
+  events::request_state checked;
   phase ph = phase::idle;
   std::uint64_t generation = 0;
   bool admitted = false;       ///< holds a slot of the admission controller
@@ -95,7 +98,8 @@ void arm_timer(self_ptr self, std::chrono::milliseconds delay) {
 // the journal.
 void append(self_ptr self, std::vector<request_event> batch) {
   auto& st = self->state;
-  auto check = st.req;
+  auto& check = st.checked;
+  check = st.req;
   for (const auto& e : batch) {
     if (auto ok = events::apply_to(check, e, events::event_meta{check.version + 1, st.ctx->clk->now()}); !ok) {
       log::error("refused_event", {{"request", st.id}, {"error", ok.err().message}});
