@@ -270,8 +270,7 @@ class rocks_journal final : public journal {
           return make_error(errc::corrupt, "log: malformed key");
         }
         if (auto opened = record.open(to_view(log->value()), *key); !opened) {
-          return make_error(errc::corrupt,
-                            "log position " + std::to_string(*key) + ": " + std::move(opened).err().message);
+          return std::move(opened).err();
         }
         if (*key > position || record.last_position() < position) {
           return make_error(errc::corrupt, "stream " + std::string(stream) + ": position " +
@@ -281,8 +280,7 @@ class rocks_journal final : public journal {
           const bool wanted = record.next_position() >= position;
           auto& event = wanted ? out.emplace_back() : skipped;
           if (auto decoded = record.next(event, wanted); !decoded) {
-            return make_error(errc::corrupt, "log position " + std::to_string(event.position) + ": " +
-                                                 std::move(decoded).err().message);
+            return std::move(decoded).err();
           }
           if (!wanted) {
             continue;
@@ -358,8 +356,7 @@ class rocks_journal final : public journal {
                                              ", found " + std::to_string(*position));
       }
       if (auto opened = record.open(to_view(it->value()), *position); !opened) {
-        return make_error(errc::corrupt,
-                          "log position " + std::to_string(*position) + ": " + std::move(opened).err().message);
+        return std::move(opened).err();
       }
       first = false;
       next_record = record.last_position() + 1;
@@ -367,8 +364,7 @@ class rocks_journal final : public journal {
         // Events before `from_position`, in a record that starts earlier, are stepped over.
         const bool wanted = record.next_position() >= from_position;
         if (auto decoded = record.next(event, wanted); !decoded) {
-          return make_error(errc::corrupt, "log position " + std::to_string(event.position) + ": " +
-                                               std::move(decoded).err().message);
+          return std::move(decoded).err();
         }
         if (wanted) {
           visit(event);
@@ -605,7 +601,7 @@ class rocks_journal final : public journal {
     auto next = head + 1;
     _batch.Clear();
     for (auto& pending : g.appends) {
-      g.results.push_back(stage(pending.batch, now, next));
+      g.results.push_back(stage(pending, now, next));
       if (g.results.back().ok()) {
         next = g.results.back()->last_position + 1;
         ++g.committed_appends;
@@ -710,8 +706,9 @@ class rocks_journal final : public journal {
 
   /// Checks one append's expected versions and, if they hold, adds its events to `_batch` at
   /// positions from `first_position` and records the new versions in the cache.
-  result<append_receipt> stage(const std::vector<stream_append>& batch, timestamp now,
+  result<append_receipt> stage(const pending_append& pending, timestamp now,
                                std::uint64_t first_position) {
+    const auto& batch = pending.batch;
     _new_versions.clear();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& append = batch[i];
@@ -742,14 +739,10 @@ class rocks_journal final : public journal {
     receipt.first_position = first_position;
     receipt.time = now;
     receipt.versions.reserve(batch.size());
-    std::uint64_t events = 0;
-    for (const auto& append : batch) {
-      events += append.events.size();
-    }
     // One log record for the whole append, and one index entry per stream for its run of
     // events: consecutive sequences at consecutive positions.
     _batch.SetSavePoint();
-    detail::begin_append_record(_value, events, now);
+    detail::begin_append_record(_value, pending.events, now);
     auto position = first_position;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& append = batch[i];
@@ -849,8 +842,7 @@ result<std::uint64_t> read_head(rocks_store& store) {
   }
   detail::record_reader record;
   if (auto opened = record.open(to_view(it->value()), *position); !opened) {
-    return make_error(errc::corrupt, "log position " + std::to_string(*position) + ": " +
-                                         std::move(opened).err().message);
+    return std::move(opened).err();
   }
   return record.last_position();
 }

@@ -210,35 +210,34 @@ inline void add_record_run(std::string& out, std::string_view stream, std::uint6
 class record_reader {
  public:
   /// Checks the record stored at log key `first_position` and positions before its first
-  /// event.
+  /// event. Errors (here and from `next`) name the log position they are about.
   status open(std::string_view value, std::uint64_t first_position) {
     _in = value;
+    _first = first_position;
     _next = first_position;
+    _count = 1;
     _run_left = 0;
     _whole = {};
     if (_in.empty()) {
-      return bad("empty value");
+      return bad(first_position, "empty value");
     }
     const auto format = static_cast<std::uint8_t>(_in.front());
     if (format == event_record_format) {
       _whole = value;
-      _first = first_position;
-      _count = 1;
       return {};
     }
     if (format != append_record_format) {
-      return bad("unknown record format " + std::to_string(format));
+      return bad(first_position, "unknown record format " + std::to_string(format));
     }
     _in.remove_prefix(1);
     const auto count = read_varint(_in);
     const auto time = count ? read_varint(_in) : std::nullopt;
     if (!time) {
-      return bad("truncated header");
+      return bad(first_position, "truncated header");
     }
     if (*count == 0 || *count > _in.size()) {  // every event takes at least two bytes
-      return bad("event count " + std::to_string(*count) + " out of range");
+      return bad(first_position, "event count " + std::to_string(*count) + " out of range");
     }
-    _first = first_position;
     _count = *count;
     _time = timestamp{std::chrono::microseconds{static_cast<std::int64_t>(*time)}};
     return {};
@@ -254,38 +253,45 @@ class record_reader {
   /// Decodes the next event into `out` (every field, its position included); with `keep`
   /// false only steps over it (`out` then holds only the position). Call only if not `done`.
   status next(stored_event& out, bool keep = true) {
-    out.position = _next;
+    const auto at = _next;
+    out.position = at;
     if (!_whole.empty()) {
       ++_next;
-      return keep ? decode_record(_whole, out) : status{};
+      if (!keep) {
+        return {};
+      }
+      if (auto decoded = decode_record(_whole, out); !decoded) {
+        return make_error(errc::corrupt, "log position " + std::to_string(at) + ": " + std::move(decoded).err().message);
+      }
+      return {};
     }
     if (_run_left == 0) {
       const auto stream_size = read_varint(_in);
       if (!stream_size || *stream_size > _in.size()) {
-        return bad("truncated stream id");
+        return bad(at, "truncated stream id");
       }
       _stream = _in.substr(0, *stream_size);
       _in.remove_prefix(*stream_size);
       const auto sequence = read_varint(_in);
       const auto events = sequence ? read_varint(_in) : std::nullopt;
       if (!events || *events == 0 || *events > last_position() - _next + 1) {
-        return bad("bad run header");
+        return bad(at, "bad run header");
       }
       _sequence = *sequence;
       _run_left = *events;
     }
     const auto type_id = read_varint(_in);
     if (!type_id || _in.empty()) {
-      return bad("truncated event header");
+      return bad(at, "truncated event header");
     }
     if (*type_id > 0xffffU) {
-      return bad("type id out of range");
+      return bad(at, "type id out of range");
     }
     const auto version = static_cast<std::uint8_t>(_in.front());
     _in.remove_prefix(1);
     const auto size = read_varint(_in);
     if (!size || *size > _in.size()) {
-      return bad("truncated payload");
+      return bad(at, "truncated payload");
     }
     if (keep) {
       out.stream.assign(_stream);
@@ -300,13 +306,15 @@ class record_reader {
     --_run_left;
     ++_next;
     if (done() && (_run_left != 0 || !_in.empty())) {
-      return bad("trailing bytes after the last event");
+      return bad(at, "trailing bytes after the last event");
     }
     return {};
   }
 
  private:
-  static error bad(std::string_view what) { return make_error(errc::corrupt, "journal record: " + std::string(what)); }
+  static error bad(std::uint64_t position, std::string_view what) {
+    return make_error(errc::corrupt, "log position " + std::to_string(position) + ": journal record: " + std::string(what));
+  }
 
   std::string_view _in;     ///< what is left of an append record
   std::string_view _whole;  ///< a one-event record
