@@ -142,7 +142,8 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   const auto small_buffer = std::min<std::size_t>(write_buffer, 4 * mib);
 
   auto streams_options = make_cf_options(cache, compression, true, write_buffer, 8);
-  // The memtable's own filter answers those reads without a search of its skip list.
+  // The journal's writer asks the stream index whether a stream has a first entry (below);
+  // the memtable's own filter answers that without a search of its skip list.
   streams_options.memtable_prefix_bloom_size_ratio = 0.02;
   streams_options.memtable_whole_key_filtering = true;
   const std::vector<rocksdb::ColumnFamilyDescriptor> descriptors{
@@ -202,7 +203,8 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
     return detail::to_error(got, "rocks_store: read format version");
   } else if (format != format_version) {
     return make_error(errc::corrupt, "rocks_store: " + options.path + " has on-disk format '" + format +
-                                         "', this build reads formats '1' to '" + std::string(format_version) + "'");
+                                         "', this build reads formats '" + std::string(formats_upgradable.front()) +
+                                         "' to '" + std::string(format_version) + "'");
   }
   return store;
 }
