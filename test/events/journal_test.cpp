@@ -21,6 +21,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
+#include <rocksdb/table_properties.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/write_batch.h>
 
 #include "prov/core/be64.hpp"
@@ -1229,6 +1231,42 @@ TEST_CASE("rocks store: flushes run at the lowest CPU priority", "[events][store
   const auto nices = nice_of_threads_named("rocksdb:high");
   REQUIRE_FALSE(nices.empty());
   CHECK(std::find(nices.begin(), nices.end(), 19) != nices.end());
+}
+
+/// The compression of each table file of `cf` ("NoCompression", "LZ4", ...), sorted.
+std::vector<std::string> table_compressions(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) {
+  rocksdb::TablePropertiesCollection tables;
+  REQUIRE(db->GetPropertiesOfAllTables(cf, &tables).ok());
+  std::vector<std::string> out;
+  for (const auto& [file, properties] : tables) {
+    out.push_back(properties->compression_name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_CASE("rocks store: flushes write level 0 uncompressed, compactions compress", "[events][store]") {
+  temp_dir dir;
+  auto store = rocks_store::open({(dir.path() / "db").string()});
+  REQUIRE_OK(store);
+  auto* db = (*store)->db();
+  const std::string value(4096, 'x');  // compressible
+  for (auto* cf : {(*store)->log_cf(), (*store)->streams_cf(), (*store)->projections_cf()}) {
+    for (int i = 0; i < 64; ++i) {
+      REQUIRE(db->Put(rocksdb::WriteOptions(), cf, "key" + std::to_string(i), value).ok());
+    }
+  }
+  REQUIRE((*store)->flush().ok());
+  for (auto* cf : {(*store)->log_cf(), (*store)->streams_cf(), (*store)->projections_cf()}) {
+    CHECK(table_compressions(db, cf) == std::vector<std::string>{"NoCompression"});
+    REQUIRE(db->CompactRange(rocksdb::CompactRangeOptions(), cf, nullptr, nullptr).ok());
+    const auto compacted = table_compressions(db, cf);
+    REQUIRE(compacted.size() == 1);
+    const auto supported = rocksdb::GetSupportedCompressions();
+    if (std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end()) {
+      CHECK(compacted.front() == "LZ4");
+    }
+  }
 }
 
 TEST_CASE("memory journal: crash hook, events and clone", "[events][journal]") {
