@@ -63,15 +63,41 @@ struct cached_state {
 
 /// The states one batch touched, and the order it first touched them in (so listeners and
 /// writes follow the journal's order, deterministically).
+///
+/// A cleared cache keeps its entries' nodes (up to `spare_kept`), and the next batch's
+/// entries reuse them: their ids and states are assigned over the buffers the node already
+/// has, instead of each first touch allocating a node and two states' strings and vectors.
 template <class State>
 struct batch_cache {
   using map_type = std::unordered_map<std::string, cached_state<State>, string_hash, std::equal_to<>>;
+  static constexpr std::size_t spare_kept = 1024;
   map_type states;
   std::vector<typename map_type::value_type*> touched;
+  std::vector<typename map_type::node_type> spare;
 
   void clear() {
-    states.clear();
     touched.clear();
+    while (!states.empty() && spare.size() < spare_kept) {
+      spare.push_back(states.extract(states.begin()));
+    }
+    states.clear();
+  }
+
+  /// A new entry for `id` (not in the cache): `before` and `after` hold whatever an earlier
+  /// batch left in the node, for the caller to overwrite; `changed` is false.
+  cached_state<State>& add(std::string_view id) {
+    typename map_type::iterator it;
+    if (spare.empty()) {
+      it = states.try_emplace(std::string{id}).first;
+    } else {
+      auto node = std::move(spare.back());
+      spare.pop_back();
+      node.key().assign(id);
+      node.mapped().changed = false;
+      it = states.insert(std::move(node)).position;
+    }
+    touched.push_back(&*it);
+    return it->second;
   }
 
   const State* find_after(std::string_view id) const {
@@ -87,10 +113,16 @@ struct batch_cache {
 struct written_states {
   static constexpr std::size_t max_entries = 1 << 17;
 
-  /// Empty while a batch that took the state (`take`) is in flight: the slot is kept for
-  /// the state it publishes.
+  /// `taken` while a batch that took the state (`take`) is in flight: the slot is kept for
+  /// the state it publishes. States move in and out by swapping, so their buffers go back
+  /// and forth between the slots and the batches' cache entries instead of being reallocated.
   template <class State>
-  using map_of = std::unordered_map<std::string, std::optional<State>, string_hash, std::equal_to<>>;
+  struct slot {
+    State state;
+    bool taken = false;
+  };
+  template <class State>
+  using map_of = std::unordered_map<std::string, slot<State>, string_hash, std::equal_to<>>;
   map_of<events::request_state> live_requests;
   map_of<tenant_usage> tenant_usages;
   map_of<cluster_usage> cluster_usages;
@@ -112,39 +144,43 @@ struct written_states {
     }
   }
 
-  /// Moves the kept state of `id` out (none: not kept, or taken by a batch not yet
-  /// published). The batch that takes it publishes its successor with `keep`; a batch that
-  /// is dropped (a failed write) leaves it to be read from the store, which holds the same.
+  /// Swaps the kept state of `id` into `out` (false, and `out` untouched: not kept, or taken
+  /// by a batch not yet published). The batch that takes it publishes its successor with
+  /// `keep`; a batch that is dropped (a failed write) leaves it to be read from the store,
+  /// which holds the same.
   template <class State>
-  std::optional<State> take(std::string_view id) {
+  bool take(std::string_view id, State& out) {
     if constexpr (!kept<State>) {
-      return std::nullopt;
+      return false;
     } else {
       auto& m = map<State>();
       const auto found = m.find(id);
-      if (found == m.end() || !found->second) {
-        return std::nullopt;
+      if (found == m.end() || found->second.taken) {
+        return false;
       }
-      std::optional<State> taken = std::move(found->second);
-      found->second.reset();
-      return taken;
+      std::swap(out, found->second.state);
+      found->second.taken = true;
+      return true;
     }
   }
 
+  /// Keeps `state` as the newest of `id`, swapped in: `state` is left with what the slot
+  /// held (a stale state's buffers, for its cache entry to reuse).
   template <class State>
-  void keep(const std::string& id, State&& state) {
-    auto& m = map<std::decay_t<State>>();
+  void keep(const std::string& id, State& state) {
+    auto& m = map<State>();
     if (const auto found = m.find(id); found != m.end()) {
-      found->second = std::forward<State>(state);
+      std::swap(found->second.state, state);
+      found->second.taken = false;
     } else if (m.size() < max_entries) {
-      m.emplace(id, std::forward<State>(state));
+      m.emplace(id, slot<State>{std::move(state), false});
     }
   }
 
   /// Keeps the states of a batch's usage records (taken by the batch, changed or not).
   template <class Usage>
-  void keep_all(const batch_cache<Usage>& cache) {
-    for (const auto* entry : cache.touched) {
+  void keep_all(batch_cache<Usage>& cache) {
+    for (auto* entry : cache.touched) {
       keep(entry->first, entry->second.changed ? entry->second.after : entry->second.before);
     }
   }
@@ -547,37 +583,60 @@ struct projector::impl {
     if (const auto found = cache.states.find(id); found != cache.states.end()) {
       return &found->second;
     }
-    cached_state<State> entry;
     // The batch being written holds the newest state and keeps it (it publishes it); a state
     // kept from a published batch moves here, and this batch's publish puts it back.
-    if (const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr) {
+    const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr;
+    auto& entry = cache.add(id);
+    if (earlier != nullptr) {
       entry.before = *earlier;
-    } else if (auto kept = written.take<State>(id)) {
-      entry.before = std::move(*kept);
-    } else if (replaying_from_empty && starts_stream) {
-      // Nothing is stored since the clear but what this replay wrote, and a stream's first
-      // event comes before any other of its events: a new aggregate, no read needed.
-    } else {
-      rocksdb::PinnableSlice v;
-      const auto s = store.db()->Get(rocksdb::ReadOptions{}, store.projections_cf(),
-                                     detail::make_key(key, prefix, id), &v);
-      if (s.ok()) {
-        auto decoded = events::decode_binary<State>({v.data(), v.size()});
-        if (!decoded) {
-          b.failure = make_error(errc::corrupt,
-                                 "projector: stored state " + key + " is malformed (rebuild the projections)");
-          return nullptr;
-        }
-        entry.before = std::move(*decoded);
-      } else if (!s.IsNotFound()) {
-        b.failure = detail::to_error(s, "projector: read " + key);
+    } else if (!written.take(id, entry.before)) {
+      if (replaying_from_empty && starts_stream) {
+        // Nothing is stored since the clear but what this replay wrote, and a stream's first
+        // event comes before any other of its events: a new aggregate, no read needed.
+        entry.before = empty_state<State>();
+      } else if (auto read = read_state<State>(prefix, id, entry.before); !read) {
+        b.failure = std::move(read).err();
+        drop_last(cache);
         return nullptr;
       }
     }
     entry.after = entry.before;
-    auto [it, inserted] = cache.states.emplace(std::string{id}, std::move(entry));
-    cache.touched.push_back(&*it);
-    return &it->second;
+    return &entry;
+  }
+
+  /// Reads the stored state "<prefix><id>" into `out` (absent: an empty state).
+  template <class State>
+  status read_state(std::string_view prefix, std::string_view id, State& out) {
+    rocksdb::PinnableSlice v;
+    const auto s = store.db()->Get(rocksdb::ReadOptions{}, store.projections_cf(), detail::make_key(key, prefix, id), &v);
+    if (s.IsNotFound()) {
+      out = empty_state<State>();
+      return {};
+    }
+    if (!s.ok()) {
+      return detail::to_error(s, "projector: read " + key);
+    }
+    auto decoded = events::decode_binary<State>({v.data(), v.size()});
+    if (!decoded) {
+      return make_error(errc::corrupt, "projector: stored state " + key + " is malformed (rebuild the projections)");
+    }
+    out = std::move(*decoded);
+    return {};
+  }
+
+  /// A state as before its first event, assigned over an entry's old buffers.
+  template <class State>
+  static const State& empty_state() {
+    static const State empty{};
+    return empty;
+  }
+
+  /// Forgets the entry just added to `cache`, whose state could not be read.
+  template <class State>
+  static void drop_last(batch_cache<State>& cache) {
+    const auto found = cache.states.find(std::string_view{cache.touched.back()->first});
+    cache.touched.pop_back();
+    cache.states.erase(found);
   }
 
   /// Folds one event into its aggregate's cached state.
@@ -919,7 +978,7 @@ struct projector::impl {
       if (!entry->second.changed) {
         // Taken from `written` (if it was kept there), and still what the store holds.
         if (entry->second.before.exists() && !events::is_at_rest(entry->second.before.state)) {
-          written.keep(entry->first, std::move(entry->second.before));
+          written.keep(entry->first, entry->second.before);
         }
         continue;
       }
@@ -929,7 +988,7 @@ struct projector::impl {
       if (events::is_at_rest(entry->second.after.state)) {
         written.forget_request(entry->first);
       } else {
-        written.keep(entry->first, std::move(entry->second.after));
+        written.keep(entry->first, entry->second.after);
       }
     }
     if (!cluster_listeners.empty()) {
