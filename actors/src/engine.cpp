@@ -74,7 +74,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   }
   self->journal = std::move(*journal);
   self->projector = std::make_unique<projections::projector>(*self->store, *self->journal);
-  self->views = std::make_unique<projections::views>(*self->store);
+  self->views = std::make_unique<projections::views>(*self->store, &self->projector->unwritten());
   if (auto st = options.rebuild_projections ? self->projector->rebuild() : self->projector->catch_up(); !st) {
     return std::move(st).err();
   }
@@ -417,6 +417,10 @@ void engine::inventory(std::string cluster_id, callback<inventory_listing> done)
 const projections::views& engine::views() const { return *_impl->views; }
 
 const events::journal& engine::journal() const { return *_impl->journal; }
+
+std::uint64_t engine::projection_position() const noexcept { return _impl->projector->position(); }
+
+std::size_t engine::unwritten_request_states() const { return _impl->projector->unwritten().size(); }
 
 engine::storage_access engine::storage() { return storage_access{*_impl->journal, *_impl->store}; }
 

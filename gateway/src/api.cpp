@@ -597,13 +597,13 @@ struct api::impl {
   // -- operability --------------------------------------------------------------------------
 
   http_response readiness() {
-    auto position = engine.views().position();
-    if (!position) {
-      return error_response(503, errc::unavailable, position.err().message);
+    // Reads the store: a store that cannot be read is not ready.
+    if (auto stored = engine.views().position(); !stored) {
+      return error_response(503, errc::unavailable, stored.err().message);
     }
     return json_response(200, json{{"status", "ready"},
                                    {"journalHead", engine.journal().head()},
-                                   {"projectionPosition", *position}});
+                                   {"projectionPosition", engine.projection_position()}});
   }
 
   http_response metrics() {
@@ -624,9 +624,15 @@ struct api::impl {
       m.single("provisiond_journal_events_total", "counter", "Events the journal committed since start.",
                journal->events);
     }
-    auto position = engine.views().position();
     m.single("provisiond_projection_position", "gauge", "Journal position the read models reflect.",
-             position ? *position : 0);
+             engine.projection_position());
+    auto stored = engine.views().position();
+    m.single("provisiond_projection_stored_position", "gauge",
+             "Journal position a restart replays the read models from (behind while request states are unwritten).",
+             stored ? *stored : 0);
+    m.single("provisiond_projection_unwritten_requests", "gauge",
+             "Request states the read models serve from memory, not yet written to the store.",
+             engine.unwritten_request_states());
     m.single("provisiond_unfinished_requests", "gauge", "Requests submitted and not yet at rest.",
              engine.unfinished_requests());
     if (auto live = engine.live_requests()) {

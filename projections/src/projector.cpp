@@ -14,6 +14,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -59,6 +60,7 @@ struct cached_state {
   State before;
   State after;
   bool changed = false;
+  std::uint64_t first_change = 0;  ///< position of the first event that changed it
 };
 
 /// The states one batch touched, and the order it first touched them in (so listeners and
@@ -94,6 +96,7 @@ struct batch_cache {
       spare.pop_back();
       node.key().assign(id);
       node.mapped().changed = false;
+      node.mapped().first_change = 0;
       it = states.insert(std::move(node)).position;
     }
     touched.push_back(&*it);
@@ -234,6 +237,17 @@ struct batch {
   std::vector<pending_write> writes;
   rocksdb::WriteBatch write_batch;
 
+  /// Whether request states may be left unwritten (`unwritten_requests`): only by the
+  /// running thread, and only for a batch written and published before the next is built.
+  bool may_defer = false;
+  /// Request states this batch leaves unwritten (in its cache), ...
+  std::vector<std::pair<std::string_view, const events::request_state*>> unwritten_puts;
+  /// ... those of them that were written before it (with the first position they lack) ...
+  std::vector<std::pair<std::string_view, std::uint64_t>> newly_unwritten;
+  /// ... and the unwritten states it writes.
+  std::vector<std::string_view> unwritten_erases;
+  std::unordered_set<std::string_view> erased;
+
   void reset(std::uint64_t from) {
     first = from;
     last = from - 1;
@@ -246,6 +260,11 @@ struct batch {
     webhook_deliveries.clear();
     tenant_usages.clear();
     cluster_usages.clear();
+    may_defer = false;
+    unwritten_puts.clear();
+    newly_unwritten.clear();
+    unwritten_erases.clear();
+    erased.clear();
   }
 
   std::uint64_t consumed() const noexcept { return last + 1 - first; }
@@ -509,6 +528,15 @@ struct projector::impl {
   const batch* previous = nullptr;
   /// States of published batches that later ones are likely to touch again.
   written_states written;
+  /// Request states applied and not written (read by `views`), and where each one's oldest
+  /// unwritten change is in the journal: the stored position stays before the oldest.
+  unwritten_requests unwritten;
+  struct {
+    std::unordered_map<std::string, std::uint64_t, string_hash, std::equal_to<>> since;
+    std::map<std::uint64_t, std::string> by_since;
+  } deferred;
+  /// True while the thread runs: only its batches leave states unwritten.
+  bool deferring = false;
   std::string key;  ///< scratch for building keys
   /// True while `rebuild` replays into the cleared column family. Otherwise even a stream's
   /// first event reads its state, so a stored position behind the states (which atomic
@@ -590,7 +618,9 @@ struct projector::impl {
     if (earlier != nullptr) {
       entry.before = *earlier;
     } else if (!written.take(id, entry.before)) {
-      if (replaying_from_empty && starts_stream) {
+      if (const auto* state = unwritten_state<State>(id)) {
+        entry.before = *state;
+      } else if (replaying_from_empty && starts_stream) {
         // Nothing is stored since the clear but what this replay wrote, and a stream's first
         // event comes before any other of its events: a new aggregate, no read needed.
         entry.before = empty_state<State>();
@@ -602,6 +632,16 @@ struct projector::impl {
     }
     entry.after = entry.before;
     return &entry;
+  }
+
+  /// The unwritten state of request `id` (null: none, or not a request).
+  template <class State>
+  const State* unwritten_state(std::string_view id) const {
+    if constexpr (std::is_same_v<State, events::request_state>) {
+      return unwritten.peek(id);
+    } else {
+      return nullptr;
+    }
   }
 
   /// Reads the stored state "<prefix><id>" into `out` (absent: an empty state).
@@ -670,6 +710,9 @@ struct projector::impl {
       state.version = version;
       skip(e, applied.err());
       return;
+    }
+    if (!entry->changed) {
+      entry->first_change = e.position;
     }
     entry->changed = true;
   }
@@ -772,7 +815,14 @@ struct projector::impl {
       }
       const auto& before = c.before;
       const auto& after = c.after;
+      if (leave_unwritten(b, id, c)) {
+        continue;
+      }
       add_state(b, detail::request_prefix, id, after);
+      if (deferred.since.contains(id)) {
+        b.unwritten_erases.push_back(id);
+        b.erased.insert(id);
+      }
       // Tenant and creation time never change: "x/a" and "x/t" are written once.
       if (!before.exists()) {
         key.clear();
@@ -794,6 +844,83 @@ struct projector::impl {
         add_put(b, state_index_key(after, id, false), {});
         add_put(b, state_index_key(after, id, true), {});
       }
+    }
+  }
+
+  /// Whether the change of request `id` in `b` is left unwritten: it moves no index entry,
+  /// usage record or cluster (a replay from before it changes only the state), the request is
+  /// not at rest, and its oldest unwritten change is less than `max_deferred_events` old.
+  bool leave_unwritten(batch& b, std::string_view id, const cached_state<events::request_state>& c) {
+    const auto& before = c.before;
+    const auto& after = c.after;
+    if (!b.may_defer || !before.exists() || events::is_at_rest(after.state) || before.cluster != after.cluster ||
+        bucket_of(before) != bucket_of(after) || detail::index_bucket(before.state) != detail::index_bucket(after.state)) {
+      return false;
+    }
+    const auto found = deferred.since.find(id);
+    const auto since = found != deferred.since.end() ? found->second : c.first_change;
+    if (b.last - since >= options.max_deferred_events) {
+      return false;
+    }
+    b.unwritten_puts.emplace_back(id, &after);
+    if (found == deferred.since.end()) {
+      b.newly_unwritten.emplace_back(id, since);
+    }
+    return true;
+  }
+
+  /// Writes the unwritten states whose oldest change the journal has moved
+  /// `max_deferred_events` past (those this batch changed are decided by `leave_unwritten`).
+  void write_overdue(batch& b) {
+    for (const auto& [since, id] : deferred.by_since) {
+      if (b.last - since < options.max_deferred_events) {
+        break;
+      }
+      if (b.erased.contains(id)) {
+        continue;
+      }
+      if (const auto* state = unwritten.peek(id)) {
+        add_state(b, detail::request_prefix, id, *state);
+      }
+      b.unwritten_erases.push_back(id);
+      b.erased.insert(id);
+    }
+  }
+
+  /// The position stored with `b`: its last, or just before the oldest change that stays
+  /// unwritten after it (a restart replays from there; changes already stored are skipped).
+  std::uint64_t stored_position(const batch& b) const {
+    auto stored = b.last;
+    for (const auto& [since, id] : deferred.by_since) {
+      if (!b.erased.contains(id)) {
+        stored = std::min(stored, since - 1);
+        break;
+      }
+    }
+    for (const auto& [id, since] : b.newly_unwritten) {
+      stored = std::min(stored, since - 1);
+    }
+    return stored;
+  }
+
+  /// After `b` is written: its unwritten states become readable, the ones it wrote are
+  /// read from the store again.
+  void publish_unwritten(batch& b) {
+    if (b.unwritten_puts.empty() && b.unwritten_erases.empty()) {
+      return;
+    }
+    unwritten.update(b.unwritten_puts, b.unwritten_erases);
+    for (const auto id : b.unwritten_erases) {
+      // `id` may be the key of `by_since` itself: erased last.
+      if (const auto found = deferred.since.find(id); found != deferred.since.end()) {
+        const auto since = found->second;
+        deferred.since.erase(found);
+        deferred.by_since.erase(since);
+      }
+    }
+    for (const auto& [id, since] : b.newly_unwritten) {
+      deferred.since.emplace(std::string{id}, since);
+      deferred.by_since.emplace(since, std::string{id});
     }
   }
 
@@ -924,6 +1051,7 @@ struct projector::impl {
       return *b.failure;  // a usage record could not be read: nothing of this batch is written
     }
     collect_requests(b);
+    write_overdue(b);
     collect_clusters(b);
     collect_tenants(b);
     collect_changed<events::rule_state>(b, detail::rule_prefix);
@@ -931,8 +1059,13 @@ struct projector::impl {
     collect_changed<tenant_usage>(b, detail::tenant_usage_prefix);
     collect_changed<cluster_usage>(b, detail::cluster_usage_prefix);
     key.clear();
-    detail::append_be64(key, b.last);
+    detail::append_be64(key, stored_position(b));
     add_put(b, detail::position_key, key);
+    return fill_write_batch(b);
+  }
+
+  /// Fills `b.write_batch` with `b.writes`, sorted by key (see `build`).
+  status fill_write_batch(batch& b) {
     const char* arena = b.arena.data();
     std::sort(b.writes.begin(), b.writes.end(), [arena](const pending_write& x, const pending_write& y) {
       return std::string_view{arena + x.key_at, x.key_size} < std::string_view{arena + y.key_at, y.key_size};
@@ -967,6 +1100,7 @@ struct projector::impl {
   /// After a batch is written: the new position, the listeners, then the waiters it reaches.
   /// The batch's request states move to `written` (no later batch may read them from `b`).
   void publish(batch& b) {
+    publish_unwritten(b);  // before the states move to `written`, and before the position
     const auto reached = b.last;
     written.keep_all(b.tenant_usages);
     written.keep_all(b.cluster_usages);
@@ -1055,6 +1189,8 @@ struct projector::impl {
         outcome = std::move(folded).err();
         break;
       }
+      const bool pipelined = b.consumed() == options.max_batch_events && !b.failure && b.last < target;
+      b.may_defer = deferring && previous == nullptr && !pipelined;
       if (b.consumed() > 0) {
         if (auto built = build(b); !built) {
           outcome = std::move(built).err();
@@ -1070,7 +1206,7 @@ struct projector::impl {
           outcome = make_error(errc::io_error, "projector: the journal returned no event at position " +
                                                    std::to_string(from) + " (head " + std::to_string(target) + ")");
         }
-      } else if (b.consumed() == options.max_batch_events && !b.failure && b.last < target) {
+      } else if (pipelined) {
         // More follows: write in the background and fold the next batch meanwhile.
         if (writer.submit(b)) {
           pending = &b;
@@ -1109,6 +1245,7 @@ struct projector::impl {
 
   status clear() {
     written.clear();
+    forget_unwritten();
     auto* db = store.db();
     auto* cf = store.projections_cf();
     std::string last;
@@ -1138,6 +1275,40 @@ struct projector::impl {
     // inserts into an empty one (much faster) and reads skip a tombstone RocksDB 7 would
     // otherwise re-fragment on every read.
     return detail::to_status(db->Flush(rocksdb::FlushOptions{}, cf), "projector: flush cleared projections");
+  }
+
+  void forget_unwritten() {
+    unwritten.clear();
+    deferred.since.clear();
+    deferred.by_since.clear();
+  }
+
+  /// Writes every unwritten state, with the position they held back (when the thread ends).
+  status write_unwritten() {
+    if (deferred.since.empty()) {
+      return {};
+    }
+    batch& b = batches[0];
+    const auto applied = position.load();
+    b.reset(applied + 1);
+    b.arena.clear();
+    b.writes.clear();
+    for (const auto& [since, id] : deferred.by_since) {
+      if (const auto* state = unwritten.peek(id)) {
+        add_state(b, detail::request_prefix, id, *state);
+      }
+    }
+    key.clear();
+    detail::append_be64(key, applied);
+    add_put(b, detail::position_key, key);
+    if (auto filled = fill_write_batch(b); !filled) {
+      return filled;
+    }
+    if (const auto s = write(b); !s.ok()) {
+      return detail::to_error(s, "projector: write the unwritten request states");
+    }
+    forget_unwritten();
+    return {};
   }
 
   /// Whether the thread may end: a stop was asked for and everything committed before it
@@ -1253,7 +1424,15 @@ void projector::start() {
   }
   _impl->thread = std::thread([impl = _impl.get()] {
     name_this_thread("prov.projector");
+    impl->deferring = impl->options.max_deferred_events > 0;
     impl->run();
+    impl->deferring = false;
+    // Left unwritten, they would be replayed by the next start: written now, it starts
+    // from the head.
+    if (auto written = impl->write_unwritten(); !written) {
+      log::error("projector: cannot write the unwritten request states; the next start replays them",
+                 {{"code", std::string{to_string(written.err().code)}}, {"error", written.err().message}});
+    }
   });
 }
 
@@ -1277,6 +1456,8 @@ void projector::stop() {
 }
 
 std::uint64_t projector::position() const noexcept { return _impl->position.load(); }
+
+const unwritten_requests& projector::unwritten() const noexcept { return _impl->unwritten; }
 
 void projector::when_applied(std::uint64_t position, std::function<void()> done) {
   if (!done) {

@@ -116,7 +116,53 @@ result<std::vector<T>> scan_values(rocksdb::DB* db, rocksdb::ColumnFamilyHandle*
 
 }  // namespace
 
+std::optional<events::request_state> unwritten_requests::find(std::string_view id) const {
+  std::lock_guard lock(_mutex);
+  const auto found = _states.find(id);
+  if (found == _states.end()) {
+    return std::nullopt;
+  }
+  return found->second;
+}
+
+std::size_t unwritten_requests::size() const {
+  std::lock_guard lock(_mutex);
+  return _states.size();
+}
+
+void unwritten_requests::update(const std::vector<std::pair<std::string_view, const events::request_state*>>& put,
+                                const std::vector<std::string_view>& erase) {
+  std::lock_guard lock(_mutex);
+  for (const auto id : erase) {
+    if (const auto found = _states.find(id); found != _states.end()) {
+      _states.erase(found);
+    }
+  }
+  for (const auto& [id, state] : put) {
+    if (const auto found = _states.find(id); found != _states.end()) {
+      found->second = *state;  // over the buffers it has
+    } else {
+      _states.emplace(std::string{id}, *state);
+    }
+  }
+}
+
+void unwritten_requests::clear() {
+  std::lock_guard lock(_mutex);
+  _states.clear();
+}
+
+const events::request_state* unwritten_requests::peek(std::string_view id) const {
+  const auto found = _states.find(id);
+  return found == _states.end() ? nullptr : &found->second;
+}
+
 result<std::optional<events::request_state>> views::request(const std::string& id) const {
+  if (_unwritten != nullptr) {
+    if (auto state = _unwritten->find(id)) {
+      return state;
+    }
+  }
   std::string key;
   return get_value<events::request_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
                                           detail::make_key(key, detail::request_prefix, id));
@@ -177,21 +223,26 @@ result<request_page> views::requests(const request_query& query) const {
       return make_error(errc::corrupt, "projections: malformed index key (rebuild the projections)");
     }
     const auto id = suffix.substr(detail::inv_size);
-    auto state = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
+    // An unwritten state is in the same index bucket as the stored one: it matches the filter.
+    auto state = _unwritten != nullptr ? _unwritten->find(id) : std::nullopt;
     if (!state) {
-      return std::move(state).err();
+      auto stored = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
+      if (!stored) {
+        return std::move(stored).err();
+      }
+      state = std::move(*stored);
     }
-    if (!*state) {
+    if (!state) {
       return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
     }
-    if (filter_by_view && (*state)->state != *query.state) {
+    if (filter_by_view && state->state != *query.state) {
       continue;
     }
     if (page.items.size() == limit) {
       more = true;
       break;
     }
-    page.items.push_back(std::move(**state));
+    page.items.push_back(std::move(*state));
     last_suffix.assign(suffix);
   }
   if (!it->status().ok()) {

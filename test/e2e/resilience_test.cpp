@@ -121,6 +121,9 @@ TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics"
     // Durable by default: every commit was synced, and no sync without a group to cover.
     CHECK(counter("provisiond_journal_syncs_total") >= 1);
     CHECK(counter("provisiond_journal_syncs_total") <= counter("provisiond_journal_group_commits_total"));
+    // A restart replays from the stored position, never from past what is applied.
+    CHECK(typed.count("provisiond_projection_unwritten_requests") == 1);
+    CHECK(counter("provisiond_projection_stored_position") <= counter("provisiond_projection_position"));
     CHECK(samples > typed.size() / 2);
   }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include "prov/core/log.hpp"
 
@@ -585,4 +587,121 @@ TEST_CASE("projector: across batch boundaries each change starts where the last 
     CHECK(chain.back().second == folded(w, id));
   }
   CHECK(cluster_versions == std::vector<std::string>{"sim-1 v1", "sim-1 v2"});
+}
+
+namespace {
+
+/// Waits until the running projector has applied everything the journal committed.
+void wait_applied(projector& p, world& w) {
+  std::promise<void> applied;
+  p.when_applied(w.j().head(), [&] { applied.set_value(); });
+  REQUIRE(applied.get_future().wait_for(generous) == std::future_status::ready);
+}
+
+/// Puts `dump` back as the whole projections column family (the store as a crash left it).
+void restore_projections(rocks_store& store, const std::map<std::string, std::string>& dump) {
+  rocksdb::WriteBatch wb;
+  for (const auto& [k, v] : dump_projections(store)) {
+    REQUIRE(wb.Delete(store.projections_cf(), k).ok());
+  }
+  for (const auto& [k, v] : dump) {
+    REQUIRE(wb.Put(store.projections_cf(), k, v).ok());
+  }
+  REQUIRE(store.db()->Write(rocksdb::WriteOptions{}, &wb).ok());
+}
+
+std::uint64_t stored_version(rocks_store& store, const std::string& id) {
+  const auto state = must(views{store}.request(id));
+  REQUIRE(state.has_value());
+  return state->version;
+}
+
+}  // namespace
+
+TEST_CASE("projector: a step's change is served unwritten, and a restart from the store a crash left replays it",
+          "[projections][projector][unwritten]") {
+  world w{journal_kind::rocks};
+  write_history(w);
+  projector p{w.store(), w.j()};
+  const views served{w.store(), &p.unwritten()};
+  const views stored{w.store()};
+  REQUIRE_OK(p.catch_up());  // as the engine opens it
+  p.start();
+  submit(w, "moving", "acme");
+  start_allocating(w, "moving");
+  finish_step(w, "moving", step_kind::allocate);  // reserved -> used: written
+  wait_applied(p, w);
+  const auto configuring = stored_version(w.store(), "moving");
+
+  // configuring -> activating moves no index entry, usage record or cluster: applied, not written.
+  const auto activating = finish_step(w, "moving", step_kind::configure);
+  // Later changes that are written: a usage record and the indexes move after it.
+  submit(w, "later", "globex");
+  start_allocating(w, "later");
+  complete(w, "later");
+  wait_applied(p, w);
+  REQUIRE(p.unwritten().size() == 1);
+  CHECK(must(served.request("moving"))->state == lifecycle_state::activating);
+  CHECK(must(served.request("moving"))->version == activating.versions.front());
+  CHECK(stored_version(w.store(), "moving") == configuring);
+  request_query by_state;
+  by_state.state = lifecycle_state::activating;
+  REQUIRE(must(served.requests(by_state)).items.size() == 1);
+  CHECK(must(stored.requests(by_state)).items.empty());
+  // The stored position stays before the unwritten change; the applied one is the head.
+  CHECK(must(stored.position()) == activating.first_position - 1);
+  CHECK(p.position() == w.j().head());
+  const auto crashed = dump_projections(w.store());
+
+  // A stop writes it, and the position reaches the head.
+  p.stop();
+  CHECK(p.unwritten().size() == 0);
+  CHECK(stored_version(w.store(), "moving") == activating.versions.front());
+  CHECK(must(stored.position()) == w.j().head());
+  const auto stopped = dump_projections(w.store());
+
+  // The store as a kill -9 would have left it: the next start replays from the stored position,
+  // applies the unwritten change once, and skips the changes already stored (usage counted once).
+  restore_projections(w.store(), crashed);
+  projector restarted{w.store(), w.j()};
+  REQUIRE_OK(restarted.catch_up());
+  CHECK(dump_projections(w.store()) == stopped);
+  REQUIRE_OK(restarted.rebuild());
+  CHECK(dump_projections(w.store()) == stopped);
+}
+
+TEST_CASE("projector: an unwritten state is written once the journal moves max_deferred_events past it",
+          "[projections][projector][unwritten]") {
+  world w{journal_kind::rocks};
+  projector_options options;
+  options.max_deferred_events = 3;
+  projector p{w.store(), w.j(), options};
+  p.start();
+  submit(w, "slow", "acme");
+  start_allocating(w, "slow");
+  finish_step(w, "slow", step_kind::allocate);
+  const auto activating = finish_step(w, "slow", step_kind::configure);  // 2 events
+  wait_applied(p, w);
+  REQUIRE(p.unwritten().size() == 1);
+  CHECK(stored_version(w.store(), "slow") < activating.versions.front());
+
+  submit(w, "other-1", "acme");  // 1 event past it: still unwritten
+  wait_applied(p, w);
+  CHECK(p.unwritten().size() == 1);
+  submit(w, "other-2", "acme");  // 3 past its first change
+  wait_applied(p, w);
+  CHECK(p.unwritten().size() == 0);
+  CHECK(stored_version(w.store(), "slow") == activating.versions.front());
+  CHECK(must(views{w.store()}.position()) == w.j().head());
+  p.stop();
+
+  // 0: every change is written with its batch.
+  projector_options never;
+  never.max_deferred_events = 0;
+  projector q{w.store(), w.j(), never};
+  q.start();
+  const auto verifying = finish_step(w, "slow", step_kind::activate);
+  wait_applied(q, w);
+  CHECK(q.unwritten().size() == 0);
+  CHECK(stored_version(w.store(), "slow") == verifying.versions.front());
 }

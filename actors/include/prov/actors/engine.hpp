@@ -202,6 +202,10 @@ class engine {
 
   const projections::views& views() const;
   const events::journal& journal() const;
+  /// The last journal position the read models reflect (applied, whether or not written to
+  /// the store yet), and how many request states are applied and not yet written.
+  std::uint64_t projection_position() const noexcept;
+  std::size_t unwritten_request_states() const;
 
   /// The journal and the RocksDB store beneath it, for in-process log tailers that keep their
   /// own position in the store's `meta` column family and wake on commits (the Kafka outbox).

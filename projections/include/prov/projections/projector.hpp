@@ -1,8 +1,10 @@
 #pragma once
 /// Keeps the read models current: tails the journal from the stored position and applies
 /// each event to the views' keys, many events per RocksDB write batch (the position is
-/// written in the same batch, so a crash never leaves them out of step). Projections are
-/// disposable: `rebuild` clears them and replays the whole journal with identical results.
+/// written in the same batch, so a crash never leaves them out of step). The running thread
+/// may leave request states unwritten for a while (`unwritten_requests`); the stored position
+/// then stays before them, and a restart replays them. Projections are disposable: `rebuild`
+/// clears them and replays the whole journal with identical results.
 
 #include <cstdint>
 #include <functional>
@@ -18,7 +20,14 @@ namespace prov::projections {
 
 struct projector_options {
   std::size_t max_batch_events = 8192;  ///< events per write batch
+  /// How far (in journal events) the running thread may leave a request's state unwritten
+  /// when its change moved no index entry, usage record or cluster; `unwritten_requests`
+  /// serves it meanwhile. A restart replays at most this many events for it. 0: every
+  /// change is written with its batch.
+  std::size_t max_deferred_events = 65536;
 };
+
+class unwritten_requests;
 
 /// Called on the projector's thread after a batch is written, for every request whose state
 /// changed in it (with the state before and after; `before.version == 0` for new ones).
@@ -51,6 +60,9 @@ class projector {
 
   /// The last journal position applied.
   std::uint64_t position() const noexcept;
+
+  /// The request states applied and not written yet (for `views`).
+  const unwritten_requests& unwritten() const noexcept;
 
   /// Runs `done` once the projections reflect `position` (immediately, on the caller's thread,
   /// if they already do; otherwise on the projector's thread). `done` must not block.

@@ -24,9 +24,13 @@
 ///                                            webhook's n-th delivery record; the newest 100 kept
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "prov/core/error.hpp"
@@ -101,9 +105,42 @@ struct request_page {
   std::string next_cursor;                   ///< "" when there is no further page
 };
 
+/// Request states the projector has applied but not written to the store yet: changes that
+/// moved no index entry, usage record or cluster (a step finishing and the next starting).
+/// The projector writes them later, with a later change of the request, once they are
+/// `projector_options::max_deferred_events` old, or when it stops; until then `views` reads
+/// them here. Thread-safe; only the projector changes it.
+class unwritten_requests {
+ public:
+  /// A copy of the unwritten state of `id`, if it has one.
+  std::optional<events::request_state> find(std::string_view id) const;
+  std::size_t size() const;
+
+  // The projector's side.
+
+  /// Under one lock: each of `put` becomes (or stays) unwritten with the given state; each of
+  /// `erase` is read from the store again.
+  void update(const std::vector<std::pair<std::string_view, const events::request_state*>>& put,
+              const std::vector<std::string_view>& erase);
+  void clear();
+  /// The unwritten state of `id` without taking the lock: only for the projector's thread,
+  /// the only one that changes it.
+  const events::request_state* peek(std::string_view id) const;
+
+ private:
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  mutable std::mutex _mutex;
+  std::unordered_map<std::string, events::request_state, string_hash, std::equal_to<>> _states;
+};
+
 class views {
  public:
-  explicit views(events::rocks_store& store) : _store(store) {}
+  /// `unwritten`: the projector's request states not yet in the store (read before it).
+  explicit views(events::rocks_store& store, const unwritten_requests* unwritten = nullptr)
+      : _store(store), _unwritten(unwritten) {}
 
   result<std::optional<events::request_state>> request(const std::string& id) const;
   result<request_page> requests(const request_query& query) const;
@@ -140,6 +177,7 @@ class views {
 
  private:
   events::rocks_store& _store;
+  const unwritten_requests* _unwritten;
 };
 
 }  // namespace prov::projections
