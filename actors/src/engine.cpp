@@ -235,7 +235,7 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     }
   }
   // Quota: taken now, given back if the submission does not commit.
-  auto tenant = i.views->tenant(e.tenant);
+  auto tenant = i.catalog.tenant(*i.views, i.projector->catalog_generation(), e.tenant);
   if (!tenant || !*tenant) {
     done(!tenant ? std::move(tenant).err() : make_error(errc::not_found, "tenant " + e.tenant + " does not exist"));
     return;
@@ -250,7 +250,7 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   }
   // Approval gates: the first matching rule, recorded with the submission.
   std::vector<events::event_record> records{events::to_record(e)};
-  auto rules = i.views->rules();
+  auto rules = i.catalog.rules(*i.views, i.projector->catalog_generation());
   if (!rules) {
     i.ledger.release(e.tenant, as_state);
     done(std::move(rules).err());

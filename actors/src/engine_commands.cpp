@@ -90,6 +90,54 @@ std::vector<events::request_event> events_for(lifecycle_command cmd, const comma
 
 namespace detail {
 
+void catalog_cache::renew(std::uint64_t generation) {
+  // A caller that read an older generation may use newer entries, never keep older ones.
+  if (generation > _generation) {
+    _generation = generation;
+    _tenants.clear();
+    _rules.reset();
+  }
+}
+
+result<std::optional<events::tenant_state>> catalog_cache::tenant(const projections::views& views,
+                                                                  std::uint64_t generation, const std::string& id) {
+  {
+    std::lock_guard<std::mutex> guard{_mutex};
+    renew(generation);
+    if (const auto found = _tenants.find(id); found != _tenants.end()) {
+      return std::optional<events::tenant_state>{found->second};
+    }
+  }
+  // Read without the lock. Kept only if no change was applied since `generation` was read.
+  auto read = views.tenant(id);
+  if (read && *read) {
+    std::lock_guard<std::mutex> guard{_mutex};
+    if (generation == _generation) {
+      _tenants.insert_or_assign(id, **read);
+    }
+  }
+  return read;
+}
+
+result<std::vector<events::rule_state>> catalog_cache::rules(const projections::views& views,
+                                                             std::uint64_t generation) {
+  {
+    std::lock_guard<std::mutex> guard{_mutex};
+    renew(generation);
+    if (_rules) {
+      return *_rules;
+    }
+  }
+  auto read = views.rules();
+  if (read) {
+    std::lock_guard<std::mutex> guard{_mutex};
+    if (generation == _generation) {
+      _rules = *read;
+    }
+  }
+  return read;
+}
+
 status quota_ledger::reserve(const std::string& tenant, const events::tenant_quota& quota, const events::request_state& r) {
   std::lock_guard<std::mutex> guard{_mutex};
   auto& held = _held[tenant];

@@ -509,6 +509,7 @@ struct projector::impl {
 
   std::atomic<std::uint64_t> position{0};
   std::atomic<std::uint64_t> skipped{0};
+  std::atomic<std::uint64_t> catalog_generation{0};
 
   std::vector<request_listener> request_listeners;
   std::vector<cluster_listener> cluster_listeners;
@@ -903,6 +904,11 @@ struct projector::impl {
     return stored;
   }
 
+  template <class State>
+  static bool any_changed(const batch_cache<State>& cache) {
+    return std::any_of(cache.touched.begin(), cache.touched.end(), [](const auto* entry) { return entry->second.changed; });
+  }
+
   /// After `b` is written: its unwritten states become readable, the ones it wrote are
   /// read from the store again.
   void publish_unwritten(batch& b) {
@@ -1101,6 +1107,9 @@ struct projector::impl {
   /// The batch's request states move to `written` (no later batch may read them from `b`).
   void publish(batch& b) {
     publish_unwritten(b);  // before the states move to `written`, and before the position
+    if (any_changed(b.tenants) || any_changed(b.rules)) {
+      catalog_generation.fetch_add(1, std::memory_order_release);
+    }
     const auto reached = b.last;
     written.keep_all(b.tenant_usages);
     written.keep_all(b.cluster_usages);
@@ -1246,6 +1255,7 @@ struct projector::impl {
   status clear() {
     written.clear();
     forget_unwritten();
+    catalog_generation.fetch_add(1, std::memory_order_release);
     auto* db = store.db();
     auto* cf = store.projections_cf();
     std::string last;
@@ -1458,6 +1468,10 @@ void projector::stop() {
 std::uint64_t projector::position() const noexcept { return _impl->position.load(); }
 
 const unwritten_requests& projector::unwritten() const noexcept { return _impl->unwritten; }
+
+std::uint64_t projector::catalog_generation() const noexcept {
+  return _impl->catalog_generation.load(std::memory_order_acquire);
+}
 
 void projector::when_applied(std::uint64_t position, std::function<void()> done) {
   if (!done) {

@@ -65,6 +65,25 @@ class quota_ledger {
   std::unordered_map<std::string, projections::usage_totals> _held;
 };
 
+/// Tenants and approval rules as the projections hold them, for submissions: read from the
+/// store again only once the projector has applied a change to one of them
+/// (`projector::catalog_generation`). Tenants that do not exist are not kept.
+class catalog_cache {
+ public:
+  result<std::optional<events::tenant_state>> tenant(const projections::views& views, std::uint64_t generation,
+                                                     const std::string& id);
+  result<std::vector<events::rule_state>> rules(const projections::views& views, std::uint64_t generation);
+
+ private:
+  /// Drops what an older generation than `generation` kept. Called with `_mutex` held.
+  void renew(std::uint64_t generation);
+
+  std::mutex _mutex;
+  std::uint64_t _generation = 0;
+  std::unordered_map<std::string, events::tenant_state> _tenants;
+  std::optional<std::vector<events::rule_state>> _rules;
+};
+
 }  // namespace detail
 
 struct engine::impl {
@@ -83,6 +102,7 @@ struct engine::impl {
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> unfinished{0};  ///< submitted and not yet at rest
   detail::quota_ledger ledger;
+  detail::catalog_cache catalog;
   std::mutex shutdown_mutex;
   bool stopped = false;
   std::shared_ptr<webhook_transport> webhook_http;  ///< webhooks (engine_webhooks.cpp)

@@ -64,6 +64,11 @@ class projector {
   /// The request states applied and not written yet (for `views`).
   const unwritten_requests& unwritten() const noexcept;
 
+  /// Changes each time a batch that changed a tenant or an approval rule is written (and
+  /// before its position is published), and on `rebuild`: read it before reading those
+  /// views, and a cache of them filled then is current while it is unchanged.
+  std::uint64_t catalog_generation() const noexcept;
+
   /// Runs `done` once the projections reflect `position` (immediately, on the caller's thread,
   /// if they already do; otherwise on the projector's thread). `done` must not block.
   void when_applied(std::uint64_t position, std::function<void()> done);
