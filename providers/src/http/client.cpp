@@ -244,7 +244,7 @@ std::string url_encode(std::string_view s) {
 }
 
 struct client::impl {
-  explicit impl(client_options o) : options(std::move(o)), tls(ssl::context::tls_client) { setup_tls(); }
+  explicit impl(client_options o) : options(std::move(o)), tls(ssl::context::tls_client) {}
 
   ~impl() {
     std::lock_guard<std::mutex> guard{mutex};
@@ -255,6 +255,8 @@ struct client::impl {
     }
   }
 
+  /// Configures `tls` before its first use: loading a CA store takes tens of milliseconds,
+  /// which a client that never speaks https (webhooks to http URLs, the simulation) skips.
   void setup_tls() {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
@@ -355,6 +357,7 @@ struct client::impl {
     }
 
     if (url.tls) {
+      std::call_once(tls_configured, [this] { setup_tls(); });
       if (!tls_error.empty()) {
         return make_error(errc::provider_error, tls_error);
       }
@@ -486,7 +489,8 @@ struct client::impl {
 
   client_options options;
   ssl::context tls;
-  std::string tls_error;  ///< why the TLS context is unusable ("" = fine)
+  std::once_flag tls_configured;
+  std::string tls_error;  ///< why the TLS context is unusable ("" = fine); set once, by `setup_tls`
   std::mutex mutex;
   std::map<std::string, std::vector<std::unique_ptr<connection>>> idle;
   std::atomic<std::size_t> opened{0};
