@@ -62,6 +62,9 @@ class [[nodiscard]] result {
   T&& value() && { assert(ok()); return std::get<0>(std::move(_v)); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  /// On a temporary, the value itself: `for (auto& x : *f())` then iterates a value the loop
+  /// keeps alive, not a reference into the destroyed result.
+  T operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
