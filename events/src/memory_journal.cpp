@@ -8,17 +8,12 @@
 #include <utility>
 
 #include "detail/journal_validation.hpp"
+#include "prov/core/string_hash.hpp"
 #include "prov/events/catalog.hpp"
 
 namespace prov::events {
 
 namespace {
-
-/// Lets the stream map be searched with a `std::string_view` without building a string.
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
 
 /// Events copied per lock by `read_all`, so a visitor runs without the lock held.
 constexpr std::size_t read_chunk = 256;

@@ -27,6 +27,7 @@
 #include "detail/keys.hpp"
 #include "detail/rocks_status.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/string_hash.hpp"
 #include "prov/core/thread_name.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/catalog.hpp"
@@ -47,12 +48,6 @@ constexpr std::string_view rule_category = "rule";
 constexpr std::string_view webhook_category = "webhook";
 
 rocksdb::Slice slice_of(std::string_view s) { return {s.data(), s.size()}; }
-
-/// Lets the batch caches be searched with a `std::string_view` without building a string.
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
 
 /// An aggregate touched by a batch: its state before the batch and as folded so far.
 template <class State>

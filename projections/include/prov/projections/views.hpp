@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "prov/core/error.hpp"
+#include "prov/core/string_hash.hpp"
 #include "prov/events/cluster.hpp"
 #include "prov/events/request.hpp"
 #include "prov/events/rule.hpp"
@@ -128,10 +129,6 @@ class unwritten_requests {
   const events::request_state* peek(std::string_view id) const;
 
  private:
-  struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   mutable std::mutex _mutex;
   std::unordered_map<std::string, events::request_state, string_hash, std::equal_to<>> _states;
 };
