@@ -114,6 +114,20 @@ result<std::vector<T>> scan_values(rocksdb::DB* db, rocksdb::ColumnFamilyHandle*
   return out;
 }
 
+/// The view of request `id`: its unwritten state if the projector has one, else the stored one
+/// (`key`: scratch for its key).
+result<std::optional<events::request_state>> request_view(const unwritten_requests* unwritten, rocksdb::DB* db,
+                                                          rocksdb::ColumnFamilyHandle* cf,
+                                                          const rocksdb::ReadOptions& read, std::string_view id,
+                                                          std::string& key) {
+  if (unwritten != nullptr) {
+    if (auto state = unwritten->find(id)) {
+      return state;
+    }
+  }
+  return get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
+}
+
 }  // namespace
 
 std::optional<events::request_state> unwritten_requests::find(std::string_view id) const {
@@ -158,14 +172,8 @@ const events::request_state* unwritten_requests::peek(std::string_view id) const
 }
 
 result<std::optional<events::request_state>> views::request(const std::string& id) const {
-  if (_unwritten != nullptr) {
-    if (auto state = _unwritten->find(id)) {
-      return state;
-    }
-  }
   std::string key;
-  return get_value<events::request_state>(_store.db(), _store.projections_cf(), rocksdb::ReadOptions{},
-                                          detail::make_key(key, detail::request_prefix, id));
+  return request_view(_unwritten, _store.db(), _store.projections_cf(), rocksdb::ReadOptions{}, id, key);
 }
 
 result<request_page> views::requests(const request_query& query) const {
@@ -224,25 +232,21 @@ result<request_page> views::requests(const request_query& query) const {
     }
     const auto id = suffix.substr(detail::inv_size);
     // An unwritten state is in the same index bucket as the stored one: it matches the filter.
-    auto state = _unwritten != nullptr ? _unwritten->find(id) : std::nullopt;
+    auto state = request_view(_unwritten, db, cf, read, id, key);
     if (!state) {
-      auto stored = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
-      if (!stored) {
-        return std::move(stored).err();
-      }
-      state = std::move(*stored);
+      return std::move(state).err();
     }
-    if (!state) {
+    if (!*state) {
       return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
     }
-    if (filter_by_view && state->state != *query.state) {
+    if (filter_by_view && (*state)->state != *query.state) {
       continue;
     }
     if (page.items.size() == limit) {
       more = true;
       break;
     }
-    page.items.push_back(std::move(*state));
+    page.items.push_back(std::move(**state));
     last_suffix.assign(suffix);
   }
   if (!it->status().ok()) {
