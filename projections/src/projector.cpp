@@ -1059,14 +1059,15 @@ struct projector::impl {
     collect_webhooks(b);
     collect_changed<tenant_usage>(b, detail::tenant_usage_prefix);
     collect_changed<cluster_usage>(b, detail::cluster_usage_prefix);
-    key.clear();
-    detail::append_be64(key, stored_position(b));
-    add_put(b, detail::position_key, key);
-    return fill_write_batch(b);
+    return finish_write_batch(b, stored_position(b));
   }
 
-  /// Fills `b.write_batch` with `b.writes`, sorted by key (see `build`).
-  status fill_write_batch(batch& b) {
+  /// Adds the position to store with `b`'s writes, and fills `b.write_batch` with them, sorted
+  /// by key (see `build`).
+  status finish_write_batch(batch& b, std::uint64_t stored) {
+    key.clear();
+    detail::append_be64(key, stored);
+    add_put(b, detail::position_key, key);
     const char* arena = b.arena.data();
     std::sort(b.writes.begin(), b.writes.end(), [arena](const pending_write& x, const pending_write& y) {
       return std::string_view{arena + x.key_at, x.key_size} < std::string_view{arena + y.key_at, y.key_size};
@@ -1303,10 +1304,7 @@ struct projector::impl {
         add_state(b, detail::request_prefix, id, *state);
       }
     }
-    key.clear();
-    detail::append_be64(key, applied);
-    add_put(b, detail::position_key, key);
-    if (auto filled = fill_write_batch(b); !filled) {
+    if (auto filled = finish_write_batch(b, applied); !filled) {
       return filled;
     }
     if (const auto s = write(b); !s.ok()) {
