@@ -2,8 +2,11 @@
 // waits for it. Only unsettled requests are in it; a request that completes or fails leaves
 // it, and its dependents are resumed to decide for themselves from the journal (go on, keep
 // waiting, or fail with `dependency_failed`). A request not submitted yet is a node named by
-// its idempotency key ("key:<tenant>/<key>"); when it is submitted, that node becomes the
-// request's. Cycles are found with Kahn's algorithm and refused before anything is written.
+// its idempotency key ("key:<tenant>/<key>"); once a request's claim of that key commits
+// (`claimed`), that node becomes the request's, and later references to the key go to the
+// request. Not before: two submissions may race for one key, and only the one whose claim
+// commits is that key's request. Cycles are found with Kahn's algorithm and refused before
+// anything is written.
 
 #include <map>
 #include <set>
@@ -21,7 +24,23 @@ struct graph_state {
   const engine_context* ctx = nullptr;
   std::map<std::string, std::set<std::string>> prerequisites;  ///< node -> what it waits for
   std::map<std::string, std::set<std::string>> dependents;     ///< node -> who waits for it
+  std::map<std::string, std::string> claimed;                  ///< key node -> its unsettled request
+  std::map<std::string, std::string> claims;                   ///< request -> its key node
 };
+
+/// The node a prerequisite reference stands for: a claimed key is its request.
+const std::string& node_of(const graph_state& g, const std::string& ref) {
+  const auto it = g.claimed.find(ref);
+  return it == g.claimed.end() ? ref : it->second;
+}
+
+/// Forgets `id`'s claim of a key, if it had one.
+void drop_claim(graph_state& g, const std::string& id) {
+  if (auto it = g.claims.find(id); it != g.claims.end()) {
+    g.claimed.erase(it->second);
+    g.claims.erase(it);
+  }
+}
 
 using self_ptr = dependency_graph_actor::stateful_pointer<graph_state>;
 
@@ -138,25 +157,42 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
   return {
       [=](add_atom, const dependency_node& n, bool check) -> dependency_verdict {
         auto& g = self->state;
-        auto trial = g;
-        if (!n.key_node.empty() && (trial.prerequisites.count(n.key_node) != 0 || trial.dependents.count(n.key_node) != 0)) {
-          rename(trial, n.key_node, n.request_id);
-        }
         for (const auto& p : n.prerequisites) {
           if (p == n.request_id || (!n.key_node.empty() && p == n.key_node)) {
             return dependency_verdict{false, n.request_id + " -> " + n.request_id};
           }
-          link(trial, p, n.request_id);
         }
         if (check) {
+          // Checked as if this request's claim of its key commits: requests that wait for
+          // the key wait for it.
+          auto trial = g;
+          if (!n.key_node.empty() && (trial.prerequisites.count(n.key_node) != 0 || trial.dependents.count(n.key_node) != 0)) {
+            rename(trial, n.key_node, n.request_id);
+          }
+          for (const auto& p : n.prerequisites) {
+            link(trial, node_of(g, p), n.request_id);
+          }
           if (auto cycle = find_cycle(trial); !cycle.empty()) {
             return dependency_verdict{false, cycle};
           }
         }
-        g = std::move(trial);
+        for (const auto& p : n.prerequisites) {
+          link(g, node_of(g, p), n.request_id);
+        }
         return dependency_verdict{true, {}};
       },
-      [=](forget_atom, const std::string& id) { remove(self->state, id); },
+      [=](claimed_atom, const std::string& key_node, const std::string& id) {
+        auto& g = self->state;
+        if (g.prerequisites.count(key_node) != 0 || g.dependents.count(key_node) != 0) {
+          rename(g, key_node, id);
+        }
+        g.claimed[key_node] = id;
+        g.claims[id] = key_node;
+      },
+      [=](forget_atom, const std::string& id) {
+        remove(self->state, id);
+        drop_claim(self->state, id);
+      },
       [=](settled_atom, const std::string& id) {
         auto& g = self->state;
         if (auto it = g.dependents.find(id); it != g.dependents.end()) {
@@ -165,6 +201,7 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
           }
         }
         remove(g, id);
+        drop_claim(g, id);
       },
   };
 }

@@ -271,6 +271,11 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     auto& i = *_impl;
     if (r) {
       i.unfinished.fetch_add(1, std::memory_order_relaxed);
+      if (!submitted->idempotency_key.empty()) {
+        // Before the request can settle: what waits for its key waits for it from now on.
+        caf::anon_send(i.ctx.dependencies, claimed_atom::value,
+                       impl::key_node_of(submitted->tenant, submitted->idempotency_key), submitted->request_id);
+      }
       if (!needs_approval) {
         // The request's actor starts from the state just committed: no read of its stream.
         events::request_state initial;

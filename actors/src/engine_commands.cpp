@@ -467,7 +467,7 @@ result<dependency_node> engine::impl::dependency_node_of(const events::request_s
   dependency_node node;
   node.request_id = r.id;
   if (!r.idempotency_key.empty()) {
-    node.key_node = "key:" + r.tenant + "/" + r.idempotency_key;
+    node.key_node = key_node_of(r.tenant, r.idempotency_key);
   }
   for (const auto& ref : r.depends_on) {
     if (ref.rfind("key:", 0) == 0) {
@@ -475,7 +475,7 @@ result<dependency_node> engine::impl::dependency_node_of(const events::request_s
       if (!claim) {
         return std::move(claim).err();
       }
-      std::string resolved = "key:" + r.tenant + "/" + ref.substr(4);  // not submitted yet
+      std::string resolved = key_node_of(r.tenant, ref.substr(4));  // not submitted yet
       if (!claim->empty()) {
         if (auto decoded = events::decode(claim->front());
             decoded && std::holds_alternative<events::idempotency_claimed>(*decoded)) {

@@ -123,3 +123,50 @@ TEST_CASE("dependency graph: self-dependency, 2- and 3-cycles, and cycles throug
   CHECK(through_key.cycle.find("p") != std::string::npos);
   CHECK_FALSE(n.add_dependencies("s", {"key:acme/ks"}, "key:acme/ks").ok);  // itself by key
 }
+
+TEST_CASE("dependency graph: a key is its request once that request's claim commits, whoever raced for it",
+          "[actors][dependencies][keys]") {
+  // Two submissions race for key k (a wins, b's claim conflicts), while d and e wait for the
+  // key: d linked before a's claim committed, e after (its submitter read the claim stream
+  // just before the commit). Both must be resumed when a settles.
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 100;
+  sim.delay_max_ms = 100;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}};
+  const std::string key = "key:acme/k";  // the graph's node; the requests say "key:k"
+  auto waiting_for_key = [&](const std::string& id) {
+    REQUIRE(n.add_dependencies(id, {key}).ok);
+    auto r = prov::testing::vps_request(id);
+    r.depends_on = {"key:k"};
+    prov::testing::submit(w.journal, r);
+    n.start(id);
+  };
+  REQUIRE(n.add_dependencies("a", {}, key).ok);
+  REQUIRE(n.add_dependencies("b", {}, key).ok);
+  waiting_for_key("d");
+  REQUIRE(n.run_until([&] { return prov::testing::fold(w.journal, "d").reason == "waiting_for_dependencies"; }));
+
+  // a's submission commits with its claim; b's does not.
+  auto a = prov::testing::vps_request("a");
+  a.idempotency_key = "k";
+  prov::testing::submit(w.journal, a);
+  std::vector<stream_append> claim;
+  claim.push_back(stream_append{idempotency_stream("acme", "k"), 0, {to_record(idempotency_claimed{"a"})}});
+  w.journal.append(std::move(claim), [](result<append_receipt> r) { REQUIRE(r); });
+  caf::anon_send(n.ctx.dependencies, actors::forget_atom::value, std::string{"b"});
+  caf::anon_send(n.ctx.dependencies, actors::claimed_atom::value, key, std::string{"a"});
+  n.run_jobs();
+  waiting_for_key("e");
+  n.start("a");
+
+  REQUIRE(n.run_until([&] {
+    n.run_jobs();
+    return prov::testing::at_rest(w.journal, {"a", "d", "e"});
+  }));
+  for (const auto* id : {"a", "d", "e"}) {
+    CHECK(prov::testing::fold(w.journal, id).state == lifecycle_state::completed);
+  }
+  CHECK(started_at(w.journal, "d") >= completed_at(w.journal, "a"));
+  CHECK(started_at(w.journal, "e") >= completed_at(w.journal, "a"));
+}

@@ -130,6 +130,10 @@ struct engine::impl {
   /// The request's node in the dependency graph: references resolved (a submitted key to its
   /// request id); `errc::invalid_argument` for an unknown request id or another tenant's.
   result<dependency_node> dependency_node_of(const events::request_state& r) const;
+  /// The dependency graph's node for a request not submitted yet: "key:<tenant>/<key>".
+  static std::string key_node_of(const std::string& tenant, const std::string& key) {
+    return "key:" + tenant + "/" + key;
+  }
 
   void after_projection(std::uint64_t position, std::function<void()> then) {
     projector->when_applied(position, std::move(then));

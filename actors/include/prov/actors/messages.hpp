@@ -122,6 +122,7 @@ using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using add_atom = caf::atom_constant<caf::atom("add")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
 using settled_atom = caf::atom_constant<caf::atom("settled")>;
+using claimed_atom = caf::atom_constant<caf::atom("claimed")>;
 
 /// Capacity in use per cluster (what requests not rolled back hold), from the projections.
 using capacity_map = std::map<std::string, projections::usage_totals>;
@@ -194,11 +195,14 @@ struct dependency_verdict {
 };
 
 /// The dependency graph of requests that wait for others. `add` checks the graph with
-/// the new request by Kahn's algorithm and keeps it only if no cycle results; `forget` takes a
-/// request out (its submission did not commit); `settled` tells that a request completed or
-/// failed: its dependents are resumed (they decide from the journal) and it leaves the graph.
+/// the new request by Kahn's algorithm and keeps it only if no cycle results; `claimed` tells
+/// that a request's claim of its idempotency key committed (what waited for the key waits for
+/// it from then on); `forget` takes a request out (its submission did not commit); `settled`
+/// tells that a request completed or failed: its dependents are resumed (they decide from the
+/// journal) and it leaves the graph.
 using dependency_graph_actor = caf::typed_actor<
     caf::replies_to<add_atom, dependency_node, bool /*check for cycles*/>::with<dependency_verdict>,
+    caf::reacts_to<claimed_atom, std::string /*key node*/, std::string /*request*/>,
     caf::reacts_to<forget_atom, std::string>,
     caf::reacts_to<settled_atom, std::string>>;
 
