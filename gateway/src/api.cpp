@@ -88,6 +88,9 @@ http_response method_not_allowed(std::string_view allow) {
   return r;
 }
 
+/// The most requests one `POST /v1/requests:batch` may carry.
+constexpr std::size_t max_batch_items = 1000;
+
 }  // namespace
 
 struct api::impl {
@@ -133,6 +136,21 @@ struct api::impl {
 
   // -- requests -----------------------------------------------------------------------------
 
+  /// The admin names the tenant of a submission: it must exist (a tenant token's does).
+  status check_named_tenant(const actors::submit_command& cmd, const caller& who) {
+    if (!who.admin) {
+      return {};
+    }
+    auto tenant = engine.views().tenant(cmd.tenant);
+    if (!tenant) {
+      return std::move(tenant).err();
+    }
+    if (!*tenant) {
+      return make_error(errc::not_found, "tenant " + cmd.tenant + " does not exist");
+    }
+    return {};
+  }
+
   void submit(const http_request& req, const caller& who, const responder& respond) {
     auto body = detail::parse_object(req.body);
     if (!body) {
@@ -142,14 +160,8 @@ struct api::impl {
     if (!cmd) {
       return respond(error_of(cmd.err()));
     }
-    if (who.admin) {
-      auto tenant = engine.views().tenant(cmd->tenant);
-      if (!tenant) {
-        return respond(error_of(tenant.err()));
-      }
-      if (!*tenant) {
-        return respond(error_response(404, errc::not_found, "tenant " + cmd->tenant + " does not exist"));
-      }
+    if (auto named = check_named_tenant(*cmd, who); !named) {
+      return respond(error_of(named.err()));
     }
     engine.submit(std::move(*cmd), [respond](result<actors::submit_reply> r) {
       if (!r) {
@@ -166,6 +178,72 @@ struct api::impl {
       }
       respond(std::move(resp));
     });
+  }
+
+  /// `POST /v1/requests:batch`: each item is submitted as `POST /v1/requests` would, in order
+  /// (so an item may depend on an earlier one's idempotency key), and answered in the item's
+  /// slot of `results` with the status that call would have had. The batch is not atomic: one
+  /// item's rejection leaves the others be. The answer (200) comes once every item's fate is
+  /// known, i.e. each accepted item is durable and projected.
+  void submit_batch(const http_request& req, const caller& who, const responder& respond) {
+    auto body = detail::parse_object(req.body);
+    if (!body) {
+      return respond(error_of(body.err()));
+    }
+    auto items = detail::parse_submit_batch(*body, max_batch_items);
+    if (!items) {
+      return respond(error_of(items.err()));
+    }
+    // Shared by the items' callbacks, which come from several threads.
+    struct gathered {
+      std::mutex mutex;
+      json results;
+      std::size_t left = 0;
+      std::size_t accepted = 0;
+      bool overloaded = false;
+      responder respond;
+    };
+    const auto n = (*items)->size();
+    auto g = std::make_shared<gathered>();
+    g->results = json::array();
+    g->results.get_ref<json::array_t&>().resize(n);
+    g->left = n;
+    g->respond = respond;
+    auto settle = [g](std::size_t index, result<actors::submit_reply> r) {
+      std::unique_lock<std::mutex> lock{g->mutex};
+      if (r) {
+        ++g->accepted;
+        g->results[index] = json{{"status", 202}, {"id", r->id}, {"state", events::enum_name(r->state)},
+                                 {"replayed", r->replayed}};
+      } else {
+        g->overloaded = g->overloaded || r.err().code == errc::overloaded;
+        g->results[index] = json{{"status", http_status_for(r.err().code)},
+                                 {"error", {{"code", to_string(r.err().code)}, {"message", r.err().message}}}};
+      }
+      if (--g->left > 0) {
+        return;
+      }
+      lock.unlock();  // the last item: nobody else touches `g` any more
+      auto resp = json_response(200, json{{"accepted", g->accepted},
+                                          {"rejected", g->results.size() - g->accepted},
+                                          {"results", std::move(g->results)}});
+      if (g->overloaded) {
+        resp.headers.emplace_back("Retry-After", "1");
+      }
+      g->respond(std::move(resp));
+    };
+    for (std::size_t index = 0; index < n; ++index) {
+      auto cmd = detail::parse_submit((**items)[index], who.tenant, "requests[" + std::to_string(index) + "]");
+      if (!cmd) {
+        settle(index, std::move(cmd).err());
+        continue;
+      }
+      if (auto named = check_named_tenant(*cmd, who); !named) {
+        settle(index, std::move(named).err());
+        continue;
+      }
+      engine.submit(std::move(*cmd), [settle, index](result<actors::submit_reply> r) { settle(index, std::move(r)); });
+    }
   }
 
   // The request if the caller may see it; another tenant's request is "not found".
@@ -878,7 +956,11 @@ struct api::impl {
     const auto collection = seg[1];
     const std::string id = n >= 3 ? std::string{seg[2]} : std::string{};
 
-    if (collection == "requests") {
+    if (collection == "requests:batch") {
+      if (n == 2) {
+        return m == "POST" ? submit_batch(req, *who, respond) : respond(method_not_allowed("POST"));
+      }
+    } else if (collection == "requests") {
       if (n == 2) {
         if (m == "POST") {
           return submit(req, *who, respond);

@@ -310,6 +310,107 @@ TEST_CASE("the same idempotency key returns the same request", "[e2e][idempotenc
   CHECK(c.get("/v1/requests", token).json()["items"].size() == 1);
 }
 
+TEST_CASE("a batch submits each request as POST /v1/requests would, each answered in its slot", "[e2e][batch]") {
+  server s{fresh_dir("batch")};
+  s.start();
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  make_tenant(c, s.admin(), "other");
+
+  auto keyed = vps();
+  keyed["idempotencyKey"] = "order-7";
+  auto needs_keyed = vps();
+  needs_keyed["dependsOn"] = json::array({"key:order-7"});
+  auto no_spec = vps();
+  no_spec.erase("spec");
+  auto foreign = vps();
+  foreign["tenant"] = "other";
+  const json items = json::array({vps(), no_spec, keyed, foreign, keyed, needs_keyed, "not an object"});
+  auto r = c.post("/v1/requests:batch", json{{"requests", items}}, token);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  const auto body = r.json();
+  CHECK(body["accepted"] == 4);
+  CHECK(body["rejected"] == 3);
+  const auto& results = body["results"];
+  REQUIRE(results.size() == items.size());
+  CHECK(results[0]["status"] == 202);
+  CHECK(results[0]["state"] == "queued");
+  CHECK(results[0]["replayed"] == false);
+  CHECK(results[1]["status"] == 400);
+  CHECK(results[1]["error"]["code"] == "invalid_argument");
+  CHECK(results[1]["error"]["message"] == "requests[1].spec is required");
+  CHECK(results[2]["status"] == 202);
+  CHECK(results[3]["status"] == 403);
+  CHECK(results[3]["error"]["code"] == "forbidden");
+  // The same key later in the batch is the same request, as a second POST would be.
+  CHECK(results[4]["status"] == 202);
+  CHECK(results[4]["id"] == results[2]["id"]);
+  CHECK(results[4]["replayed"] == true);
+  // An item may depend on an earlier one of the same batch.
+  CHECK(results[5]["status"] == 202);
+  CHECK(results[6]["status"] == 400);
+  CHECK(results[6]["error"]["message"] == "requests[6] must be a JSON object");
+
+  // Accepted items are visible at once (read your writes) and run to completion.
+  const std::vector<std::string> ids{results[0]["id"], results[2]["id"], results[5]["id"]};
+  for (const auto& id : ids) {
+    CHECK(c.get("/v1/requests/" + id, token).status == 200);
+  }
+  CHECK(eventually([&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return state_of(c, token, id) == "completed"; });
+  }));
+  for (const auto& id : ids) {
+    CAPTURE(c.get("/v1/requests/" + id, token).body);
+    CHECK(state_of(c, token, id) == "completed");
+  }
+  CHECK(c.get("/v1/requests", token).json()["items"].size() == ids.size());
+  CHECK(c.get("/v1/requests", s.admin()).json()["items"].size() == ids.size());  // nothing for "other"
+
+  // Quota is taken item by item: what fits is accepted, the rest is refused with 422.
+  REQUIRE(c.post("/v1/tenants", json{{"id", "small"}, {"quota", {{"instances", 2}}}}, s.admin()).status == 201);
+  auto admin_items = json::array();
+  for (int i = 0; i < 3; ++i) {
+    auto item = vps();
+    item["tenant"] = "small";
+    admin_items.push_back(item);
+  }
+  auto unknown = vps();
+  unknown["tenant"] = "nobody";
+  admin_items.push_back(unknown);
+  auto untenanted = vps();
+  admin_items.push_back(untenanted);
+  auto quota = c.post("/v1/requests:batch", json{{"requests", admin_items}}, s.admin());
+  INFO(quota.body);
+  REQUIRE(quota.status == 200);
+  const auto q = quota.json();
+  CHECK(q["accepted"] == 2);
+  CHECK(q["results"][0]["status"] == 202);
+  CHECK(q["results"][1]["status"] == 202);
+  CHECK(q["results"][2]["status"] == 422);
+  CHECK(q["results"][2]["error"]["code"] == "quota_exceeded");
+  CHECK(q["results"][3]["status"] == 404);
+  CHECK(q["results"][4]["status"] == 400);  // the admin must name the tenant
+
+  // The envelope itself: 400 for what is not a batch, 405 for other methods.
+  CHECK(c.post("/v1/requests:batch", json{{"requests", json::array()}}, token).status == 400);
+  CHECK(c.post("/v1/requests:batch", json{{"requests", vps()}}, token).status == 400);
+  CHECK(c.post("/v1/requests:batch", json{{"requests", json::array({vps()})}, {"extra", 1}}, token).status == 400);
+  CHECK(c.post("/v1/requests:batch", json::array({vps()}), token).status == 400);
+  auto too_many = json::array();
+  for (int i = 0; i < 1001; ++i) {
+    too_many.push_back(json::object());
+  }
+  auto over = c.post("/v1/requests:batch", json{{"requests", too_many}}, token);
+  CHECK(over.status == 400);
+  CHECK(over.json()["error"]["message"] == "requests must hold 1 to 1000 requests, not 1001");
+  CHECK(c.get("/v1/requests:batch", token).status == 405);
+  CHECK(c.post("/v1/requests:batch", json{{"requests", json::array({vps()})}}).status == 401);
+  CHECK(c.get("/v1/requests", token).json()["items"].size() == ids.size());
+  CHECK(c.get("/openapi.json").json()["paths"].contains("/v1/requests:batch"));
+  CHECK(s.stop() == 0);
+}
+
 TEST_CASE("SIGTERM exits 0 and a restart resumes the work", "[e2e][shutdown]") {
   server s{fresh_dir("sigterm")};
   s.start();

@@ -179,8 +179,8 @@ std::optional<E> named(field_reader& f, const char* field, bool required) {
 }
 
 // cpu (cores), memoryGb, storageGb in exact integer units; other members kept as extra JSON.
-result<events::resource_spec> parse_spec(const json& spec) {
-  field_reader f{spec, "spec"};
+result<events::resource_spec> parse_spec(const json& spec, const std::string& path) {
+  field_reader f{spec, path};
   events::resource_spec out;
   const auto cpu = f.number("cpu", true, 0.001, max_cores);
   const auto memory = f.number("memoryGb", true, 0.001, max_memory_gb);
@@ -223,8 +223,11 @@ bool compatible(events::service_type type, events::provider_type provider) {
 
 }  // namespace
 
-result<actors::submit_command> parse_submit(const json& body, const std::string& caller_tenant) {
-  field_reader f{body, ""};
+result<actors::submit_command> parse_submit(const json& body, const std::string& caller_tenant, const std::string& path) {
+  if (!body.is_object()) {
+    return make_error(errc::invalid_argument, (path.empty() ? std::string{"request body"} : path) + " must be a JSON object");
+  }
+  field_reader f{body, path};
   actors::submit_command cmd;
   const auto tenant = f.id("tenant", caller_tenant.empty());
   const auto type = named<events::service_type>(f, "type", true);
@@ -245,7 +248,7 @@ result<actors::submit_command> parse_submit(const json& body, const std::string&
     return make_error(errc::invalid_argument, "provider " + std::string{events::enum_name(*provider)} +
                                                   " cannot provision a " + std::string{events::enum_name(*type)});
   }
-  auto parsed_spec = parse_spec(*spec);
+  auto parsed_spec = parse_spec(*spec, f.path_of("spec"));
   if (!parsed_spec) {
     return std::move(parsed_spec).err();
   }
@@ -258,16 +261,17 @@ result<actors::submit_command> parse_submit(const json& body, const std::string&
                                          d.get_ref<const std::string&>().size() > 4 &&
                                          d.get_ref<const std::string&>().size() <= 259));
       if (!ok) {
-        return make_error(errc::invalid_argument, "dependsOn must be an array of request ids or \"key:<idempotencyKey>\"");
+        return make_error(errc::invalid_argument,
+                          f.path_of("dependsOn") + " must be an array of request ids or \"key:<idempotencyKey>\"");
       }
       cmd.depends_on.push_back(d.get<std::string>());
     }
     if (cmd.depends_on.size() > 100) {
-      return make_error(errc::invalid_argument, "dependsOn may name at most 100 requests");
+      return make_error(errc::invalid_argument, f.path_of("dependsOn") + " may name at most 100 requests");
     }
     std::set<std::string> unique(cmd.depends_on.begin(), cmd.depends_on.end());
     if (unique.size() != cmd.depends_on.size()) {
-      return make_error(errc::invalid_argument, "dependsOn names a request twice");
+      return make_error(errc::invalid_argument, f.path_of("dependsOn") + " names a request twice");
     }
   }
   cmd.tenant = tenant ? *tenant : caller_tenant;
@@ -278,6 +282,21 @@ result<actors::submit_command> parse_submit(const json& body, const std::string&
   cmd.idempotency_key = key.value_or("");
   cmd.requested_cluster = cluster.value_or("");
   return cmd;
+}
+
+result<const json*> parse_submit_batch(const json& body, std::size_t max_items) {
+  field_reader f{body, ""};
+  const auto* items = f.array("requests", true);
+  f.check_unknown();
+  if (!f.ok()) {
+    return f.err();
+  }
+  if (items->empty() || items->size() > max_items) {
+    return make_error(errc::invalid_argument,
+                      "requests must hold 1 to " + std::to_string(max_items) + " requests, not " +
+                          std::to_string(items->size()));
+  }
+  return items;
 }
 
 result<events::tenant_quota> parse_quota(const json& quota, const std::string& path) {

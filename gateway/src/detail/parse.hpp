@@ -47,7 +47,13 @@ class field_reader {
 };
 
 /// `POST /v1/requests`. `tenant` is the caller's tenant ("" for the admin, who must name one).
-result<actors::submit_command> parse_submit(const nlohmann::json& body, const std::string& caller_tenant);
+/// `path` prefixes the field names in errors (`requests[3]` inside a batch).
+result<actors::submit_command> parse_submit(const nlohmann::json& body, const std::string& caller_tenant,
+                                            const std::string& path = {});
+
+/// `POST /v1/requests:batch`: `{"requests": [...]}`, 1 to `max_items` of them. Returns the
+/// array; each item is a `POST /v1/requests` body, parsed on its own (`parse_submit`).
+result<const nlohmann::json*> parse_submit_batch(const nlohmann::json& body, std::size_t max_items);
 
 /// `POST /v1/tenants`.
 result<actors::tenant_command> parse_tenant(const nlohmann::json& body);
