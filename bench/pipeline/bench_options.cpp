@@ -43,6 +43,8 @@ bench_options parse_options(int argc, char** argv) {
        "http: POST through the gateway on 127.0.0.1; inproc: call engine::submit directly")
       ("connections", po::value(&o.connections)->default_value(o.connections),
        "concurrent keep-alive HTTP connections (all driven by one client thread), or in-flight submits for inproc")
+      ("batch", po::value(&o.batch)->default_value(o.batch),
+       "http: requests per POST; above 1 they go to POST /v1/requests:batch (1-1000, closed loop)")
       ("data-dir", po::value(&o.data_dir), "empty or absent directory for the engine (default: a fresh temp dir)")
       ("keep", po::bool_switch(&o.keep), "keep the data directory after the run")
       ("durability", po::value(&durability)->default_value(durability),
@@ -97,6 +99,12 @@ bench_options parse_options(int argc, char** argv) {
     usage_error("--type must be vps, namespace or managed, got '" + type + "'");
   }
   o.type = *parsed_type;
+  if (o.batch < 1 || o.batch > 1000) {
+    usage_error("--batch must be from 1 to 1000");
+  }
+  if (o.batch > 1 && (o.mode != submit_mode::http || vm.count("rate") != 0)) {
+    usage_error("--batch above 1 needs --mode http and a closed loop (no --rate)");
+  }
   if (vm.count("rate") != 0) {
     if (!(rate > 0) || rate > 10'000'000) {
       usage_error("--rate must be a number of submissions per second above 0");

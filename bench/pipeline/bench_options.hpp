@@ -22,6 +22,7 @@ struct bench_options {
   std::size_t tenants = 100;
   submit_mode mode = submit_mode::http;
   std::size_t connections = 32;  ///< HTTP client threads, or in-flight submits for inproc
+  std::size_t batch = 1;         ///< http: requests per POST (more than 1: POST /v1/requests:batch)
   std::string data_dir;          ///< "" = a fresh temporary directory
   bool keep = false;             ///< keep the data directory after the run
   bool fsync = true;             ///< engine_options::journal_sync

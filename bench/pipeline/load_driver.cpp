@@ -23,12 +23,20 @@ using steady = latency_tracker::clock_type;
 constexpr auto http_timeout = std::chrono::seconds{60};
 constexpr auto poll_step = std::chrono::milliseconds{100};
 
-/// The body of every HTTP submit; the tenant comes from the bearer token.
-std::string submit_body(events::service_type type) {
-  const nlohmann::json body{{"type", events::enum_name(type)},
-                            {"provider", "simulation"},
-                            {"spec", {{"cpu", 1}, {"memoryGb", 1}, {"storageGb", 10}}}};
-  return body.dump();
+/// One request of an HTTP submit; the tenant comes from the bearer token.
+nlohmann::json submit_item(events::service_type type) {
+  return nlohmann::json{{"type", events::enum_name(type)},
+                        {"provider", "simulation"},
+                        {"spec", {{"cpu", 1}, {"memoryGb", 1}, {"storageGb", 10}}}};
+}
+
+/// The body of a `POST /v1/requests:batch` of `count` requests.
+std::string batch_body(events::service_type type, std::uint64_t count) {
+  nlohmann::json items = nlohmann::json::array();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    items.push_back(submit_item(type));
+  }
+  return nlohmann::json{{"requests", std::move(items)}}.dump();
 }
 
 }  // namespace
@@ -53,6 +61,17 @@ std::optional<submit_feed::ticket> submit_feed::take() {
                           std::chrono::duration<double>{static_cast<double>(i) / *_rate});
   }
   return t;
+}
+
+std::optional<submit_feed::range> submit_feed::take_range(std::uint64_t n) {
+  if (stopped()) {
+    return std::nullopt;
+  }
+  const auto first = _next.fetch_add(n);
+  if (first >= _total) {
+    return std::nullopt;
+  }
+  return range{first, std::min(n, _total - first)};
 }
 
 void submit_feed::sent(const ticket& t) {
@@ -114,8 +133,11 @@ struct http_load {
   latency_tracker& tracker;
   failure_log& failures;
   asio::ip::tcp::endpoint server;
-  /// The request of each tenant, ready to send (they differ only in the bearer token).
+  /// The request of each tenant, ready to send (they differ only in the bearer token); with
+  /// batches, a full batch's.
   std::vector<http::request<http::string_body>> requests;
+  std::size_t batch = 1;
+  events::service_type type = events::service_type::vps;
 };
 
 /// One keep-alive connection: takes the next index from the feed, waits until it is due
@@ -137,6 +159,14 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
 
  private:
   void next() {
+    if (_shared.batch > 1) {
+      _range = _shared.feed.take_range(_shared.batch);
+      if (!_range) {
+        return;
+      }
+      send_batch();
+      return;
+    }
     _ticket = _shared.feed.take();
     if (!_ticket) {
       return;  // done: the connection closes with this object
@@ -149,12 +179,28 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
     send();
   }
 
+  /// Batches (closed loop): the tenants take turns by batch.
+  void send_batch() {
+    const auto& full = _shared.requests[(_range->first / _shared.batch) % _shared.requests.size()];
+    const http::request<http::string_body>* request = &full;
+    if (_range->count < _shared.batch) {  // the last, short batch
+      _tail = full;
+      _tail.body() = batch_body(_shared.type, _range->count);
+      _tail.prepare_payload();
+      request = &_tail;
+    }
+    post(*request);
+  }
+
   void send() {
     if (_shared.feed.stopped()) {
       return;
     }
     _shared.feed.sent(*_ticket);
-    const auto& request = _shared.requests[_ticket->index % _shared.requests.size()];
+    post(_shared.requests[_ticket->index % _shared.requests.size()]);
+  }
+
+  void post(const http::request<http::string_body>& request) {
     _sent = steady::now();
     _stream.expires_after(http_timeout);
     http::async_write(_stream, request, [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -179,6 +225,10 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
 
   void answered() {
     const auto replied = steady::now();
+    if (_range) {
+      answered_batch(replied);
+      return;
+    }
     if (_response.result_int() != 202) {
       fail("HTTP " + std::to_string(_response.result_int()) + ": " + _response.body());
       return;
@@ -193,9 +243,39 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
     next();
   }
 
+  /// Every item of a batch must have been accepted (202 in its slot).
+  void answered_batch(steady::time_point replied) {
+    if (_response.result_int() != 200) {
+      fail("HTTP " + std::to_string(_response.result_int()) + ": " + _response.body());
+      return;
+    }
+    nlohmann::json body;
+    try {
+      body = nlohmann::json::parse(_response.body());
+    } catch (const nlohmann::json::exception& e) {
+      fail(std::string{"batch answer is not JSON: "} + e.what());
+      return;
+    }
+    const auto results = body.find("results");
+    if (results == body.end() || !results->is_array() || results->size() != _range->count) {
+      fail("batch answer without one result per request: " + _response.body());
+      return;
+    }
+    for (const auto& item : *results) {
+      if (item.value("status", 0) != 202 || !item.contains("id")) {
+        fail("a batch item was refused: " + item.dump());
+        return;
+      }
+      _shared.tracker.on_submitted(item["id"].get<std::string>(), _sent, _sent, replied);
+    }
+    next();
+  }
+
   void fail(const std::string& why) {
-    _shared.failures.record("submit " + (_ticket ? std::to_string(_ticket->index) : std::string{"?"}) +
-                            " failed: " + why);
+    const auto which = _range ? std::to_string(_range->first) + "+" + std::to_string(_range->count)
+                       : _ticket ? std::to_string(_ticket->index)
+                                 : std::string{"?"};
+    _shared.failures.record("submit " + which + " failed: " + why);
     _shared.feed.stop();
   }
 
@@ -220,6 +300,8 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
   beast::flat_buffer _buffer;
   http::response<http::string_body> _response;
   std::optional<submit_feed::ticket> _ticket;
+  std::optional<submit_feed::range> _range;
+  http::request<http::string_body> _tail;  ///< the last batch, when it is short
   steady::time_point _sent{};
 };
 
@@ -227,11 +309,12 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
 
 void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
                 failure_log& failures) {
-  http_load shared{feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}};
-  const auto body = submit_body(load.type);
+  http_load shared{feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}, load.batch, load.type};
+  const auto body = load.batch > 1 ? batch_body(load.type, load.batch) : submit_item(load.type).dump();
+  const auto* target = load.batch > 1 ? "/v1/requests:batch" : "/v1/requests";
   shared.requests.reserve(load.tenants.size());
   for (const auto& t : load.tenants) {
-    http::request<http::string_body> r{http::verb::post, "/v1/requests", 11};
+    http::request<http::string_body> r{http::verb::post, target, 11};
     r.set(http::field::host, "127.0.0.1:" + std::to_string(port));
     r.set(http::field::content_type, "application/json");
     r.set(http::field::authorization, "Bearer " + t.token);

@@ -43,6 +43,14 @@ class submit_feed {
 
   /// The next index without waiting for it to be due; the caller waits, then calls `sent`.
   std::optional<ticket> take();
+
+  /// Up to `n` consecutive indices, [first, first + count), without due times (closed loop
+  /// only), or none once every index was handed out or `stop` was called.
+  struct range {
+    std::uint64_t first = 0;
+    std::uint64_t count = 0;
+  };
+  std::optional<range> take_range(std::uint64_t n);
   /// Records how late a ticket went out (open loop).
   void sent(const ticket& t);
 
@@ -83,6 +91,9 @@ struct tenant_credentials {
 /// What every submitter sends: request i goes to tenant i % tenants.size().
 struct workload {
   std::size_t connections = 32;
+  /// HTTP: requests per POST. Above 1 they go to `POST /v1/requests:batch`, all for the tenant
+  /// of the batch's first request (batches take turns over the tenants).
+  std::size_t batch = 1;
   events::service_type type = events::service_type::vps;
   std::vector<tenant_credentials> tenants;
 };
@@ -91,8 +102,8 @@ struct workload {
 events::resource_spec bench_spec();
 
 /// Submits through the gateway at 127.0.0.1:`port` over `load.connections` keep-alive
-/// connections, all driven by this thread (asynchronous I/O, one request in flight per
-/// connection), until `feed` runs dry. A transport error or a status other than 202 is
+/// connections, all driven by this thread (asynchronous I/O, one POST in flight per
+/// connection, carrying `load.batch` requests), until `feed` runs dry. A transport error or a status other than 202 is
 /// recorded in `failures` and stops the feed. Returns when every connection is done.
 void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
                 failure_log& failures);

@@ -340,12 +340,14 @@ int run(const bench_options& o) {
 
   workload load;
   load.connections = o.connections;
+  load.batch = o.batch;
   load.type = o.type;
   load.tenants = std::move(*tenants);
 
   say("submitting " + std::to_string(o.requests) + " " + std::string{events::enum_name(o.type)} + " requests over " +
       std::to_string(o.tenants) + " tenants, mode " + std::string{to_string(o.mode)} + ", " +
-      std::to_string(o.connections) + (http ? " connections" : " in-flight submits") + ", durability " +
+      std::to_string(o.connections) + (http ? " connections" : " in-flight submits") +
+      (o.batch > 1 ? " of " + std::to_string(o.batch) + "-request batches" : std::string{}) + ", durability " +
       (o.fsync ? "fsync" : "none") +
       (o.rate ? ", open loop at " + format_number("%g", *o.rate) + "/s" : std::string{", closed loop"}) +
       (http ? ", gateway on 127.0.0.1:" + std::to_string(port) : std::string{}));
@@ -452,6 +454,7 @@ int run(const bench_options& o) {
   out["n"] = o.requests;
   out["tenants"] = o.tenants;
   out["connections"] = o.connections;
+  out["batch"] = o.batch;
   out["rate_target"] = o.rate ? ordered_json(*o.rate) : ordered_json(nullptr);
   out["requests_per_s"] = round3(static_cast<double>(tracker.finished()) / wall_s);
   out["events_per_s"] = round3(static_cast<double>(events_total) / wall_s);

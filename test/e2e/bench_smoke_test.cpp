@@ -53,6 +53,17 @@ TEST_CASE("bench_pipeline submits over HTTP and accounts for every request", "[e
   CHECK(out["host_probe_ms"][1].get<double>() > 0);
 }
 
+TEST_CASE("bench_pipeline submits batches, the short last one included", "[e2e][bench]") {
+  const auto dir = fresh_dir("bench-batch");
+  // 3 connections of 16-request batches: 307 = 19 full batches and one of 3.
+  const auto out = run_bench({"--requests", "307", "--tenants", "3", "--connections", "3", "--batch", "16"}, dir);
+  CHECK(out["batch"] == 16);
+  CHECK(out["n"] == 307);
+  CHECK(out["completed"] == 307);
+  CHECK(out["rolled_back"] == 0);
+  CHECK(out["submits_per_s"].get<double>() > 0);
+}
+
 TEST_CASE("bench_pipeline paces an open loop and reports its schedule lag", "[e2e][bench]") {
   const auto dir = fresh_dir("bench-open");
   const auto out = run_bench({"--requests", "200", "--tenants", "2", "--rate", "400", "--connections", "4"}, dir);
