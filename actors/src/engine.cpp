@@ -206,38 +206,15 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   e.depends_on = std::move(cmd.depends_on);
   e.idempotency_key = std::move(cmd.idempotency_key);
   e.requested_cluster = std::move(cmd.requested_cluster);
-  // dependsOn: every reference known, and no cycle.
-  const bool in_graph = !e.depends_on.empty() || !e.idempotency_key.empty();
-  if (in_graph) {
-    events::request_state probe;
-    probe.id = e.request_id;
-    probe.tenant = e.tenant;
-    probe.depends_on = e.depends_on;
-    probe.idempotency_key = e.idempotency_key;
-    auto node = i.dependency_node_of(probe);
-    if (!node) {
-      done(std::move(node).err());
-      return;
-    }
-    if (!node->prerequisites.empty() || !node->key_node.empty()) {
-      caf::scoped_actor asker{*i.sys};
-      std::optional<dependency_verdict> verdict;
-      asker->request(i.ctx.dependencies, detail::ask_timeout, add_atom::value, *node, true)
-          .receive([&](const dependency_verdict& v) { verdict = v; }, [](caf::error&) {});
-      if (!verdict) {
-        done(make_error(errc::unavailable, "the dependency graph did not answer"));
-        return;
-      }
-      if (!verdict->ok) {
-        done(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + verdict->cycle));
-        return;
-      }
-    }
-  }
-  // Quota: taken now, given back if the submission does not commit.
+  // The tenant and its quota: taken now, given back if the submission does not commit.
   auto tenant = i.catalog.tenant(*i.views, i.projector->catalog_generation(), e.tenant);
   if (!tenant || !*tenant) {
     done(!tenant ? std::move(tenant).err() : make_error(errc::not_found, "tenant " + e.tenant + " does not exist"));
+    return;
+  }
+  auto rules = i.catalog.rules(*i.views, i.projector->catalog_generation());
+  if (!rules) {
+    done(std::move(rules).err());
     return;
   }
   events::request_state as_state;
@@ -248,14 +225,39 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     done(std::move(reserved).err());
     return;
   }
+  // dependsOn: every reference known, and no cycle. Last, so that nothing refuses the
+  // submission once the graph holds it (until the append: then it is forgotten).
+  const bool in_graph = !e.depends_on.empty() || !e.idempotency_key.empty();
+  if (in_graph) {
+    auto refuse = [&](error why) {
+      i.ledger.release(e.tenant, as_state);
+      done(std::move(why));
+    };
+    events::request_state probe;
+    probe.id = e.request_id;
+    probe.tenant = e.tenant;
+    probe.depends_on = e.depends_on;
+    probe.idempotency_key = e.idempotency_key;
+    auto node = i.dependency_node_of(probe);
+    if (!node) {
+      return refuse(std::move(node).err());
+    }
+    if (!node->prerequisites.empty() || !node->key_node.empty()) {
+      caf::scoped_actor asker{*i.sys};
+      std::optional<dependency_verdict> verdict;
+      asker->request(i.ctx.dependencies, detail::ask_timeout, add_atom::value, *node, true)
+          .receive([&](const dependency_verdict& v) { verdict = v; }, [](caf::error&) {});
+      if (!verdict) {
+        caf::anon_send(i.ctx.dependencies, forget_atom::value, e.request_id);  // should it answer late
+        return refuse(make_error(errc::unavailable, "the dependency graph did not answer"));
+      }
+      if (!verdict->ok) {
+        return refuse(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + verdict->cycle));
+      }
+    }
+  }
   // Approval gates: the first matching rule, recorded with the submission.
   std::vector<events::event_record> records{events::to_record(e)};
-  auto rules = i.catalog.rules(*i.views, i.projector->catalog_generation());
-  if (!rules) {
-    i.ledger.release(e.tenant, as_state);
-    done(std::move(rules).err());
-    return;
-  }
   if (const auto* rule = events::first_matching_rule(*rules, e.tenant, e.spec, e.type, e.region)) {
     records.push_back(events::to_record(events::approval_required{rule->id, rule->name}));
   }

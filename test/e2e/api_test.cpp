@@ -375,6 +375,8 @@ TEST_CASE("a batch submits each request as POST /v1/requests would, each answere
     item["tenant"] = "small";
     admin_items.push_back(item);
   }
+  admin_items[0]["idempotencyKey"] = "small-1";
+  admin_items[2]["dependsOn"] = json::array({"key:small-1"});  // refused: it must leave no trace
   auto unknown = vps();
   unknown["tenant"] = "nobody";
   admin_items.push_back(unknown);
@@ -391,6 +393,11 @@ TEST_CASE("a batch submits each request as POST /v1/requests would, each answere
   CHECK(q["results"][2]["error"]["code"] == "quota_exceeded");
   CHECK(q["results"][3]["status"] == 404);
   CHECK(q["results"][4]["status"] == 400);  // the admin must name the tenant
+  const std::vector<std::string> small{q["results"][0]["id"], q["results"][1]["id"]};
+  CHECK(eventually([&] {
+    return std::all_of(small.begin(), small.end(),
+                       [&](const std::string& id) { return state_of(c, s.admin(), id) == "completed"; });
+  }));
 
   // The envelope itself: 400 for what is not a batch, 405 for other methods.
   CHECK(c.post("/v1/requests:batch", json{{"requests", json::array()}}, token).status == 400);
@@ -409,6 +416,9 @@ TEST_CASE("a batch submits each request as POST /v1/requests would, each answere
   CHECK(c.get("/v1/requests", token).json()["items"].size() == ids.size());
   CHECK(c.get("/openapi.json").json()["paths"].contains("/v1/requests:batch"));
   CHECK(s.stop() == 0);
+  // The refused dependent was never in the dependency graph: its prerequisite's completion
+  // did not try to resume a request that does not exist.
+  CHECK(s.log().find("unknown_request") == std::string::npos);
 }
 
 TEST_CASE("SIGTERM exits 0 and a restart resumes the work", "[e2e][shutdown]") {
