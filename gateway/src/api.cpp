@@ -136,21 +136,6 @@ struct api::impl {
 
   // -- requests -----------------------------------------------------------------------------
 
-  /// The admin names the tenant of a submission: it must exist (a tenant token's does).
-  status check_named_tenant(const actors::submit_command& cmd, const caller& who) {
-    if (!who.admin) {
-      return {};
-    }
-    auto tenant = engine.views().tenant(cmd.tenant);
-    if (!tenant) {
-      return std::move(tenant).err();
-    }
-    if (!*tenant) {
-      return make_error(errc::not_found, "tenant " + cmd.tenant + " does not exist");
-    }
-    return {};
-  }
-
   void submit(const http_request& req, const caller& who, const responder& respond) {
     auto body = detail::parse_object(req.body);
     if (!body) {
@@ -159,9 +144,6 @@ struct api::impl {
     auto cmd = detail::parse_submit(*body, who.tenant);
     if (!cmd) {
       return respond(error_of(cmd.err()));
-    }
-    if (auto named = check_named_tenant(*cmd, who); !named) {
-      return respond(error_of(named.err()));
     }
     engine.submit(std::move(*cmd), [respond](result<actors::submit_reply> r) {
       if (!r) {
@@ -236,10 +218,6 @@ struct api::impl {
       auto cmd = detail::parse_submit((**items)[index], who.tenant, "requests[" + std::to_string(index) + "]");
       if (!cmd) {
         settle(index, std::move(cmd).err());
-        continue;
-      }
-      if (auto named = check_named_tenant(*cmd, who); !named) {
-        settle(index, std::move(named).err());
         continue;
       }
       engine.submit(std::move(*cmd), [settle, index](result<actors::submit_reply> r) { settle(index, std::move(r)); });
