@@ -30,11 +30,15 @@ nlohmann::json submit_item(events::service_type type) {
                         {"spec", {{"cpu", 1}, {"memoryGb", 1}, {"storageGb", 10}}}};
 }
 
-/// The body of a `POST /v1/requests:batch` of `count` requests.
-std::string batch_body(events::service_type type, std::uint64_t count) {
+/// The body of a `POST /v1/requests:batch` of requests first .. first + count - 1, each naming
+/// its tenant.
+std::string batch_body(events::service_type type, const std::vector<tenant_credentials>& tenants, std::uint64_t first,
+                       std::uint64_t count) {
   nlohmann::json items = nlohmann::json::array();
-  for (std::uint64_t i = 0; i < count; ++i) {
-    items.push_back(submit_item(type));
+  for (std::uint64_t i = first; i < first + count; ++i) {
+    auto item = submit_item(type);
+    item["tenant"] = tenants[i % tenants.size()].id;
+    items.push_back(std::move(item));
   }
   return nlohmann::json{{"requests", std::move(items)}}.dump();
 }
@@ -133,11 +137,10 @@ struct http_load {
   latency_tracker& tracker;
   failure_log& failures;
   asio::ip::tcp::endpoint server;
-  /// The request of each tenant, ready to send (they differ only in the bearer token); with
-  /// batches, a full batch's.
+  /// Ready to send: the request of each tenant (they differ only in the bearer token); with
+  /// batches, a full batch for each first tenant.
   std::vector<http::request<http::string_body>> requests;
-  std::size_t batch = 1;
-  events::service_type type = events::service_type::vps;
+  const workload& load;
 };
 
 /// One keep-alive connection: takes the next index from the feed, waits until it is due
@@ -159,8 +162,8 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
 
  private:
   void next() {
-    if (_shared.batch > 1) {
-      _range = _shared.feed.take_range(_shared.batch);
+    if (_shared.load.batch > 1) {
+      _range = _shared.feed.take_range(_shared.load.batch);
       if (!_range) {
         return;
       }
@@ -179,13 +182,13 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
     send();
   }
 
-  /// Batches (closed loop): the tenants take turns by batch.
+  /// Batches (closed loop).
   void send_batch() {
-    const auto& full = _shared.requests[(_range->first / _shared.batch) % _shared.requests.size()];
+    const auto& full = _shared.requests[_range->first % _shared.requests.size()];
     const http::request<http::string_body>* request = &full;
-    if (_range->count < _shared.batch) {  // the last, short batch
+    if (_range->count < _shared.load.batch) {  // the last, short batch
       _tail = full;
-      _tail.body() = batch_body(_shared.type, _range->count);
+      _tail.body() = batch_body(_shared.load.type, _shared.load.tenants, _range->first, _range->count);
       _tail.prepare_payload();
       request = &_tail;
     }
@@ -309,17 +312,17 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
 
 void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
                 failure_log& failures) {
-  http_load shared{feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}, load.batch, load.type};
-  const auto body = load.batch > 1 ? batch_body(load.type, load.batch) : submit_item(load.type).dump();
-  const auto* target = load.batch > 1 ? "/v1/requests:batch" : "/v1/requests";
+  http_load shared{feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}, load};
+  const bool batches = load.batch > 1;
+  const auto single = submit_item(load.type).dump();
   shared.requests.reserve(load.tenants.size());
-  for (const auto& t : load.tenants) {
-    http::request<http::string_body> r{http::verb::post, target, 11};
+  for (std::size_t t = 0; t < load.tenants.size(); ++t) {
+    http::request<http::string_body> r{http::verb::post, batches ? "/v1/requests:batch" : "/v1/requests", 11};
     r.set(http::field::host, "127.0.0.1:" + std::to_string(port));
     r.set(http::field::content_type, "application/json");
-    r.set(http::field::authorization, "Bearer " + t.token);
+    r.set(http::field::authorization, "Bearer " + (batches ? load.admin_token : load.tenants[t].token));
     r.keep_alive(true);
-    r.body() = body;
+    r.body() = batches ? batch_body(load.type, load.tenants, t, load.batch) : single;
     r.prepare_payload();
     shared.requests.push_back(std::move(r));
   }

@@ -91,9 +91,10 @@ struct tenant_credentials {
 /// What every submitter sends: request i goes to tenant i % tenants.size().
 struct workload {
   std::size_t connections = 32;
-  /// HTTP: requests per POST. Above 1 they go to `POST /v1/requests:batch`, all for the tenant
-  /// of the batch's first request (batches take turns over the tenants).
+  /// HTTP: requests per POST. Above 1 they go to `POST /v1/requests:batch` with the admin
+  /// token, each item naming its tenant (request i's is still tenant i % tenants.size()).
   std::size_t batch = 1;
+  std::string admin_token;  ///< for batches
   events::service_type type = events::service_type::vps;
   std::vector<tenant_credentials> tenants;
 };

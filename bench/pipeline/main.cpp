@@ -315,8 +315,9 @@ int run(const bench_options& o) {
   }
 
   unsigned short port = 0;
+  const auto admin_token = "adm_bench_" + random_hex(16);
   if (http) {
-    api = std::make_unique<gateway::api>(*engine, gateway::api_options{"adm_bench_" + random_hex(16)});
+    api = std::make_unique<gateway::api>(*engine, gateway::api_options{admin_token});
     gateway::http_server_options server_options;
     server_options.host = "127.0.0.1";
     server_options.port = 0;
@@ -341,6 +342,7 @@ int run(const bench_options& o) {
   workload load;
   load.connections = o.connections;
   load.batch = o.batch;
+  load.admin_token = admin_token;
   load.type = o.type;
   load.tenants = std::move(*tenants);
 
