@@ -99,6 +99,7 @@ struct api::impl {
   std::mutex token_mutex;
   std::unordered_map<std::string, std::string> token_cache;  ///< sha256(token) -> tenant
   std::array<std::atomic<std::uint64_t>, 6> responses{};     ///< by status class 0xx..5xx
+  std::array<std::atomic<std::uint64_t>, 6> batch_items{};   ///< batch items by status class
 
   impl(actors::engine& e, api_options o) : engine(e), options(std::move(o)) {}
 
@@ -191,7 +192,9 @@ struct api::impl {
     g->results.get_ref<json::array_t&>().resize(n);
     g->left = n;
     g->respond = respond;
-    auto settle = [g](std::size_t index, result<actors::submit_reply> r) {
+    auto settle = [this, g](std::size_t index, result<actors::submit_reply> r) {
+      const auto status = r ? 202U : http_status_for(r.err().code);
+      batch_items[std::min<std::size_t>(status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
       std::unique_lock<std::mutex> lock{g->mutex};
       if (r) {
         ++g->accepted;
@@ -199,7 +202,7 @@ struct api::impl {
                                  {"replayed", r->replayed}};
       } else {
         g->overloaded = g->overloaded || r.err().code == errc::overloaded;
-        g->results[index] = json{{"status", http_status_for(r.err().code)},
+        g->results[index] = json{{"status", status},
                                  {"error", {{"code", to_string(r.err().code)}, {"message", r.err().message}}}};
       }
       if (--g->left > 0) {
@@ -667,6 +670,11 @@ struct api::impl {
     m.family("provisiond_http_responses_total", "counter", "HTTP responses by status class.");
     for (std::size_t i = 1; i < responses.size(); ++i) {
       m.sample("provisiond_http_responses_total", "class=\"" + std::to_string(i) + "xx\"", responses[i].load());
+    }
+    m.family("provisiond_batch_items_total", "counter",
+             "Requests inside POST /v1/requests:batch by the status class of their slot.");
+    for (std::size_t i = 2; i < batch_items.size(); ++i) {
+      m.sample("provisiond_batch_items_total", "class=\"" + std::to_string(i) + "xx\"", batch_items[i].load());
     }
     m.single("provisiond_journal_head_position", "gauge", "Position of the last committed journal event.",
              engine.journal().head());

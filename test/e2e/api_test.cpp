@@ -415,6 +415,11 @@ TEST_CASE("a batch submits each request as POST /v1/requests would, each answere
   CHECK(c.post("/v1/requests:batch", json{{"requests", json::array({vps()})}}).status == 401);
   CHECK(c.get("/v1/requests", token).json()["items"].size() == ids.size());
   CHECK(c.get("/openapi.json").json()["paths"].contains("/v1/requests:batch"));
+  // Operators see the items' outcomes, not only the batches' 200s.
+  const auto metrics = c.get("/metrics").body;
+  CHECK(metrics.find("provisiond_batch_items_total{class=\"2xx\"} 6\n") != std::string::npos);
+  CHECK(metrics.find("provisiond_batch_items_total{class=\"4xx\"} 6\n") != std::string::npos);
+  CHECK(metrics.find("provisiond_batch_items_total{class=\"5xx\"} 0\n") != std::string::npos);
   CHECK(s.stop() == 0);
   // The refused dependent was never in the dependency graph: its prerequisite's completion
   // did not try to resume a request that does not exist.
