@@ -59,12 +59,15 @@ std::optional<submit_feed::ticket> submit_feed::take() {
   if (i >= _total) {
     return std::nullopt;
   }
-  ticket t{i, std::nullopt};
-  if (_rate) {
-    t.due = _origin + std::chrono::duration_cast<steady::duration>(
-                          std::chrono::duration<double>{static_cast<double>(i) / *_rate});
+  return ticket{i, due_of(i)};
+}
+
+std::optional<latency_tracker::time_point> submit_feed::due_of(std::uint64_t i) const {
+  if (!_rate) {
+    return std::nullopt;
   }
-  return t;
+  return _origin + std::chrono::duration_cast<steady::duration>(
+                       std::chrono::duration<double>{static_cast<double>(i) / *_rate});
 }
 
 std::optional<submit_feed::range> submit_feed::take_range(std::uint64_t n) {
@@ -167,6 +170,15 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
       if (!_range) {
         return;
       }
+      // Open loop: a batch goes out once its last request is due (the earlier ones wait for
+      // it, and that wait counts in their latency from the due time).
+      _ticket = submit_feed::ticket{_range->first + _range->count - 1,
+                                    _shared.feed.due_of(_range->first + _range->count - 1)};
+      if (_ticket->due && steady::now() < *_ticket->due) {
+        _timer.expires_at(*_ticket->due);
+        _timer.async_wait([self = shared_from_this()](beast::error_code) { self->send_batch(); });
+        return;
+      }
       send_batch();
       return;
     }
@@ -182,8 +194,11 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
     send();
   }
 
-  /// Batches (closed loop).
   void send_batch() {
+    if (_shared.feed.stopped()) {
+      return;
+    }
+    _shared.feed.sent(*_ticket);
     const auto& full = _shared.requests[_range->first % _shared.requests.size()];
     const http::request<http::string_body>* request = &full;
     if (_range->count < _shared.load.batch) {  // the last, short batch
@@ -264,12 +279,14 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
       fail("batch answer without one result per request: " + _response.body());
       return;
     }
+    auto index = _range->first;
     for (const auto& item : *results) {
       if (item.value("status", 0) != 202 || !item.contains("id")) {
         fail("a batch item was refused: " + item.dump());
         return;
       }
-      _shared.tracker.on_submitted(item["id"].get<std::string>(), _sent, _sent, replied);
+      const auto due = _shared.feed.due_of(index++).value_or(_sent);
+      _shared.tracker.on_submitted(item["id"].get<std::string>(), due, _sent, replied);
     }
     next();
   }

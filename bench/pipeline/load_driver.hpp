@@ -44,8 +44,11 @@ class submit_feed {
   /// The next index without waiting for it to be due; the caller waits, then calls `sent`.
   std::optional<ticket> take();
 
-  /// Up to `n` consecutive indices, [first, first + count), without due times (closed loop
-  /// only), or none once every index was handed out or `stop` was called.
+  /// When request `i` is due (open loop), or none (closed loop).
+  std::optional<latency_tracker::time_point> due_of(std::uint64_t i) const;
+
+  /// Up to `n` consecutive indices, [first, first + count), without waiting (`due_of` says
+  /// when each is due), or none once every index was handed out or `stop` was called.
   struct range {
     std::uint64_t first = 0;
     std::uint64_t count = 0;
