@@ -26,6 +26,10 @@ struct graph_state {
   std::map<std::string, std::set<std::string>> dependents;     ///< node -> who waits for it
   std::map<std::string, std::string> claimed;                  ///< key node -> its unsettled request
   std::map<std::string, std::string> claims;                   ///< request -> its key node
+  /// Requests added with a key whose claim has not committed yet -> that key node: the cycle
+  /// check counts them as the key's owners, so that two submissions racing through each
+  /// other's keys cannot both pass it.
+  std::map<std::string, std::string> pending;
 };
 
 /// The node a prerequisite reference stands for: a claimed key is its request.
@@ -34,12 +38,17 @@ const std::string& node_of(const graph_state& g, const std::string& ref) {
   return it == g.claimed.end() ? ref : it->second;
 }
 
-/// Forgets `id`'s claim of a key, if it had one.
+/// Forgets `id`'s claim of a key, pending or committed, if it had one.
 void drop_claim(graph_state& g, const std::string& id) {
+  g.pending.erase(id);
   if (auto it = g.claims.find(id); it != g.claims.end()) {
     g.claimed.erase(it->second);
     g.claims.erase(it);
   }
+}
+
+bool has_node(const graph_state& g, const std::string& node) {
+  return g.prerequisites.count(node) != 0 || g.dependents.count(node) != 0;
 }
 
 using self_ptr = dependency_graph_actor::stateful_pointer<graph_state>;
@@ -163,14 +172,19 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
           }
         }
         if (check) {
-          // Checked as if this request's claim of its key commits: requests that wait for
-          // the key wait for it.
+          // Checked as if every pending claim of a key commits, this request's too: requests
+          // that wait for a key wait for its claimant.
           auto trial = g;
-          if (!n.key_node.empty() && (trial.prerequisites.count(n.key_node) != 0 || trial.dependents.count(n.key_node) != 0)) {
-            rename(trial, n.key_node, n.request_id);
-          }
           for (const auto& p : n.prerequisites) {
             link(trial, node_of(g, p), n.request_id);
+          }
+          for (const auto& [claimant, key] : g.pending) {
+            if (has_node(trial, key)) {
+              rename(trial, key, claimant);
+            }
+          }
+          if (!n.key_node.empty() && has_node(trial, n.key_node)) {
+            rename(trial, n.key_node, n.request_id);
           }
           if (auto cycle = find_cycle(trial); !cycle.empty()) {
             return dependency_verdict{false, cycle};
@@ -179,13 +193,17 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
         for (const auto& p : n.prerequisites) {
           link(g, node_of(g, p), n.request_id);
         }
+        if (!n.key_node.empty()) {
+          g.pending[n.request_id] = n.key_node;
+        }
         return dependency_verdict{true, {}};
       },
       [=](claimed_atom, const std::string& key_node, const std::string& id) {
         auto& g = self->state;
-        if (g.prerequisites.count(key_node) != 0 || g.dependents.count(key_node) != 0) {
+        if (has_node(g, key_node)) {
           rename(g, key_node, id);
         }
+        g.pending.erase(id);
         g.claimed[key_node] = id;
         g.claims[id] = key_node;
       },

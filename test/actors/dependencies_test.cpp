@@ -122,6 +122,17 @@ TEST_CASE("dependency graph: self-dependency, 2- and 3-cycles, and cycles throug
   CHECK(through_key.cycle.find("q") != std::string::npos);
   CHECK(through_key.cycle.find("p") != std::string::npos);
   CHECK_FALSE(n.add_dependencies("s", {"key:acme/ks"}, "key:acme/ks").ok);  // itself by key
+  // Racing through each other's keys: u (key ku) waits for key kv, and v (key kv) for key ku,
+  // both submitted before either claim commits. v closes a cycle once the claims commit.
+  REQUIRE(n.add_dependencies("u", {"key:acme/kv"}, "key:acme/ku").ok);
+  const auto racing = n.add_dependencies("v", {"key:acme/ku"}, "key:acme/kv");
+  REQUIRE_FALSE(racing.ok);
+  CHECK(racing.cycle.find("u") != std::string::npos);
+  CHECK(racing.cycle.find("v") != std::string::npos);
+  // Once u's submission is forgotten (it did not commit), v fits.
+  caf::anon_send(n.ctx.dependencies, actors::forget_atom::value, std::string{"u"});
+  n.run_jobs();
+  CHECK(n.add_dependencies("v", {"key:acme/ku"}, "key:acme/kv").ok);
 }
 
 TEST_CASE("dependency graph: a key is its request once that request's claim commits, whoever raced for it",
