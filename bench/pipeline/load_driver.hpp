@@ -47,13 +47,14 @@ class submit_feed {
   /// When request `i` is due (open loop), or none (closed loop).
   std::optional<latency_tracker::time_point> due_of(std::uint64_t i) const;
 
-  /// Up to `n` consecutive indices, [first, first + count), without waiting (`due_of` says
-  /// when each is due), or none once every index was handed out or `stop` was called.
   struct range {
     std::uint64_t first = 0;
     std::uint64_t count = 0;
   };
+  /// Up to `n` consecutive indices, [first, first + count), without waiting (`due_of` says
+  /// when each is due), or none once every index was handed out or `stop` was called.
   std::optional<range> take_range(std::uint64_t n);
+
   /// Records how late a ticket went out (open loop).
   void sent(const ticket& t);
 
@@ -107,8 +108,9 @@ events::resource_spec bench_spec();
 
 /// Submits through the gateway at 127.0.0.1:`port` over `load.connections` keep-alive
 /// connections, all driven by this thread (asynchronous I/O, one POST in flight per
-/// connection, carrying `load.batch` requests), until `feed` runs dry. A transport error or a status other than 202 is
-/// recorded in `failures` and stops the feed. Returns when every connection is done.
+/// connection, carrying `load.batch` requests), until `feed` runs dry. A transport error, or
+/// a request not accepted (a status other than 202, in a batch's slot too), is recorded in
+/// `failures` and stops the feed. Returns when every connection is done.
 void drive_http(unsigned short port, const workload& load, submit_feed& feed, latency_tracker& tracker,
                 failure_log& failures);
 
