@@ -242,7 +242,12 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     if (!node) {
       return refuse(std::move(node).err());
     }
-    if (!node->prerequisites.empty() || !node->key_node.empty()) {
+    if (node->prerequisites.empty()) {
+      // Only a key: a request that waits for nothing closes no cycle, so there is nothing to
+      // ask. The graph records the pending claim before the append's `claimed` (or `forget`)
+      // can reach it: this message is in its mailbox first.
+      caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), false);
+    } else {
       caf::scoped_actor asker{*i.sys};
       std::optional<dependency_verdict> verdict;
       asker->request(i.ctx.dependencies, detail::ask_timeout, add_atom::value, *node, true)
