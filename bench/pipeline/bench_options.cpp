@@ -45,6 +45,8 @@ bench_options parse_options(int argc, char** argv) {
        "concurrent keep-alive HTTP connections (all driven by one client thread), or in-flight submits for inproc")
       ("batch", po::value(&o.batch)->default_value(o.batch),
        "http: requests per POST; above 1 they go to POST /v1/requests:batch (1-1000)")
+      ("idempotency-keys", po::bool_switch(&o.idempotency_keys),
+       "every request carries its own idempotency key (as clients that retry safely send)")
       ("data-dir", po::value(&o.data_dir), "empty or absent directory for the engine (default: a fresh temp dir)")
       ("keep", po::bool_switch(&o.keep), "keep the data directory after the run")
       ("durability", po::value(&durability)->default_value(durability),

@@ -23,6 +23,7 @@ struct bench_options {
   submit_mode mode = submit_mode::http;
   std::size_t connections = 32;  ///< HTTP client threads, or in-flight submits for inproc
   std::size_t batch = 1;         ///< http: requests per POST (more than 1: POST /v1/requests:batch)
+  bool idempotency_keys = false; ///< every request carries its own idempotency key
   std::string data_dir;          ///< "" = a fresh temporary directory
   bool keep = false;             ///< keep the data directory after the run
   bool fsync = true;             ///< engine_options::journal_sync

@@ -23,21 +23,27 @@ using steady = latency_tracker::clock_type;
 constexpr auto http_timeout = std::chrono::seconds{60};
 constexpr auto poll_step = std::chrono::milliseconds{100};
 
-/// One request of an HTTP submit; the tenant comes from the bearer token.
-nlohmann::json submit_item(events::service_type type) {
-  return nlohmann::json{{"type", events::enum_name(type)},
-                        {"provider", "simulation"},
-                        {"spec", {{"cpu", 1}, {"memoryGb", 1}, {"storageGb", 10}}}};
+/// Request i's idempotency key, when the workload has them.
+std::string key_of(std::uint64_t i) { return "bench-" + std::to_string(i); }
+
+/// Request i of an HTTP submit; the tenant comes from the bearer token.
+nlohmann::json submit_item(const workload& load, std::uint64_t i) {
+  nlohmann::json item{{"type", events::enum_name(load.type)},
+                      {"provider", "simulation"},
+                      {"spec", {{"cpu", 1}, {"memoryGb", 1}, {"storageGb", 10}}}};
+  if (load.idempotency_keys) {
+    item["idempotencyKey"] = key_of(i);
+  }
+  return item;
 }
 
 /// The body of a `POST /v1/requests:batch` of requests first .. first + count - 1, each naming
 /// its tenant.
-std::string batch_body(events::service_type type, const std::vector<tenant_credentials>& tenants, std::uint64_t first,
-                       std::uint64_t count) {
+std::string batch_body(const workload& load, std::uint64_t first, std::uint64_t count) {
   nlohmann::json items = nlohmann::json::array();
   for (std::uint64_t i = first; i < first + count; ++i) {
-    auto item = submit_item(type);
-    item["tenant"] = tenants[i % tenants.size()].id;
+    auto item = submit_item(load, i);
+    item["tenant"] = load.tenants[i % load.tenants.size()].id;
     items.push_back(std::move(item));
   }
   return nlohmann::json{{"requests", std::move(items)}}.dump();
@@ -201,9 +207,10 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
     _shared.feed.sent(*_ticket);
     const auto& full = _shared.requests[_range->first % _shared.requests.size()];
     const http::request<http::string_body>* request = &full;
-    if (_range->count < _shared.load.batch) {  // the last, short batch
+    // The last, short batch; or every batch when each request has its own key.
+    if (_range->count < _shared.load.batch || _shared.load.idempotency_keys) {
       _tail = full;
-      _tail.body() = batch_body(_shared.load.type, _shared.load.tenants, _range->first, _range->count);
+      _tail.body() = batch_body(_shared.load, _range->first, _range->count);
       _tail.prepare_payload();
       request = &_tail;
     }
@@ -215,7 +222,15 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
       return;
     }
     _shared.feed.sent(*_ticket);
-    post(_shared.requests[_ticket->index % _shared.requests.size()]);
+    const auto& prepared = _shared.requests[_ticket->index % _shared.requests.size()];
+    if (!_shared.load.idempotency_keys) {
+      post(prepared);
+      return;
+    }
+    _tail = prepared;
+    _tail.body() = submit_item(_shared.load, _ticket->index).dump();
+    _tail.prepare_payload();
+    post(_tail);
   }
 
   void post(const http::request<http::string_body>& request) {
@@ -321,7 +336,7 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
   http::response<http::string_body> _response;
   std::optional<submit_feed::ticket> _ticket;
   std::optional<submit_feed::range> _range;
-  http::request<http::string_body> _tail;  ///< the last batch, when it is short
+  http::request<http::string_body> _tail;  ///< a request built for this send (short batch, own key)
   steady::time_point _sent{};
 };
 
@@ -331,7 +346,7 @@ void drive_http(unsigned short port, const workload& load, submit_feed& feed, la
                 failure_log& failures) {
   http_load shared{feed, tracker, failures, {asio::ip::make_address("127.0.0.1"), port}, {}, load};
   const bool batches = load.batch > 1;
-  const auto single = submit_item(load.type).dump();
+  const auto single = submit_item(load, 0).dump();
   shared.requests.reserve(load.tenants.size());
   for (std::size_t t = 0; t < load.tenants.size(); ++t) {
     http::request<http::string_body> r{http::verb::post, batches ? "/v1/requests:batch" : "/v1/requests", 11};
@@ -339,7 +354,7 @@ void drive_http(unsigned short port, const workload& load, submit_feed& feed, la
     r.set(http::field::content_type, "application/json");
     r.set(http::field::authorization, "Bearer " + (batches ? load.admin_token : load.tenants[t].token));
     r.keep_alive(true);
-    r.body() = batches ? batch_body(load.type, load.tenants, t, load.batch) : single;
+    r.body() = batches ? batch_body(load, t, load.batch) : single;
     r.prepare_payload();
     shared.requests.push_back(std::move(r));
   }
@@ -372,6 +387,9 @@ void drive_inproc(actors::engine& engine, const workload& load, submit_feed& fee
     }
     auto cmd = base;
     cmd.tenant = load.tenants[t->index % load.tenants.size()].id;
+    if (load.idempotency_keys) {
+      cmd.idempotency_key = key_of(t->index);
+    }
     const auto index = t->index;
     const auto sent = steady::now();
     const auto due = t->due.value_or(sent);

@@ -99,6 +99,7 @@ struct workload {
   /// token, each item naming its tenant (request i's is still tenant i % tenants.size()).
   std::size_t batch = 1;
   std::string admin_token;  ///< for batches
+  bool idempotency_keys = false;  ///< request i carries the idempotency key "bench-<i>"
   events::service_type type = events::service_type::vps;
   std::vector<tenant_credentials> tenants;
 };

@@ -343,6 +343,7 @@ int run(const bench_options& o) {
   load.connections = o.connections;
   load.batch = o.batch;
   load.admin_token = admin_token;
+  load.idempotency_keys = o.idempotency_keys;
   load.type = o.type;
   load.tenants = std::move(*tenants);
 
@@ -457,6 +458,7 @@ int run(const bench_options& o) {
   out["tenants"] = o.tenants;
   out["connections"] = o.connections;
   out["batch"] = o.batch;
+  out["idempotency_keys"] = o.idempotency_keys;
   out["rate_target"] = o.rate ? ordered_json(*o.rate) : ordered_json(nullptr);
   out["requests_per_s"] = round3(static_cast<double>(tracker.finished()) / wall_s);
   out["events_per_s"] = round3(static_cast<double>(events_total) / wall_s);
