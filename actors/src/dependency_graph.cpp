@@ -25,11 +25,10 @@ struct graph_state {
   std::map<std::string, std::set<std::string>> prerequisites;  ///< node -> what it waits for
   std::map<std::string, std::set<std::string>> dependents;     ///< node -> who waits for it
   std::map<std::string, std::string> claimed;                  ///< key node -> its unsettled request
-  std::map<std::string, std::string> claims;                   ///< request -> its key node
-  /// Requests added with a key whose claim has not committed yet -> that key node: the cycle
-  /// check counts them as the key's owners, so that two submissions racing through each
-  /// other's keys cannot both pass it.
-  std::map<std::string, std::string> pending;
+  /// Request -> the key node it claims, whether the claim has committed (`claimed` names it
+  /// back) or not yet: the cycle check counts both as the key's owners, so that two
+  /// submissions racing through each other's keys cannot both pass it.
+  std::map<std::string, std::string> claims;
 };
 
 /// The node a prerequisite reference stands for: a claimed key is its request.
@@ -40,9 +39,10 @@ const std::string& node_of(const graph_state& g, const std::string& ref) {
 
 /// Forgets `id`'s claim of a key, pending or committed, if it had one.
 void drop_claim(graph_state& g, const std::string& id) {
-  g.pending.erase(id);
   if (auto it = g.claims.find(id); it != g.claims.end()) {
-    g.claimed.erase(it->second);
+    if (auto owner = g.claimed.find(it->second); owner != g.claimed.end() && owner->second == id) {
+      g.claimed.erase(owner);
+    }
     g.claims.erase(it);
   }
 }
@@ -173,12 +173,13 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
         }
         if (check) {
           // Checked as if every pending claim of a key commits, this request's too: requests
-          // that wait for a key wait for its claimant.
+          // that wait for a key wait for its claimant. (A committed claim's key has no node
+          // left: it was renamed, and later references go to the request.)
           auto trial = g;
           for (const auto& p : n.prerequisites) {
             link(trial, node_of(g, p), n.request_id);
           }
-          for (const auto& [claimant, key] : g.pending) {
+          for (const auto& [claimant, key] : g.claims) {
             if (has_node(trial, key)) {
               rename(trial, key, claimant);
             }
@@ -194,7 +195,7 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
           link(g, node_of(g, p), n.request_id);
         }
         if (!n.key_node.empty()) {
-          g.pending[n.request_id] = n.key_node;
+          g.claims[n.request_id] = n.key_node;
         }
         return dependency_verdict{true, {}};
       },
@@ -203,7 +204,6 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
         if (has_node(g, key_node)) {
           rename(g, key_node, id);
         }
-        g.pending.erase(id);
         g.claimed[key_node] = id;
         g.claims[id] = key_node;
       },
