@@ -178,19 +178,13 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
       }
       // Open loop: a batch goes out once its last request is due (the earlier ones wait for
       // it, and that wait counts in their latency from the due time).
-      _ticket = submit_feed::ticket{_range->first + _range->count - 1,
-                                    _shared.feed.due_of(_range->first + _range->count - 1)};
-      if (_ticket->due && steady::now() < *_ticket->due) {
-        _timer.expires_at(*_ticket->due);
-        _timer.async_wait([self = shared_from_this()](beast::error_code) { self->send_batch(); });
-        return;
+      const auto last = _range->first + _range->count - 1;
+      _ticket = submit_feed::ticket{last, _shared.feed.due_of(last)};
+    } else {
+      _ticket = _shared.feed.take();
+      if (!_ticket) {
+        return;  // done: the connection closes with this object
       }
-      send_batch();
-      return;
-    }
-    _ticket = _shared.feed.take();
-    if (!_ticket) {
-      return;  // done: the connection closes with this object
     }
     if (_ticket->due && steady::now() < *_ticket->due) {
       _timer.expires_at(*_ticket->due);
@@ -200,35 +194,22 @@ class submit_connection : public std::enable_shared_from_this<submit_connection>
     send();
   }
 
-  void send_batch() {
-    if (_shared.feed.stopped()) {
-      return;
-    }
-    _shared.feed.sent(*_ticket);
-    const auto& full = _shared.requests[_range->first % _shared.requests.size()];
-    const http::request<http::string_body>* request = &full;
-    // The last, short batch; or every batch when each request has its own key.
-    if (_range->count < _shared.load.batch || _shared.load.idempotency_keys) {
-      _tail = full;
-      _tail.body() = batch_body(_shared.load, _range->first, _range->count);
-      _tail.prepare_payload();
-      request = &_tail;
-    }
-    post(*request);
-  }
-
   void send() {
     if (_shared.feed.stopped()) {
       return;
     }
     _shared.feed.sent(*_ticket);
-    const auto& prepared = _shared.requests[_ticket->index % _shared.requests.size()];
-    if (!_shared.load.idempotency_keys) {
+    const auto first = _range ? _range->first : _ticket->index;
+    const auto& prepared = _shared.requests[first % _shared.requests.size()];
+    // Prepared requests carry a full batch, or one request, without keys; anything else (the
+    // last, short batch, or requests with their own keys) is built for this send.
+    if (!_shared.load.idempotency_keys && (!_range || _range->count == _shared.load.batch)) {
       post(prepared);
       return;
     }
     _tail = prepared;
-    _tail.body() = submit_item(_shared.load, _ticket->index).dump();
+    _tail.body() = _range ? batch_body(_shared.load, _range->first, _range->count)
+                          : submit_item(_shared.load, _ticket->index).dump();
     _tail.prepare_payload();
     post(_tail);
   }
