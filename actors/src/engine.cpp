@@ -207,12 +207,13 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   e.idempotency_key = std::move(cmd.idempotency_key);
   e.requested_cluster = std::move(cmd.requested_cluster);
   // The tenant and its quota: taken now, given back if the submission does not commit.
-  auto tenant = i.catalog.tenant(*i.views, i.projector->catalog_generation(), e.tenant);
+  const auto generation = i.projector->catalog_generation();  // before the reads it vouches for
+  auto tenant = i.catalog.tenant(*i.views, generation, e.tenant);
   if (!tenant || !*tenant) {
     done(!tenant ? std::move(tenant).err() : make_error(errc::not_found, "tenant " + e.tenant + " does not exist"));
     return;
   }
-  auto rules = i.catalog.rules(*i.views, i.projector->catalog_generation());
+  auto rules = i.catalog.rules(*i.views, generation);
   if (!rules) {
     done(std::move(rules).err());
     return;
