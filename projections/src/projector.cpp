@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include <rocksdb/write_batch.h>
 
 #include "detail/keys.hpp"
+#include "detail/usage_moves.hpp"
 #include "detail/rocks_status.hpp"
 #include "prov/core/log.hpp"
 #include "prov/core/string_hash.hpp"
@@ -56,6 +58,7 @@ struct cached_state {
   State after;
   bool changed = false;
   std::uint64_t first_change = 0;  ///< position of the first event that changed it
+  bool left_unwritten = false;     ///< requests: the change stays unwritten (`unwritten_requests`)
 };
 
 /// The states one batch touched, and the order it first touched them in (so listeners and
@@ -92,6 +95,7 @@ struct batch_cache {
       node.key().assign(id);
       node.mapped().changed = false;
       node.mapped().first_change = 0;
+      node.mapped().left_unwritten = false;
       it = states.insert(std::move(node)).position;
     }
     touched.push_back(&*it);
@@ -235,13 +239,18 @@ struct batch {
   /// Whether request states may be left unwritten (`unwritten_requests`): only by the
   /// running thread, and only for a batch written and published before the next is built.
   bool may_defer = false;
-  /// Request states this batch leaves unwritten (in its cache), ...
-  std::vector<std::pair<std::string_view, const events::request_state*>> unwritten_puts;
+  /// Request states this batch leaves unwritten (in its cache; a new one with its image in
+  /// `images`), ...
+  std::vector<unwritten_requests::put_item> unwritten_puts;
+  std::deque<stored_image> images;
   /// ... those of them that were written before it (with the first position they lack) ...
   std::vector<std::pair<std::string_view, std::uint64_t>> newly_unwritten;
-  /// ... and the unwritten states it writes.
+  /// ... and the unwritten states it writes: changed in it, or overdue (`overdue`).
   std::vector<std::string_view> unwritten_erases;
   std::unordered_set<std::string_view> erased;
+  std::vector<std::string_view> overdue;
+  /// Every unwritten state is overdue (the thread is ending).
+  bool write_all_unwritten = false;
 
   void reset(std::uint64_t from) {
     first = from;
@@ -257,9 +266,12 @@ struct batch {
     cluster_usages.clear();
     may_defer = false;
     unwritten_puts.clear();
+    images.clear();
     newly_unwritten.clear();
     unwritten_erases.clear();
     erased.clear();
+    overdue.clear();
+    write_all_unwritten = false;
   }
 
   std::uint64_t consumed() const noexcept { return last + 1 - first; }
@@ -634,7 +646,8 @@ struct projector::impl {
   template <class State>
   const State* unwritten_state(std::string_view id) const {
     if constexpr (std::is_same_v<State, events::request_state>) {
-      return unwritten.peek(id);
+      const auto* e = unwritten.peek(id);
+      return e != nullptr ? &e->state : nullptr;
     } else {
       return nullptr;
     }
@@ -794,63 +807,112 @@ struct projector::impl {
     b.writes.push_back({key_at, value_at - key_at, value_at, b.arena.size() - value_at, false});
   }
 
-  /// "x/s/<state><inv><id>", or by tenant "x/u/<tenant>\0<state><inv><id>", into `key`.
-  const std::string& state_index_key(const events::request_state& s, std::string_view id, bool by_tenant) {
+  /// "x/s/<state><inv><id>", or by tenant "x/u/<tenant>\0<state><inv><id>", into `key`: the
+  /// entry of request `r` (its tenant and creation time) in `state`.
+  const std::string& state_index_key(const events::request_state& r, events::lifecycle_state state, std::string_view id,
+                                     bool by_tenant) {
     key.clear();
-    detail::append_index_prefix(key, by_tenant ? std::optional<std::string_view>{s.tenant} : std::nullopt, s.state);
-    detail::append_index_suffix(key, s, id);
+    detail::append_index_prefix(key, by_tenant ? std::optional<std::string_view>{r.tenant} : std::nullopt, state);
+    detail::append_index_suffix(key, r, id);
     return key;
   }
 
-  void collect_requests(batch& b) {
+  /// Which changed requests of `b` stay unwritten (`leave_unwritten`), and which unwritten
+  /// ones `b` writes: those it changes otherwise, and the overdue ones (`max_deferred_events`
+  /// old, or all of them when the thread ends). Decided before the usage is derived: only
+  /// written changes move usage.
+  void decide_unwritten(batch& b) {
     for (auto* entry : b.requests.touched) {
-      const auto& id = entry->first;
-      const auto& c = entry->second;
+      auto& c = entry->second;
       if (!c.changed) {
         continue;
       }
-      const auto& before = c.before;
-      const auto& after = c.after;
-      if (leave_unwritten(b, id, c)) {
-        continue;
-      }
-      add_state(b, detail::request_prefix, id, after);
-      if (deferred.since.contains(id)) {
+      const std::string_view id = entry->first;
+      c.left_unwritten = leave_unwritten(b, id, c);
+      if (!c.left_unwritten && is_unwritten(id)) {
         b.unwritten_erases.push_back(id);
         b.erased.insert(id);
       }
-      // Tenant and creation time never change: "x/a" and "x/t" are written once.
-      if (!before.exists()) {
-        key.clear();
-        detail::append_index_prefix(key, std::nullopt, std::nullopt);
-        detail::append_index_suffix(key, after, id);
-        add_put(b, key, {});
-        key.clear();
-        detail::append_index_prefix(key, std::string_view{after.tenant}, std::nullopt);
-        detail::append_index_suffix(key, after, id);
-        add_put(b, key, {});
+    }
+    for (const auto& [since, id] : deferred.by_since) {
+      if (!b.write_all_unwritten && b.last - since < options.max_deferred_events) {
+        break;
       }
-      // The active states (queued and the steps) share one index entry: moving between them
-      // changes none.
-      if (!before.exists() || detail::index_bucket(before.state) != detail::index_bucket(after.state)) {
-        if (before.exists()) {
-          add_delete(b, state_index_key(before, id, false));
-          add_delete(b, state_index_key(before, id, true));
-        }
-        add_put(b, state_index_key(after, id, false), {});
-        add_put(b, state_index_key(after, id, true), {});
+      if (b.erased.contains(id) || !is_unwritten(id)) {
+        continue;
       }
+      b.overdue.push_back(id);
+      b.unwritten_erases.push_back(id);
+      b.erased.insert(id);
     }
   }
 
-  /// Whether the change of request `id` in `b` is left unwritten: it moves no index entry,
-  /// usage record or cluster (a replay from before it changes only the state), the request is
-  /// not at rest, and its oldest unwritten change is less than `max_deferred_events` old.
+  /// Whether request `id` is unwritten for `b`: the batch being written (`previous`) may be
+  /// writing it already.
+  bool is_unwritten(std::string_view id) const {
+    return deferred.since.contains(id) && (previous == nullptr || !previous->erased.contains(id));
+  }
+
+  static stored_image image_of(const events::request_state& stored) {
+    return stored_image{stored.version, stored.state, bucket_of(stored), stored.cluster};
+  }
+
+  /// What the store holds of the request whose change `c` is: its stored image if it is
+  /// unwritten, else the state before the change (written).
+  stored_image image_for(std::string_view id, const cached_state<events::request_state>& c) const {
+    if (is_unwritten(id)) {
+      return unwritten.peek(id)->stored;
+    }
+    return image_of(c.before);
+  }
+
+  /// The request writes of `b`: the views of the changes it writes and of the overdue
+  /// states, and their index entries, moved from where the store has them.
+  void collect_requests(batch& b) {
+    for (auto* entry : b.requests.touched) {
+      const auto& c = entry->second;
+      if (c.changed && !c.left_unwritten) {
+        write_request(b, entry->first, image_for(entry->first, c), c.after);
+      }
+    }
+    for (const auto id : b.overdue) {
+      const auto* e = unwritten.peek(id);
+      write_request(b, id, e->stored, e->state);
+    }
+  }
+
+  /// Writes request `id` as `after`, the store holding `stored` of it.
+  void write_request(batch& b, std::string_view id, const stored_image& stored, const events::request_state& after) {
+    add_state(b, detail::request_prefix, id, after);
+    const bool exists = stored.version != 0;
+    // Tenant and creation time never change: "x/a" and "x/t" are written once.
+    if (!exists) {
+      key.clear();
+      detail::append_index_prefix(key, std::nullopt, std::nullopt);
+      detail::append_index_suffix(key, after, id);
+      add_put(b, key, {});
+      key.clear();
+      detail::append_index_prefix(key, std::string_view{after.tenant}, std::nullopt);
+      detail::append_index_suffix(key, after, id);
+      add_put(b, key, {});
+    }
+    // The active states (queued and the steps) share one index entry: moving between them
+    // changes none.
+    if (!exists || detail::index_bucket(stored.state) != detail::index_bucket(after.state)) {
+      if (exists) {
+        add_delete(b, state_index_key(after, stored.state, id, false));
+        add_delete(b, state_index_key(after, stored.state, id, true));
+      }
+      add_put(b, state_index_key(after, after.state, id, false), {});
+      add_put(b, state_index_key(after, after.state, id, true), {});
+    }
+  }
+
+  /// Whether the change of request `id` in `b` is left unwritten: the request is not at rest
+  /// (its change to rest is always written), and its oldest unwritten change is less than
+  /// `max_deferred_events` old. A new one records what the store holds of it.
   bool leave_unwritten(batch& b, std::string_view id, const cached_state<events::request_state>& c) {
-    const auto& before = c.before;
-    const auto& after = c.after;
-    if (!b.may_defer || !before.exists() || events::is_at_rest(after.state) || before.cluster != after.cluster ||
-        bucket_of(before) != bucket_of(after) || detail::index_bucket(before.state) != detail::index_bucket(after.state)) {
+    if (!b.may_defer || events::is_at_rest(c.after.state)) {
       return false;
     }
     const auto found = deferred.since.find(id);
@@ -858,29 +920,13 @@ struct projector::impl {
     if (b.last - since >= options.max_deferred_events) {
       return false;
     }
-    b.unwritten_puts.emplace_back(id, &after);
+    const stored_image* image = nullptr;
     if (found == deferred.since.end()) {
       b.newly_unwritten.emplace_back(id, since);
+      image = &b.images.emplace_back(image_of(c.before));
     }
+    b.unwritten_puts.push_back({id, &c.after, image});
     return true;
-  }
-
-  /// Writes the unwritten states whose oldest change the journal has moved
-  /// `max_deferred_events` past (those this batch changed are decided by `leave_unwritten`).
-  void write_overdue(batch& b) {
-    for (const auto& [since, id] : deferred.by_since) {
-      if (b.last - since < options.max_deferred_events) {
-        break;
-      }
-      if (b.erased.contains(id)) {
-        continue;
-      }
-      if (const auto* state = unwritten.peek(id)) {
-        add_state(b, detail::request_prefix, id, *state);
-      }
-      b.unwritten_erases.push_back(id);
-      b.erased.insert(id);
-    }
   }
 
   /// The position stored with `b`: its last, or just before the oldest change that stays
@@ -910,7 +956,8 @@ struct projector::impl {
     if (b.unwritten_puts.empty() && b.unwritten_erases.empty()) {
       return;
     }
-    unwritten.update(b.unwritten_puts, b.unwritten_erases);
+    unwritten.erase(b.unwritten_erases);
+    unwritten.put(b.unwritten_puts);
     for (const auto id : b.unwritten_erases) {
       // `id` may be the key of `by_since` itself: erased last.
       if (const auto found = deferred.since.find(id); found != deferred.since.end()) {
@@ -925,51 +972,45 @@ struct projector::impl {
     }
   }
 
-  /// Moves each changed request's spec between the usage records of its tenant and cluster
-  /// (R-4.1 quota usage, R-4.3 capacity), as derived read models of the request states.
+  /// Moves the spec of each request whose change `b` writes between the usage records of its
+  /// tenant and cluster (R-4.1 quota usage, R-4.3 capacity), as derived read models of the
+  /// request states: from what the store holds of it to what it writes. Unwritten changes
+  /// move nothing yet, so the stored records always agree with the stored views (a replay
+  /// from the stored position moves each change once).
   void derive_usage(batch& b) {
     for (auto* entry : b.requests.touched) {
       const auto& c = entry->second;
-      if (!c.changed) {
-        continue;
+      if (c.changed && !c.left_unwritten) {
+        move_usage(b, image_for(entry->first, c), c.after);
       }
-      const auto before = bucket_of(c.before);
-      const auto after = bucket_of(c.after);
-      const auto& tenant = c.after.tenant;
-      if (before != after) {
-        if (auto* u = touch<tenant_usage>(b, detail::tenant_usage_prefix, tenant, false)) {
-          move_usage(u->after, c.before, before, c.after, after);
-          u->changed = true;
-        }
-      }
-      if (before != after || c.before.cluster != c.after.cluster) {
-        if (!c.before.cluster.empty()) {
-          if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, c.before.cluster, false)) {
-            move_usage(u->after, c.before, before, events::request_state{}, usage_bucket::none);
-            u->changed = true;
-          }
-        }
-        if (!c.after.cluster.empty()) {
-          if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, c.after.cluster, false)) {
-            move_usage(u->after, events::request_state{}, usage_bucket::none, c.after, after);
-            u->changed = true;
-          }
-        }
-      }
+    }
+    for (const auto id : b.overdue) {
+      const auto* e = unwritten.peek(id);
+      move_usage(b, e->stored, e->state);
     }
   }
 
-  template <class Usage>
-  static void move_usage(Usage& u, const events::request_state& was, usage_bucket from, const events::request_state& is,
-                         usage_bucket to) {
-    auto bucket = [&](usage_bucket k) -> usage_totals* {
-      return k == usage_bucket::used ? &u.used : k == usage_bucket::reserved ? &u.reserved : nullptr;
-    };
-    if (auto* t = bucket(from)) {
-      t->add(was, -1);
+  void move_usage(batch& b, const stored_image& from, const events::request_state& to) {
+    const auto after = bucket_of(to);
+    if (detail::moves_tenant_usage(from.bucket, after)) {
+      if (auto* u = touch<tenant_usage>(b, detail::tenant_usage_prefix, to.tenant, false)) {
+        detail::move_usage(u->after, to, from.bucket, after);
+        u->changed = true;
+      }
     }
-    if (auto* t = bucket(to)) {
-      t->add(is, +1);
+    if (detail::moves_cluster_usage(from.bucket, from.cluster, after, to.cluster)) {
+      if (!from.cluster.empty()) {
+        if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, from.cluster, false)) {
+          detail::move_usage(u->after, to, from.bucket, usage_bucket::none);
+          u->changed = true;
+        }
+      }
+      if (!to.cluster.empty()) {
+        if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, to.cluster, false)) {
+          detail::move_usage(u->after, to, usage_bucket::none, after);
+          u->changed = true;
+        }
+      }
     }
   }
 
@@ -1047,12 +1088,12 @@ struct projector::impl {
     b.arena.clear();
     b.writes.clear();
     const bool fold_failed = b.failure.has_value();
+    decide_unwritten(b);
     derive_usage(b);
     if (!fold_failed && b.failure) {
       return *b.failure;  // a usage record could not be read: nothing of this batch is written
     }
     collect_requests(b);
-    write_overdue(b);
     collect_clusters(b);
     collect_tenants(b);
     collect_changed<events::rule_state>(b, detail::rule_prefix);
@@ -1289,27 +1330,23 @@ struct projector::impl {
     deferred.by_since.clear();
   }
 
-  /// Writes every unwritten state, with the position they held back (when the thread ends).
+  /// Writes every unwritten state and its usage moves, with the position they held back
+  /// (when the thread ends): a batch of no events whose unwritten states are all overdue.
   status write_unwritten() {
     if (deferred.since.empty()) {
       return {};
     }
+    previous = nullptr;
     batch& b = batches[0];
-    const auto applied = position.load();
-    b.reset(applied + 1);
-    b.arena.clear();
-    b.writes.clear();
-    for (const auto& [since, id] : deferred.by_since) {
-      if (const auto* state = unwritten.peek(id)) {
-        add_state(b, detail::request_prefix, id, *state);
-      }
-    }
-    if (auto filled = finish_write_batch(b, applied); !filled) {
-      return filled;
+    b.reset(position.load() + 1);
+    b.write_all_unwritten = true;
+    if (auto built = build(b); !built) {
+      return built;
     }
     if (const auto s = write(b); !s.ok()) {
       return detail::to_error(s, "projector: write the unwritten request states");
     }
+    publish(b);
     forget_unwritten();
     return {};
   }

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 
 #include <rocksdb/db.h>
@@ -12,6 +14,7 @@
 #include <rocksdb/snapshot.h>
 
 #include "detail/keys.hpp"
+#include "detail/usage_moves.hpp"
 #include "detail/rocks_status.hpp"
 #include "prov/events/codec.hpp"
 
@@ -136,7 +139,7 @@ std::optional<events::request_state> unwritten_requests::find(std::string_view i
   if (found == _states.end()) {
     return std::nullopt;
   }
-  return found->second;
+  return found->second.state;
 }
 
 std::size_t unwritten_requests::size() const {
@@ -144,19 +147,44 @@ std::size_t unwritten_requests::size() const {
   return _states.size();
 }
 
-void unwritten_requests::update(const std::vector<std::pair<std::string_view, const events::request_state*>>& put,
-                                const std::vector<std::string_view>& erase) {
+std::vector<std::pair<std::string, unwritten_requests::entry>> unwritten_requests::select(
+    const std::function<bool(const entry&)>& pick) const {
+  std::vector<std::pair<std::string, entry>> out;
   std::lock_guard lock(_mutex);
-  for (const auto id : erase) {
-    if (const auto found = _states.find(id); found != _states.end()) {
-      _states.erase(found);
+  for (const auto& [id, e] : _states) {
+    if (pick(e)) {
+      out.emplace_back(id, e);
     }
   }
-  for (const auto& [id, state] : put) {
-    if (const auto found = _states.find(id); found != _states.end()) {
-      found->second = *state;  // over the buffers it has
+  return out;
+}
+
+void unwritten_requests::visit(const std::function<void(std::string_view id, const entry&)>& visit) const {
+  std::lock_guard lock(_mutex);
+  for (const auto& [id, e] : _states) {
+    visit(id, e);
+  }
+}
+
+void unwritten_requests::put(const std::vector<put_item>& items) {
+  std::lock_guard lock(_mutex);
+  for (const auto& item : items) {
+    if (const auto found = _states.find(item.id); found != _states.end()) {
+      found->second.state = *item.state;  // over the buffers it has
+      if (item.stored != nullptr) {
+        found->second.stored = *item.stored;
+      }
     } else {
-      _states.emplace(std::string{id}, *state);
+      _states.emplace(std::string{item.id}, entry{*item.state, item.stored != nullptr ? *item.stored : stored_image{}});
+    }
+  }
+}
+
+void unwritten_requests::erase(const std::vector<std::string_view>& ids) {
+  std::lock_guard lock(_mutex);
+  for (const auto id : ids) {
+    if (const auto found = _states.find(id); found != _states.end()) {
+      _states.erase(found);
     }
   }
 }
@@ -166,7 +194,7 @@ void unwritten_requests::clear() {
   _states.clear();
 }
 
-const events::request_state* unwritten_requests::peek(std::string_view id) const {
+const unwritten_requests::entry* unwritten_requests::peek(std::string_view id) const {
   const auto found = _states.find(id);
   return found == _states.end() ? nullptr : &found->second;
 }
@@ -197,6 +225,40 @@ result<request_page> views::requests(const request_query& query) const {
   const auto upper = detail::prefix_successor(prefix);
   const rocksdb::Slice upper_slice{upper};
 
+  // The active states share one index entry (`detail::index_bucket`): a list by one of them
+  // reads the bucket and keeps the requests whose view is in that state.
+  const bool filter_by_view = query.state && detail::in_active_bucket(*query.state);
+  const auto matches = [&](const events::request_state& r) {
+    if (query.tenant && r.tenant != *query.tenant) {
+      return false;
+    }
+    if (!query.state) {
+      return true;
+    }
+    return filter_by_view ? r.state == *query.state : detail::index_bucket(r.state) == detail::index_bucket(*query.state);
+  };
+
+  // Unwritten requests are listed by their newest state, merged in by their index suffix; the
+  // store's index entries of them (the stored image's, if any) are skipped. Read before the
+  // snapshot: one written in between is still skipped in the store and listed from here.
+  std::unordered_set<std::string, string_hash, std::equal_to<>> unwritten_ids;
+  std::vector<std::pair<std::string, events::request_state>> unwritten_items;  // (index suffix, state)
+  if (_unwritten != nullptr) {
+    _unwritten->visit([&](std::string_view id, const unwritten_requests::entry& e) {
+      unwritten_ids.emplace(id);
+      if (!matches(e.state)) {
+        return;
+      }
+      std::string suffix;
+      detail::append_index_suffix(suffix, e.state, id);
+      if (suffix > start) {
+        unwritten_items.emplace_back(std::move(suffix), e.state);
+      }
+    });
+    std::sort(unwritten_items.begin(), unwritten_items.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+  }
+
   auto* db = _store.db();
   auto* cf = _store.projections_cf();
   // One snapshot for the index and the values: every item matches the filter it was found by.
@@ -213,44 +275,63 @@ result<request_page> views::requests(const request_query& query) const {
     it->Next();  // the cursor names the last item of the previous page
   }
 
-  // The active states share one index entry (`detail::index_bucket`): a list by one of them
-  // reads the bucket and keeps the requests whose view is in that state.
-  const bool filter_by_view = query.state && detail::in_active_bucket(*query.state);
-  request_page page;
+  // The next stored request the list shows, in index order (none once the index is exhausted).
+  std::optional<std::pair<std::string, events::request_state>> stored;
   std::string key;
+  const auto next_stored = [&]() -> status {
+    stored.reset();
+    for (; it->Valid(); it->Next()) {
+      const auto suffix = view_of(it->key()).substr(prefix.size());
+      if (suffix.size() <= detail::inv_size) {
+        return make_error(errc::corrupt, "projections: malformed index key (rebuild the projections)");
+      }
+      const auto id = suffix.substr(detail::inv_size);
+      if (unwritten_ids.contains(id)) {
+        continue;
+      }
+      auto state = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
+      if (!state) {
+        return std::move(state).err();
+      }
+      if (!*state) {
+        return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
+      }
+      if (!matches(**state)) {
+        continue;
+      }
+      stored.emplace(std::string{suffix}, std::move(**state));
+      it->Next();
+      return {};
+    }
+    if (!it->status().ok()) {
+      return detail::to_error(it->status(), "projections: list requests");
+    }
+    return {};
+  };
+
+  request_page page;
   std::string last_suffix;
   bool more = false;  // another item follows the page
-  for (; it->Valid(); it->Next()) {
-    if (page.items.size() == limit && !filter_by_view) {
-      more = true;
-      break;
-    }
-    const auto index_key = view_of(it->key());
-    const auto suffix = index_key.substr(prefix.size());
-    if (suffix.size() <= detail::inv_size) {
-      return make_error(errc::corrupt, "projections: malformed index key (rebuild the projections)");
-    }
-    const auto id = suffix.substr(detail::inv_size);
-    // An unwritten state is in the same index bucket as the stored one: it matches the filter.
-    auto state = request_view(_unwritten, db, cf, read, id, key);
-    if (!state) {
-      return std::move(state).err();
-    }
-    if (!*state) {
-      return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
-    }
-    if (filter_by_view && (*state)->state != *query.state) {
-      continue;
-    }
+  auto pending = unwritten_items.begin();
+  if (auto read_next = next_stored(); !read_next) {
+    return std::move(read_next).err();
+  }
+  while (stored || pending != unwritten_items.end()) {
     if (page.items.size() == limit) {
       more = true;
       break;
     }
-    page.items.push_back(std::move(**state));
-    last_suffix.assign(suffix);
-  }
-  if (!it->status().ok()) {
-    return detail::to_error(it->status(), "projections: list requests");
+    if (stored && (pending == unwritten_items.end() || stored->first < pending->first)) {
+      last_suffix = std::move(stored->first);
+      page.items.push_back(std::move(stored->second));
+      if (auto read_next = next_stored(); !read_next) {
+        return std::move(read_next).err();
+      }
+    } else {
+      last_suffix = std::move(pending->first);
+      page.items.push_back(std::move(pending->second));
+      ++pending;
+    }
   }
   if (more && !page.items.empty()) {
     page.next_cursor = to_hex(last_suffix);
@@ -294,10 +375,17 @@ result<std::vector<std::string>> views::live_requests() const {
       return detail::to_error(it->status(), "projections: list live requests");
     }
   }
+  // Unwritten requests are not at rest, wherever the store has them.
+  if (_unwritten != nullptr) {
+    _unwritten->visit([&](std::string_view id, const unwritten_requests::entry& e) {
+      live.emplace_back(detail::inverted_time(e.state.created_at), std::string{id});
+    });
+  }
   // Oldest first (the largest inverted time), then by id.
   std::sort(live.begin(), live.end(), [](const auto& x, const auto& y) {
     return x.first != y.first ? x.first > y.first : x.second < y.second;
   });
+  live.erase(std::unique(live.begin(), live.end()), live.end());
   std::vector<std::string> out;
   out.reserve(live.size());
   for (auto& [inv, id] : live) {
@@ -364,10 +452,10 @@ namespace {
 
 /// Decodes every value under `prefix`, keyed by the rest of its key.
 template <class T>
-result<std::map<std::string, T>> scan_entries(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view prefix) {
+result<std::map<std::string, T>> scan_entries(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, rocksdb::ReadOptions read,
+                                             std::string_view prefix) {
   const auto upper = detail::prefix_successor(prefix);
   const rocksdb::Slice upper_slice{upper};
-  rocksdb::ReadOptions read;
   read.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(read, cf)};
   std::map<std::string, T> out;
@@ -385,15 +473,6 @@ result<std::map<std::string, T>> scan_entries(rocksdb::DB* db, rocksdb::ColumnFa
   return out;
 }
 
-template <class Usage>
-result<Usage> usage_at(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string_view prefix, const std::string& id) {
-  std::string key;
-  auto found = get_value<Usage>(db, cf, rocksdb::ReadOptions{}, detail::make_key(key, prefix, id));
-  if (!found) {
-    return std::move(found).err();
-  }
-  return found->value_or(Usage{});
-}
 
 }  // namespace
 
@@ -448,20 +527,142 @@ result<std::vector<events::rule_state>> views::rules() const {
   return all;
 }
 
+namespace {
+
+using unwritten_entries = std::vector<std::pair<std::string, unwritten_requests::entry>>;
+
+/// Keeps the entries of `pending` whose change the snapshot `read` does not hold: those whose
+/// stored view there is still the one their image names. `pending` was copied before the
+/// snapshot was taken, so an entry written in between is counted by the snapshot's usage
+/// records (written with its view) and dropped here.
+status drop_written(unwritten_entries& pending, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                    const rocksdb::ReadOptions& read) {
+  std::string key;
+  std::optional<error> failed;
+  std::erase_if(pending, [&](const auto& item) {
+    if (failed) {
+      return false;
+    }
+    auto stored = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, item.first));
+    if (!stored) {
+      failed = std::move(stored).err();
+      return false;
+    }
+    return (*stored ? (*stored)->version : 0) != item.second.stored.version;
+  });
+  if (failed) {
+    return std::move(*failed);
+  }
+  return {};
+}
+
+/// Adds an unwritten change's move to the tenant's usage record ...
+void add_move(tenant_usage& u, const unwritten_requests::entry& e) {
+  detail::move_usage(u, e.state, e.stored.bucket, bucket_of(e.state));
+}
+
+/// ... and to cluster `cluster`'s: out of the stored cluster, into the unwritten one.
+void add_move(cluster_usage& u, const std::string& cluster, const unwritten_requests::entry& e) {
+  const auto to = bucket_of(e.state);
+  if (!detail::moves_cluster_usage(e.stored.bucket, e.stored.cluster, to, e.state.cluster)) {
+    return;
+  }
+  if (e.stored.cluster == cluster) {
+    detail::move_usage(u, e.state, e.stored.bucket, usage_bucket::none);
+  }
+  if (e.state.cluster == cluster) {
+    detail::move_usage(u, e.state, usage_bucket::none, to);
+  }
+}
+
+/// Usage records as `read_records` reads them from one snapshot, with the moves of the
+/// unwritten changes `pick` selects added by `add` (those the snapshot does not hold yet).
+template <class Read, class Add>
+auto with_unwritten_moves(const unwritten_requests* unwritten, rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                          const std::function<bool(const unwritten_requests::entry&)>& pick, Read read_records, Add add)
+    -> decltype(read_records(rocksdb::ReadOptions{})) {
+  unwritten_entries pending;
+  if (unwritten != nullptr) {
+    pending = unwritten->select(pick);  // before the snapshot (see `drop_written`)
+  }
+  rocksdb::ManagedSnapshot snapshot{db};
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.snapshot();
+  auto records = read_records(read);
+  if (!records) {
+    return records;
+  }
+  if (auto dropped = drop_written(pending, db, cf, read); !dropped) {
+    return std::move(dropped).err();
+  }
+  for (const auto& item : pending) {
+    add(*records, item.second);
+  }
+  return records;
+}
+
+template <class Usage>
+result<Usage> usage_at(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const rocksdb::ReadOptions& read,
+                       std::string_view prefix, const std::string& id) {
+  std::string key;
+  auto found = get_value<Usage>(db, cf, read, detail::make_key(key, prefix, id));
+  if (!found) {
+    return std::move(found).err();
+  }
+  return found->value_or(Usage{});
+}
+
+bool any_entry(const unwritten_requests::entry&) { return true; }
+
+}  // namespace
+
+// The usage records agree with the stored views; the moves of unwritten changes are added to
+// them here, so that usage is as current as the views.
+
 result<tenant_usage> views::usage_of_tenant(const std::string& tenant) const {
-  return usage_at<tenant_usage>(_store.db(), _store.projections_cf(), detail::tenant_usage_prefix, tenant);
+  auto* db = _store.db();
+  auto* cf = _store.projections_cf();
+  return with_unwritten_moves(
+      _unwritten, db, cf, [&](const unwritten_requests::entry& e) { return e.state.tenant == tenant; },
+      [&](const rocksdb::ReadOptions& read) { return usage_at<tenant_usage>(db, cf, read, detail::tenant_usage_prefix, tenant); },
+      [](tenant_usage& u, const unwritten_requests::entry& e) { add_move(u, e); });
 }
 
 result<cluster_usage> views::usage_of_cluster(const std::string& cluster) const {
-  return usage_at<cluster_usage>(_store.db(), _store.projections_cf(), detail::cluster_usage_prefix, cluster);
+  auto* db = _store.db();
+  auto* cf = _store.projections_cf();
+  return with_unwritten_moves(
+      _unwritten, db, cf,
+      [&](const unwritten_requests::entry& e) { return e.stored.cluster == cluster || e.state.cluster == cluster; },
+      [&](const rocksdb::ReadOptions& read) {
+        return usage_at<cluster_usage>(db, cf, read, detail::cluster_usage_prefix, cluster);
+      },
+      [&](cluster_usage& u, const unwritten_requests::entry& e) { add_move(u, cluster, e); });
 }
 
 result<std::map<std::string, tenant_usage>> views::tenant_usages() const {
-  return scan_entries<tenant_usage>(_store.db(), _store.projections_cf(), detail::tenant_usage_prefix);
+  auto* db = _store.db();
+  auto* cf = _store.projections_cf();
+  return with_unwritten_moves(
+      _unwritten, db, cf, any_entry,
+      [&](const rocksdb::ReadOptions& read) { return scan_entries<tenant_usage>(db, cf, read, detail::tenant_usage_prefix); },
+      [](std::map<std::string, tenant_usage>& all, const unwritten_requests::entry& e) { add_move(all[e.state.tenant], e); });
 }
 
 result<std::map<std::string, cluster_usage>> views::cluster_usages() const {
-  return scan_entries<cluster_usage>(_store.db(), _store.projections_cf(), detail::cluster_usage_prefix);
+  auto* db = _store.db();
+  auto* cf = _store.projections_cf();
+  return with_unwritten_moves(
+      _unwritten, db, cf, any_entry,
+      [&](const rocksdb::ReadOptions& read) { return scan_entries<cluster_usage>(db, cf, read, detail::cluster_usage_prefix); },
+      [](std::map<std::string, cluster_usage>& all, const unwritten_requests::entry& e) {
+        if (!e.stored.cluster.empty()) {
+          add_move(all[e.stored.cluster], e.stored.cluster, e);
+        }
+        if (!e.state.cluster.empty() && e.state.cluster != e.stored.cluster) {
+          add_move(all[e.state.cluster], e.state.cluster, e);
+        }
+      });
 }
 
 }  // namespace prov::projections

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -419,7 +420,7 @@ TEST_CASE("projector: listeners see each changed aggregate with its state before
 TEST_CASE("projector: when_applied fires at once when applied, else from the thread", "[projections][projector]") {
   world w{journal_kind::rocks};
   projector p{w.store(), w.j()};
-  const views v{w.store()};
+  const views v{w.store(), &p.unwritten()};
 
   const auto first = submit(w, "r1", "acme");
   REQUIRE_OK(p.catch_up());
@@ -610,15 +611,15 @@ void restore_projections(rocks_store& store, const std::map<std::string, std::st
   REQUIRE(store.db()->Write(rocksdb::WriteOptions{}, &wb).ok());
 }
 
+/// The version of the view the store holds of request `id` (0: none).
 std::uint64_t stored_version(rocks_store& store, const std::string& id) {
   const auto state = must(views{store}.request(id));
-  REQUIRE(state.has_value());
-  return state->version;
+  return state ? state->version : 0;
 }
 
 }  // namespace
 
-TEST_CASE("projector: a step's change is served unwritten, and a restart from the store a crash left replays it",
+TEST_CASE("projector: a request's changes are served unwritten until it rests, and a restart from the store a crash left replays them",
           "[projections][projector][unwritten]") {
   world w{journal_kind::rocks};
   write_history(w);
@@ -626,42 +627,101 @@ TEST_CASE("projector: a step's change is served unwritten, and a restart from th
   const views served{w.store(), &p.unwritten()};
   const views stored{w.store()};
   REQUIRE_OK(p.catch_up());  // as the engine opens it
+  const auto acme_before = must(stored.usage_of_tenant("acme"));
+  const auto cluster_before = must(stored.usage_of_cluster("sim-local"));
   p.start();
-  submit(w, "moving", "acme");
-  start_allocating(w, "moving");
-  finish_step(w, "moving", step_kind::allocate);  // reserved -> used: written
-  wait_applied(p, w);
-  const auto configuring = stored_version(w.store(), "moving");
 
-  // configuring -> activating moves no index entry, usage record or cluster: applied, not written.
+  // Every change of a request on its way is applied, not written: its creation, its cluster,
+  // its move from reserved to used, a step's change; and another's failure and rollback.
+  const auto created = submit(w, "moving", "acme");
+  start_allocating(w, "moving");
+  finish_step(w, "moving", step_kind::allocate);
   const auto activating = finish_step(w, "moving", step_kind::configure);
-  // Later changes that are written: a usage record and the indexes move after it.
-  submit(w, "later", "globex");
+  submit(w, "doomed", "acme");
+  start_allocating(w, "doomed");
+  fail(w, "doomed");
+  start_rollback(w, "doomed");
+  // A request that comes to rest is written: the tenant's and the cluster's usage records move
+  // while the others' moves are unwritten.
+  submit(w, "later", "acme");
   start_allocating(w, "later");
   complete(w, "later");
   wait_applied(p, w);
-  REQUIRE(p.unwritten().size() == 1);
+  REQUIRE(p.unwritten().size() == 2);
   CHECK(must(served.request("moving"))->state == lifecycle_state::activating);
   CHECK(must(served.request("moving"))->version == activating.versions.front());
-  CHECK(stored_version(w.store(), "moving") == configuring);
+  CHECK(must(served.request("doomed"))->state == lifecycle_state::rolling_back);
+  CHECK(stored_version(w.store(), "moving") == 0);
+  CHECK(stored_version(w.store(), "doomed") == 0);
+  CHECK(stored_version(w.store(), "later") == folded(w, "later").version);
+
+  // Lists merge them with the stored index by their newest state; the store has no index
+  // entry of them yet.
   request_query by_state;
   by_state.state = lifecycle_state::activating;
-  REQUIRE(must(served.requests(by_state)).items.size() == 1);
+  CHECK(ids_of(must(served.requests(by_state)).items) == std::vector<std::string>{"moving"});
   CHECK(must(stored.requests(by_state)).items.empty());
-  // The stored position stays before the unwritten change; the applied one is the head.
-  CHECK(must(stored.position()) == activating.first_position - 1);
+  by_state.state = lifecycle_state::rolling_back;
+  CHECK(ids_of(must(served.requests(by_state)).items) == std::vector<std::string>{"doomed", "req-6"});
+  request_query by_tenant;
+  by_tenant.tenant = "acme";
+  by_tenant.limit = 3;
+  CHECK(ids_of(must(served.requests(by_tenant)).items) == std::vector<std::string>{"later", "doomed", "moving"});
+  CHECK(list_all(stored, by_tenant).size() == list_all(served, by_tenant).size() - 2);
+  // Pages of one or two items walk through stored and unwritten requests alike, in one order.
+  request_query all;
+  all.limit = 1000;
+  const auto served_all = list_all(served, all);
+  all.limit = 2;
+  CHECK(list_all(served, all) == served_all);
+  all.limit = 1;
+  CHECK(list_all(served, all) == served_all);
+  by_tenant.limit = 1;
+  CHECK(list_all(served, by_tenant) == list_all(served, [] {
+          request_query q;
+          q.tenant = "acme";
+          q.limit = 1000;
+          return q;
+        }()));
+  const auto live = must(served.live_requests());
+  CHECK(std::count(live.begin(), live.end(), "moving") == 1);
+  CHECK(std::count(live.begin(), live.end(), "doomed") == 1);
+  CHECK(std::count(live.begin(), live.end(), "later") == 0);
+
+  // The stored usage records agree with the stored views (only "later" moved them); the served
+  // usage adds the unwritten moves: "moving" used, "doomed" reserved, both on sim-local.
+  const auto acme_stored = must(stored.usage_of_tenant("acme"));
+  CHECK(acme_stored.used.instances == acme_before.used.instances + 1);
+  CHECK(acme_stored.reserved.instances == acme_before.reserved.instances);
+  const auto acme_served = must(served.usage_of_tenant("acme"));
+  CHECK(acme_served.used.instances == acme_before.used.instances + 2);
+  CHECK(acme_served.reserved.instances == acme_before.reserved.instances + 1);
+  const auto cluster_served = must(served.usage_of_cluster("sim-local"));
+  CHECK(cluster_served.used.instances == cluster_before.used.instances + 2);
+  CHECK(cluster_served.reserved.instances == cluster_before.reserved.instances + 1);
+  CHECK(must(served.tenant_usages()).at("acme") == acme_served);
+  CHECK(must(served.cluster_usages()).at("sim-local") == cluster_served);
+
+  // The stored position stays before the oldest unwritten change; the applied one is the head.
+  CHECK(must(stored.position()) == created.first_position - 1);
   CHECK(p.position() == w.j().head());
   const auto crashed = dump_projections(w.store());
 
-  // A stop writes it, and the position reaches the head.
+  // A stop writes them with their usage moves, and the position reaches the head: the store
+  // then holds what was served.
   p.stop();
   CHECK(p.unwritten().size() == 0);
   CHECK(stored_version(w.store(), "moving") == activating.versions.front());
+  CHECK(must(stored.usage_of_tenant("acme")) == acme_served);
+  CHECK(must(stored.usage_of_cluster("sim-local")) == cluster_served);
   CHECK(must(stored.position()) == w.j().head());
+  all.limit = 1000;
+  CHECK(list_all(stored, all) == served_all);
+  CHECK(must(stored.live_requests()) == live);
   const auto stopped = dump_projections(w.store());
 
   // The store as a kill -9 would have left it: the next start replays from the stored position,
-  // applies the unwritten change once, and skips the changes already stored (usage counted once).
+  // applies the unwritten changes once, and skips the changes already stored (usage counted once).
   restore_projections(w.store(), crashed);
   projector restarted{w.store(), w.j()};
   REQUIRE_OK(restarted.catch_up());
@@ -670,28 +730,76 @@ TEST_CASE("projector: a step's change is served unwritten, and a restart from th
   CHECK(dump_projections(w.store()) == stopped);
 }
 
+TEST_CASE("projector: a request that rests writes its view and moves its usage from what the store holds of it",
+          "[projections][projector][unwritten]") {
+  world w{journal_kind::rocks};
+  projector p{w.store(), w.j()};
+  const views served{w.store(), &p.unwritten()};
+  const views stored{w.store()};
+  REQUIRE_OK(p.catch_up());
+  p.start();
+  // Stored once (overdue would do the same): then its later changes are unwritten again.
+  submit(w, "r", "acme");
+  wait_applied(p, w);
+  p.stop();
+  REQUIRE(stored_version(w.store(), "r") == 1);
+  REQUIRE(must(stored.usage_of_tenant("acme")).reserved.instances == 1);
+
+  p.start();
+  start_allocating(w, "r");
+  finish_step(w, "r", step_kind::allocate);
+  wait_applied(p, w);
+  REQUIRE(p.unwritten().size() == 1);
+  CHECK(must(stored.usage_of_tenant("acme")).reserved.instances == 1);
+  CHECK(must(served.usage_of_tenant("acme")).used.instances == 1);
+  CHECK(must(served.usage_of_tenant("acme")).reserved.instances == 0);
+  CHECK(must(stored.usage_of_cluster("sim-local")).used.instances == 0);
+  CHECK(must(served.usage_of_cluster("sim-local")).used.instances == 1);
+
+  // Rolled back: written, and its spec leaves the records it is stored in (reserved, no
+  // cluster), not the ones it was served in.
+  w.append(request_stream("r"), {to_record(step_failed{step_kind::configure, 1, "boom", "it broke", false}),
+                                  to_record(request_failed{"provider_error", "it broke"})});
+  start_rollback(w, "r");
+  finish_rollback(w, "r");
+  REQUIRE(folded(w, "r").state == lifecycle_state::rolled_back);
+  wait_applied(p, w);
+  CHECK(p.unwritten().size() == 0);
+  CHECK(stored_version(w.store(), "r") == folded(w, "r").version);
+  CHECK(must(stored.usage_of_tenant("acme")) == prov::projections::tenant_usage{});
+  CHECK(must(stored.usage_of_cluster("sim-local")) == prov::projections::cluster_usage{});
+  p.stop();
+  const auto live = render_views(stored);
+  REQUIRE_OK(p.rebuild());
+  CHECK(render_views(stored) == live);
+  CHECK(must(stored.usage_of_tenant("acme")) == prov::projections::tenant_usage{});
+  CHECK(must(stored.usage_of_cluster("sim-local")) == prov::projections::cluster_usage{});
+}
+
 TEST_CASE("projector: an unwritten state is written once the journal moves max_deferred_events past it",
           "[projections][projector][unwritten]") {
   world w{journal_kind::rocks};
   projector_options options;
-  options.max_deferred_events = 3;
+  options.max_deferred_events = 8;
   projector p{w.store(), w.j(), options};
   p.start();
-  submit(w, "slow", "acme");
+  const auto created = submit(w, "slow", "acme");
   start_allocating(w, "slow");
   finish_step(w, "slow", step_kind::allocate);
-  const auto activating = finish_step(w, "slow", step_kind::configure);  // 2 events
+  const auto activating = finish_step(w, "slow", step_kind::configure);  // 7 events in all
   wait_applied(p, w);
   REQUIRE(p.unwritten().size() == 1);
-  CHECK(stored_version(w.store(), "slow") < activating.versions.front());
+  CHECK(stored_version(w.store(), "slow") == 0);
 
-  submit(w, "other-1", "acme");  // 1 event past it: still unwritten
+  create_tenant(w, "t1", "token-1");  // 7 events past its first change: still unwritten
   wait_applied(p, w);
+  REQUIRE(w.j().head() == created.first_position + 7);
   CHECK(p.unwritten().size() == 1);
-  submit(w, "other-2", "acme");  // 3 past its first change
+  create_tenant(w, "t2", "token-2");  // 8 past it
   wait_applied(p, w);
   CHECK(p.unwritten().size() == 0);
   CHECK(stored_version(w.store(), "slow") == activating.versions.front());
+  CHECK(must(views{w.store()}.usage_of_cluster("sim-local")).used.instances == 1);
   CHECK(must(views{w.store()}.position()) == w.j().head());
   p.stop();
 

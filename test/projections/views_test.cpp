@@ -524,3 +524,39 @@ TEST_CASE("views: the on-disk key layout is layout 4", "[projections][views]") {
   // Values decode back to the states they encode.
   CHECK(must(decode_binary<request_state>(dump.at("r/r1"))) == folded(w, "r1"));
 }
+
+TEST_CASE("views: usage adds the moves of unwritten changes the store does not hold yet, and only those",
+          "[projections][views][usage][unwritten]") {
+  world w;
+  projector p{w.store(), w.j()};
+  submit(w, "stored", "acme");
+  submit(w, "written-since", "acme");
+  start_allocating(w, "written-since");
+  REQUIRE_OK(p.catch_up());  // everything stored: "stored" reserved, "written-since" reserved on sim-local
+  const views plain{w.store()};
+  REQUIRE(must(plain.usage_of_tenant("acme")).reserved.instances == 2);
+
+  // As the projector would leave them: "stored" allocated on sim-local and used, from its
+  // stored image (version 1, queued, reserved, no cluster); "written-since" with an image
+  // older than what the store holds (it was written after the entry was read).
+  projections::unwritten_requests unwritten;
+  auto moved = folded(w, "stored");
+  moved.cluster = "sim-local";
+  moved.step(step_kind::allocate).status = step_status::succeeded;
+  moved.version += 3;
+  const projections::stored_image stored_image_of{1, lifecycle_state::queued, projections::usage_bucket::reserved, ""};
+  auto stale = folded(w, "written-since");
+  stale.step(step_kind::allocate).status = step_status::succeeded;
+  const projections::stored_image stale_image{1, lifecycle_state::queued, projections::usage_bucket::reserved, ""};
+  unwritten.put({{"stored", &moved, &stored_image_of}, {"written-since", &stale, &stale_image}});
+  const views served{w.store(), &unwritten};
+
+  const auto acme = must(served.usage_of_tenant("acme"));
+  CHECK(acme.used.instances == 1);      // "stored" moved
+  CHECK(acme.reserved.instances == 1);  // "written-since" as stored, not moved again
+  const auto cluster = must(served.usage_of_cluster("sim-local"));
+  CHECK(cluster.used.instances == 1);
+  CHECK(cluster.reserved.instances == 1);
+  CHECK(must(served.tenant_usages()).at("acme") == acme);
+  CHECK(must(served.cluster_usages()).at("sim-local") == cluster);
+}

@@ -106,31 +106,60 @@ struct request_page {
   std::string next_cursor;                   ///< "" when there is no further page
 };
 
-/// Request states the projector has applied but not written to the store yet: changes that
-/// moved no index entry, usage record or cluster (a step finishing and the next starting).
-/// The projector writes them later, with a later change of the request, once they are
+/// What the store holds for a request whose newer state is unwritten: whether its view is
+/// stored, at which version and in which state (so which index entries), and where the stored
+/// usage records count it. The index entries and usage records always agree with the stored
+/// views (they are written together), so the unwritten change moves the request's index
+/// entries and usage from this image to the unwritten state.
+struct stored_image {
+  std::uint64_t version = 0;  ///< 0: nothing stored
+  events::lifecycle_state state = events::lifecycle_state::queued;
+  usage_bucket bucket = usage_bucket::none;
+  std::string cluster;
+};
+
+/// Request states the projector has applied but not written to the store yet: any change of
+/// a request that is not at rest (its view, index entries and usage moves wait). The
+/// projector writes them with the request's change to rest, once they are
 /// `projector_options::max_deferred_events` old, or when it stops; until then `views` reads
-/// them here. Thread-safe; only the projector changes it.
+/// them here (lists merge them with the stored index). Thread-safe; only the projector
+/// changes it.
 class unwritten_requests {
  public:
   /// A copy of the unwritten state of `id`, if it has one.
   std::optional<events::request_state> find(std::string_view id) const;
   std::size_t size() const;
 
+  /// An unwritten state with what the store holds of the request.
+  struct entry {
+    events::request_state state;
+    stored_image stored;
+  };
+  /// Copies of the entries `pick` selects (called under the lock).
+  std::vector<std::pair<std::string, entry>> select(const std::function<bool(const entry&)>& pick) const;
+  /// Calls `visit` with each entry, under the lock (it must not call back).
+  void visit(const std::function<void(std::string_view id, const entry&)>& visit) const;
+
   // The projector's side.
 
-  /// Under one lock: each of `put` becomes (or stays) unwritten with the given state; each of
-  /// `erase` is read from the store again.
-  void update(const std::vector<std::pair<std::string_view, const events::request_state*>>& put,
-              const std::vector<std::string_view>& erase);
+  /// Under one lock: each of `put` becomes (or stays) unwritten with the given state (a new
+  /// one with the given image; one that stays keeps its own).
+  struct put_item {
+    std::string_view id;
+    const events::request_state* state;
+    const stored_image* stored;  ///< null: the entry exists and keeps its image
+  };
+  void put(const std::vector<put_item>& items);
+  /// Under one lock: each of `ids` is read from the store again.
+  void erase(const std::vector<std::string_view>& ids);
   void clear();
-  /// The unwritten state of `id` without taking the lock: only for the projector's thread,
+  /// The unwritten entry of `id` without taking the lock: only for the projector's thread,
   /// the only one that changes it.
-  const events::request_state* peek(std::string_view id) const;
+  const entry* peek(std::string_view id) const;
 
  private:
   mutable std::mutex _mutex;
-  std::unordered_map<std::string, events::request_state, string_hash, std::equal_to<>> _states;
+  std::unordered_map<std::string, entry, string_hash, std::equal_to<>> _states;
 };
 
 class views {
