@@ -1,7 +1,10 @@
 // Admission into the active steps: at most `tenant_max_active` requests of a tenant
 // and `max_active` in total run the pipeline at once. Waiting requests queue FIFO per tenant;
-// when a slot frees, tenants take turns (round-robin over the tenants that have waiters), so
-// one tenant's long queue delays another tenant's first request by at most one slot.
+// when a slot frees, tenants take turns (round-robin over the tenants that have waiters and
+// room under their own limit), so one tenant's long queue delays another tenant's first
+// request by at most one slot. A tenant with waiters at its own limit is out of the turn
+// order until one of its requests leaves (then it rejoins at the back): a freed slot costs
+// the same whether 10 or 10 000 tenants wait at their limits.
 
 #include <deque>
 #include <unordered_map>
@@ -27,6 +30,8 @@ struct lane {
   bool in_ring = false;
 };
 
+// Lanes are never removed, and an unordered_map's elements never move: the ring keeps pointers.
+
 struct admission_state {
   static inline const char* name = "admission";
   const engine_context* ctx = nullptr;
@@ -34,7 +39,7 @@ struct admission_state {
   std::unordered_map<std::string, std::string> active;      ///< request -> tenant
   std::unordered_map<std::string, std::string> waiting;     ///< request -> tenant
   std::unordered_map<caf::actor_addr, std::string> watched; ///< request actor -> request
-  std::deque<std::string> ring;                             ///< tenants with waiters, in turn order
+  std::deque<lane*> ring;  ///< lanes with waiters and room under their own limit, in turn order
   std::size_t total_active = 0;
   bool draining = false;
 };
@@ -55,6 +60,15 @@ void occupy(self_ptr self, const std::string& tenant, const std::string& request
   }
 }
 
+// Puts `l` at the back of the turn order if it has waiters and room under its own limit.
+void enqueue(self_ptr self, lane& l) {
+  auto& st = self->state;
+  if (!l.in_ring && !l.waiting.empty() && l.active < st.ctx->pipeline.admission.tenant_max_active) {
+    l.in_ring = true;
+    st.ring.push_back(&l);
+  }
+}
+
 // Hands free slots to waiters, one tenant at a time in ring order.
 void dispatch(self_ptr self) {
   auto& st = self->state;
@@ -62,35 +76,23 @@ void dispatch(self_ptr self) {
   if (st.draining) {
     return;
   }
-  std::size_t idle_turns = 0;
-  while (st.total_active < policy.max_active && !st.ring.empty() && idle_turns < st.ring.size()) {
-    const auto tenant = st.ring.front();
+  while (st.total_active < policy.max_active && !st.ring.empty()) {
+    auto& l = *st.ring.front();
     st.ring.pop_front();
-    auto& l = st.lanes[tenant];
+    l.in_ring = false;
     // Forget waiters whose request is no longer waiting (its actor stopped).
     while (!l.waiting.empty() && st.waiting.count(l.waiting.front().request) == 0) {
       l.waiting.pop_front();
     }
-    if (l.waiting.empty()) {
-      l.in_ring = false;
-      continue;
-    }
-    if (l.active >= policy.tenant_max_active) {
-      st.ring.push_back(tenant);
-      ++idle_turns;
-      continue;
+    if (l.waiting.empty() || l.active >= policy.tenant_max_active) {
+      continue;  // a lane at its limit rejoins when one of its requests leaves
     }
     auto next = std::move(l.waiting.front());
     l.waiting.pop_front();
-    st.waiting.erase(next.request);
-    occupy(self, tenant, next.request);
+    const auto tenant = st.waiting.extract(next.request);
+    occupy(self, tenant.mapped(), next.request);
     self->send(next.actor, admitted_atom::value);
-    idle_turns = 0;
-    if (!l.waiting.empty()) {
-      st.ring.push_back(tenant);
-    } else {
-      l.in_ring = false;
-    }
+    enqueue(self, l);
   }
 }
 
@@ -105,6 +107,7 @@ void leave(self_ptr self, const std::string& request) {
   --l.active;
   --st.total_active;
   st.active.erase(it);
+  enqueue(self, l);
   dispatch(self);
 }
 
@@ -136,10 +139,7 @@ admission_actor::behavior_type admission_impl(self_ptr self, const engine_contex
         }
         if (st.waiting.emplace(request, tenant).second) {
           l.waiting.push_back(waiter{request, actor});
-          if (!l.in_ring) {
-            l.in_ring = true;
-            st.ring.push_back(tenant);
-          }
+          enqueue(self, l);
         }
         return false;
       },
