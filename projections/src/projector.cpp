@@ -498,6 +498,7 @@ struct projector::impl {
       : store(s), journal(j), options(o), signal(std::make_shared<commit_signal>()) {
     options.max_batch_events = std::max<std::size_t>(options.max_batch_events, 1);
     position.store(load_position());
+    head_at_open = journal.head();
     // Registered before anyone reads the head, so no commit after that read goes unnoticed.
     // Only records the head and wakes the thread: it runs on the journal's writer.
     journal.on_commit([signal = signal](std::uint64_t head) {
@@ -550,6 +551,11 @@ struct projector::impl {
   /// first event reads its state, so a stored position behind the states (which atomic
   /// batches rule out) still never applies an event twice.
   bool replaying_from_empty = false;
+  /// The journal's head when this projector was made. A stream whose first event lies after
+  /// it was never written to the store (only this projector writes it, after folding that
+  /// event), so its first event needs no read of a stored state; before it, a replay after a
+  /// crash may meet the first event of a stream stored since.
+  std::uint64_t head_at_open = 0;
   /// Reads the next batch's events while one is folded.
   read_ahead reader{journal};
   /// Writes full batches while the next is folded. Declared last: its thread stops first.
@@ -611,10 +617,10 @@ struct projector::impl {
   }
 
   /// The cached state of `id` in batch `b`, on first touch taken from the previous batch or
-  /// loaded from "<prefix><id>" (absent: a new aggregate). `starts_stream`: the event has
-  /// sequence 1.
+  /// loaded from "<prefix><id>" (absent: a new aggregate). `known_new`: nothing can be stored
+  /// of it (see `new_stream`).
   template <class State>
-  cached_state<State>* touch(batch& b, std::string_view prefix, std::string_view id, bool starts_stream) {
+  cached_state<State>* touch(batch& b, std::string_view prefix, std::string_view id, bool known_new) {
     auto& cache = b.cache<State>();
     if (const auto found = cache.states.find(id); found != cache.states.end()) {
       return &found->second;
@@ -628,9 +634,7 @@ struct projector::impl {
     } else if (!written.take(id, entry.before)) {
       if (const auto* state = unwritten_state<State>(id)) {
         entry.before = *state;
-      } else if (replaying_from_empty && starts_stream) {
-        // Nothing is stored since the clear but what this replay wrote, and a stream's first
-        // event comes before any other of its events: a new aggregate, no read needed.
+      } else if (known_new) {
         entry.before = empty_state<State>();
       } else if (auto read = read_state<State>(prefix, id, entry.before); !read) {
         b.failure = std::move(read).err();
@@ -688,10 +692,17 @@ struct projector::impl {
     cache.states.erase(found);
   }
 
+  /// Whether `e` starts a stream nothing can be stored of: during a rebuild (nothing is stored
+  /// since the clear but what it wrote, and a stream's first event comes before its others),
+  /// or after the head this projector was made at.
+  bool new_stream(const events::stored_event& e) const {
+    return e.sequence == 1 && (replaying_from_empty || e.position > head_at_open);
+  }
+
   /// Folds one event into its aggregate's cached state.
   template <class State, auto Narrow>
   void fold(batch& b, std::string_view prefix, const events::stored_event& e) {
-    auto* entry = touch<State>(b, prefix, events::stream_key(e.stream), e.sequence == 1);
+    auto* entry = touch<State>(b, prefix, events::stream_key(e.stream), new_stream(e));
     if (entry == nullptr) {
       return;
     }
