@@ -241,11 +241,16 @@ result<request_page> views::requests(const request_query& query) const {
   // Unwritten requests are listed by their newest state, merged in by their index suffix; the
   // store's index entries of them (the stored image's, if any) are skipped. Read before the
   // snapshot: one written in between is still skipped in the store and listed from here.
+  // Only ids whose stored entries lie in the range this list reads need skipping (most
+  // requests in flight have none stored at all).
   std::unordered_set<std::string, string_hash, std::equal_to<>> unwritten_ids;
   std::vector<std::pair<std::string, events::request_state>> unwritten_items;  // (index suffix, state)
   if (_unwritten != nullptr) {
     _unwritten->visit([&](std::string_view id, const unwritten_requests::entry& e) {
-      unwritten_ids.emplace(id);
+      if (e.stored.version != 0 && (!query.tenant || e.state.tenant == *query.tenant) &&
+          (!query.state || detail::index_bucket(e.stored.state) == detail::index_bucket(*query.state))) {
+        unwritten_ids.emplace(id);
+      }
       if (!matches(e.state)) {
         return;
       }

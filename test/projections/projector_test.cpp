@@ -760,6 +760,19 @@ TEST_CASE("projector: a request that rests writes its view and moves its usage f
   // cluster), not the ones it was served in.
   w.append(request_stream("r"), {to_record(step_failed{step_kind::configure, 1, "boom", "it broke", false}),
                                   to_record(request_failed{"provider_error", "it broke"})});
+  wait_applied(p, w);
+  // Listed once, by its served state: the stored entries (queued, in the active bucket) are
+  // skipped wherever a list reads them.
+  request_query by_state;
+  by_state.limit = 1000;
+  CHECK(list_all(served, by_state) == std::vector<std::string>{"r"});
+  by_state.state = lifecycle_state::failed;
+  CHECK(list_all(served, by_state) == std::vector<std::string>{"r"});
+  by_state.state = lifecycle_state::queued;
+  CHECK(list_all(served, by_state).empty());
+  CHECK(list_all(stored, by_state) == std::vector<std::string>{"r"});
+  by_state.tenant = "acme";
+  CHECK(list_all(served, by_state).empty());
   start_rollback(w, "r");
   finish_rollback(w, "r");
   REQUIRE(folded(w, "r").state == lifecycle_state::rolled_back);
