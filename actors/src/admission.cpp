@@ -30,8 +30,6 @@ struct lane {
   bool in_ring = false;
 };
 
-// Lanes are never removed, and an unordered_map's elements never move: the ring keeps pointers.
-
 struct admission_state {
   static inline const char* name = "admission";
   const engine_context* ctx = nullptr;
@@ -39,7 +37,9 @@ struct admission_state {
   std::unordered_map<std::string, std::string> active;      ///< request -> tenant
   std::unordered_map<std::string, std::string> waiting;     ///< request -> tenant
   std::unordered_map<caf::actor_addr, std::string> watched; ///< request actor -> request
-  std::deque<lane*> ring;  ///< lanes with waiters and room under their own limit, in turn order
+  /// Lanes with waiters and room under their own limit, in turn order. Lanes are never removed
+  /// and an unordered_map's elements never move, so it holds pointers.
+  std::deque<lane*> ring;
   std::size_t total_active = 0;
   bool draining = false;
 };

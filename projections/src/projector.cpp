@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -239,10 +238,8 @@ struct batch {
   /// Whether request states may be left unwritten (`unwritten_requests`): only by the
   /// running thread, and only for a batch written and published before the next is built.
   bool may_defer = false;
-  /// Request states this batch leaves unwritten (in its cache; a new one with its image in
-  /// `images`), ...
+  /// Request states this batch leaves unwritten (in its cache; a new one with its image), ...
   std::vector<unwritten_requests::put_item> unwritten_puts;
-  std::deque<stored_image> images;
   /// ... those of them that were written before it (with the first position they lack) ...
   std::vector<std::pair<std::string_view, std::uint64_t>> newly_unwritten;
   /// ... and the unwritten states it writes: changed in it, or overdue (`overdue`).
@@ -266,7 +263,6 @@ struct batch {
     cluster_usages.clear();
     may_defer = false;
     unwritten_puts.clear();
-    images.clear();
     newly_unwritten.clear();
     unwritten_erases.clear();
     erased.clear();
@@ -547,9 +543,8 @@ struct projector::impl {
   /// True while the thread runs: only its batches leave states unwritten.
   bool deferring = false;
   std::string key;  ///< scratch for building keys
-  /// True while `rebuild` replays into the cleared column family. Otherwise even a stream's
-  /// first event reads its state, so a stored position behind the states (which atomic
-  /// batches rule out) still never applies an event twice.
+  /// True while `rebuild` replays into the cleared column family: no stream's first event
+  /// needs a read of a stored state then (see `new_stream`).
   bool replaying_from_empty = false;
   /// The journal's head when this projector was made. A stream whose first event lies after
   /// it was never written to the store (only this projector writes it, after folding that
@@ -868,22 +863,24 @@ struct projector::impl {
     return stored_image{stored.version, stored.state, bucket_of(stored), stored.cluster};
   }
 
-  /// What the store holds of the request whose change `c` is: its stored image if it is
-  /// unwritten, else the state before the change (written).
-  stored_image image_for(std::string_view id, const cached_state<events::request_state>& c) const {
-    if (is_unwritten(id)) {
-      return unwritten.peek(id)->stored;
-    }
-    return image_of(c.before);
-  }
-
-  /// The request writes of `b`: the views of the changes it writes and of the overdue
-  /// states, and their index entries, moved from where the store has them.
-  void collect_requests(batch& b) {
+  /// The requests `b` writes (the changes it does not leave unwritten, and the overdue
+  /// states), each from what the store holds of it (its stored image if it is unwritten,
+  /// else the state before the change): their views, their index entries, and their moves
+  /// between the usage records of their tenant and cluster (R-4.1 quota usage, R-4.3
+  /// capacity). Unwritten changes move nothing yet, so the stored index entries and usage
+  /// records always agree with the stored views (a replay from the stored position moves each
+  /// change once).
+  void write_requests(batch& b) {
     for (auto* entry : b.requests.touched) {
       const auto& c = entry->second;
-      if (c.changed && !c.left_unwritten) {
-        write_request(b, entry->first, image_for(entry->first, c), c.after);
+      if (!c.changed || c.left_unwritten) {
+        continue;
+      }
+      const std::string_view id = entry->first;
+      if (is_unwritten(id)) {
+        write_request(b, id, unwritten.peek(id)->stored, c.after);
+      } else {
+        write_request(b, id, image_of(c.before), c.after);
       }
     }
     for (const auto id : b.overdue) {
@@ -892,8 +889,20 @@ struct projector::impl {
     }
   }
 
-  /// Writes request `id` as `after`, the store holding `stored` of it.
+  /// Writes request `id` as `after`, the store holding `stored` of it (see `write_requests`).
   void write_request(batch& b, std::string_view id, const stored_image& stored, const events::request_state& after) {
+    const auto usage_record = [&](auto* entry) -> decltype(&entry->after) {
+      if (entry == nullptr) {
+        return nullptr;  // not readable: `b.failure` says why
+      }
+      entry->changed = true;
+      return &entry->after;
+    };
+    detail::move_request_usage(
+        stored, after, [&] { return usage_record(touch<tenant_usage>(b, detail::tenant_usage_prefix, after.tenant, false)); },
+        [&](const std::string& cluster) {
+          return usage_record(touch<cluster_usage>(b, detail::cluster_usage_prefix, cluster, false));
+        });
     add_state(b, detail::request_prefix, id, after);
     const bool exists = stored.version != 0;
     // Tenant and creation time never change: "x/a" and "x/t" are written once.
@@ -931,12 +940,12 @@ struct projector::impl {
     if (b.last - since >= options.max_deferred_events) {
       return false;
     }
-    const stored_image* image = nullptr;
+    std::optional<stored_image> image;
     if (found == deferred.since.end()) {
       b.newly_unwritten.emplace_back(id, since);
-      image = &b.images.emplace_back(image_of(c.before));
+      image = image_of(c.before);
     }
-    b.unwritten_puts.push_back({id, &c.after, image});
+    b.unwritten_puts.push_back({id, &c.after, std::move(image)});
     return true;
   }
 
@@ -967,8 +976,7 @@ struct projector::impl {
     if (b.unwritten_puts.empty() && b.unwritten_erases.empty()) {
       return;
     }
-    unwritten.erase(b.unwritten_erases);
-    unwritten.put(b.unwritten_puts);
+    unwritten.update(b.unwritten_puts, b.unwritten_erases);
     for (const auto id : b.unwritten_erases) {
       // `id` may be the key of `by_since` itself: erased last.
       if (const auto found = deferred.since.find(id); found != deferred.since.end()) {
@@ -980,48 +988,6 @@ struct projector::impl {
     for (const auto& [id, since] : b.newly_unwritten) {
       deferred.since.emplace(std::string{id}, since);
       deferred.by_since.emplace(since, std::string{id});
-    }
-  }
-
-  /// Moves the spec of each request whose change `b` writes between the usage records of its
-  /// tenant and cluster (R-4.1 quota usage, R-4.3 capacity), as derived read models of the
-  /// request states: from what the store holds of it to what it writes. Unwritten changes
-  /// move nothing yet, so the stored records always agree with the stored views (a replay
-  /// from the stored position moves each change once).
-  void derive_usage(batch& b) {
-    for (auto* entry : b.requests.touched) {
-      const auto& c = entry->second;
-      if (c.changed && !c.left_unwritten) {
-        move_usage(b, image_for(entry->first, c), c.after);
-      }
-    }
-    for (const auto id : b.overdue) {
-      const auto* e = unwritten.peek(id);
-      move_usage(b, e->stored, e->state);
-    }
-  }
-
-  void move_usage(batch& b, const stored_image& from, const events::request_state& to) {
-    const auto after = bucket_of(to);
-    if (detail::moves_tenant_usage(from.bucket, after)) {
-      if (auto* u = touch<tenant_usage>(b, detail::tenant_usage_prefix, to.tenant, false)) {
-        detail::move_usage(u->after, to, from.bucket, after);
-        u->changed = true;
-      }
-    }
-    if (detail::moves_cluster_usage(from.bucket, from.cluster, after, to.cluster)) {
-      if (!from.cluster.empty()) {
-        if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, from.cluster, false)) {
-          detail::move_usage(u->after, to, from.bucket, usage_bucket::none);
-          u->changed = true;
-        }
-      }
-      if (!to.cluster.empty()) {
-        if (auto* u = touch<cluster_usage>(b, detail::cluster_usage_prefix, to.cluster, false)) {
-          detail::move_usage(u->after, to, usage_bucket::none, after);
-          u->changed = true;
-        }
-      }
     }
   }
 
@@ -1100,11 +1066,10 @@ struct projector::impl {
     b.writes.clear();
     const bool fold_failed = b.failure.has_value();
     decide_unwritten(b);
-    derive_usage(b);
+    write_requests(b);
     if (!fold_failed && b.failure) {
       return *b.failure;  // a usage record could not be read: nothing of this batch is written
     }
-    collect_requests(b);
     collect_clusters(b);
     collect_tenants(b);
     collect_changed<events::rule_state>(b, detail::rule_prefix);

@@ -147,18 +147,6 @@ std::size_t unwritten_requests::size() const {
   return _states.size();
 }
 
-std::vector<std::pair<std::string, unwritten_requests::entry>> unwritten_requests::select(
-    const std::function<bool(const entry&)>& pick) const {
-  std::vector<std::pair<std::string, entry>> out;
-  std::lock_guard lock(_mutex);
-  for (const auto& [id, e] : _states) {
-    if (pick(e)) {
-      out.emplace_back(id, e);
-    }
-  }
-  return out;
-}
-
 void unwritten_requests::visit(const std::function<void(std::string_view id, const entry&)>& visit) const {
   std::lock_guard lock(_mutex);
   for (const auto& [id, e] : _states) {
@@ -166,25 +154,21 @@ void unwritten_requests::visit(const std::function<void(std::string_view id, con
   }
 }
 
-void unwritten_requests::put(const std::vector<put_item>& items) {
+void unwritten_requests::update(const std::vector<put_item>& put, const std::vector<std::string_view>& erase) {
   std::lock_guard lock(_mutex);
-  for (const auto& item : items) {
+  for (const auto id : erase) {
+    if (const auto found = _states.find(id); found != _states.end()) {
+      _states.erase(found);
+    }
+  }
+  for (const auto& item : put) {
     if (const auto found = _states.find(item.id); found != _states.end()) {
       found->second.state = *item.state;  // over the buffers it has
-      if (item.stored != nullptr) {
+      if (item.stored) {
         found->second.stored = *item.stored;
       }
     } else {
-      _states.emplace(std::string{item.id}, entry{*item.state, item.stored != nullptr ? *item.stored : stored_image{}});
-    }
-  }
-}
-
-void unwritten_requests::erase(const std::vector<std::string_view>& ids) {
-  std::lock_guard lock(_mutex);
-  for (const auto id : ids) {
-    if (const auto found = _states.find(id); found != _states.end()) {
-      _states.erase(found);
+      _states.emplace(std::string{item.id}, entry{*item.state, item.stored.value_or(stored_image{})});
     }
   }
 }
@@ -478,7 +462,6 @@ result<std::map<std::string, T>> scan_entries(rocksdb::DB* db, rocksdb::ColumnFa
   return out;
 }
 
-
 }  // namespace
 
 void usage_totals::add(const events::request_state& r, int sign) {
@@ -561,24 +544,9 @@ status drop_written(unwritten_entries& pending, rocksdb::DB* db, rocksdb::Column
   return {};
 }
 
-/// Adds an unwritten change's move to the tenant's usage record ...
-void add_move(tenant_usage& u, const unwritten_requests::entry& e) {
-  detail::move_usage(u, e.state, e.stored.bucket, bucket_of(e.state));
-}
-
-/// ... and to cluster `cluster`'s: out of the stored cluster, into the unwritten one.
-void add_move(cluster_usage& u, const std::string& cluster, const unwritten_requests::entry& e) {
-  const auto to = bucket_of(e.state);
-  if (!detail::moves_cluster_usage(e.stored.bucket, e.stored.cluster, to, e.state.cluster)) {
-    return;
-  }
-  if (e.stored.cluster == cluster) {
-    detail::move_usage(u, e.state, e.stored.bucket, usage_bucket::none);
-  }
-  if (e.state.cluster == cluster) {
-    detail::move_usage(u, e.state, usage_bucket::none, to);
-  }
-}
+/// The usage records that `with_unwritten_moves` callers do not change.
+tenant_usage* no_tenant_record() { return nullptr; }
+cluster_usage* no_cluster_record(const std::string&) { return nullptr; }
 
 /// Usage records as `read_records` reads them from one snapshot, with the moves of the
 /// unwritten changes `pick` selects added by `add` (those the snapshot does not hold yet).
@@ -588,7 +556,12 @@ auto with_unwritten_moves(const unwritten_requests* unwritten, rocksdb::DB* db, 
     -> decltype(read_records(rocksdb::ReadOptions{})) {
   unwritten_entries pending;
   if (unwritten != nullptr) {
-    pending = unwritten->select(pick);  // before the snapshot (see `drop_written`)
+    // Before the snapshot (see `drop_written`).
+    unwritten->visit([&](std::string_view id, const unwritten_requests::entry& e) {
+      if (pick(e)) {
+        pending.emplace_back(id, e);
+      }
+    });
   }
   rocksdb::ManagedSnapshot snapshot{db};
   rocksdb::ReadOptions read;
@@ -630,7 +603,9 @@ result<tenant_usage> views::usage_of_tenant(const std::string& tenant) const {
   return with_unwritten_moves(
       _unwritten, db, cf, [&](const unwritten_requests::entry& e) { return e.state.tenant == tenant; },
       [&](const rocksdb::ReadOptions& read) { return usage_at<tenant_usage>(db, cf, read, detail::tenant_usage_prefix, tenant); },
-      [](tenant_usage& u, const unwritten_requests::entry& e) { add_move(u, e); });
+      [](tenant_usage& u, const unwritten_requests::entry& e) {
+        detail::move_request_usage(e.stored, e.state, [&] { return &u; }, no_cluster_record);
+      });
 }
 
 result<cluster_usage> views::usage_of_cluster(const std::string& cluster) const {
@@ -642,7 +617,10 @@ result<cluster_usage> views::usage_of_cluster(const std::string& cluster) const 
       [&](const rocksdb::ReadOptions& read) {
         return usage_at<cluster_usage>(db, cf, read, detail::cluster_usage_prefix, cluster);
       },
-      [&](cluster_usage& u, const unwritten_requests::entry& e) { add_move(u, cluster, e); });
+      [&](cluster_usage& u, const unwritten_requests::entry& e) {
+        detail::move_request_usage(e.stored, e.state, no_tenant_record,
+                                   [&](const std::string& id) { return id == cluster ? &u : nullptr; });
+      });
 }
 
 result<std::map<std::string, tenant_usage>> views::tenant_usages() const {
@@ -651,7 +629,9 @@ result<std::map<std::string, tenant_usage>> views::tenant_usages() const {
   return with_unwritten_moves(
       _unwritten, db, cf, any_entry,
       [&](const rocksdb::ReadOptions& read) { return scan_entries<tenant_usage>(db, cf, read, detail::tenant_usage_prefix); },
-      [](std::map<std::string, tenant_usage>& all, const unwritten_requests::entry& e) { add_move(all[e.state.tenant], e); });
+      [](std::map<std::string, tenant_usage>& all, const unwritten_requests::entry& e) {
+        detail::move_request_usage(e.stored, e.state, [&] { return &all[e.state.tenant]; }, no_cluster_record);
+      });
 }
 
 result<std::map<std::string, cluster_usage>> views::cluster_usages() const {
@@ -661,12 +641,7 @@ result<std::map<std::string, cluster_usage>> views::cluster_usages() const {
       _unwritten, db, cf, any_entry,
       [&](const rocksdb::ReadOptions& read) { return scan_entries<cluster_usage>(db, cf, read, detail::cluster_usage_prefix); },
       [](std::map<std::string, cluster_usage>& all, const unwritten_requests::entry& e) {
-        if (!e.stored.cluster.empty()) {
-          add_move(all[e.stored.cluster], e.stored.cluster, e);
-        }
-        if (!e.state.cluster.empty() && e.state.cluster != e.stored.cluster) {
-          add_move(all[e.state.cluster], e.state.cluster, e);
-        }
+        detail::move_request_usage(e.stored, e.state, no_tenant_record, [&](const std::string& id) { return &all[id]; });
       });
 }
 

@@ -548,7 +548,7 @@ TEST_CASE("views: usage adds the moves of unwritten changes the store does not h
   auto stale = folded(w, "written-since");
   stale.step(step_kind::allocate).status = step_status::succeeded;
   const projections::stored_image stale_image{1, lifecycle_state::queued, projections::usage_bucket::reserved, ""};
-  unwritten.put({{"stored", &moved, &stored_image_of}, {"written-since", &stale, &stale_image}});
+  unwritten.update({{"stored", &moved, stored_image_of}, {"written-since", &stale, stale_image}}, {});
   const views served{w.store(), &unwritten};
 
   const auto acme = must(served.usage_of_tenant("acme"));

@@ -25,13 +25,32 @@ void move_usage(Usage& u, const events::request_state& r, usage_bucket from, usa
   }
 }
 
-/// Whether the change from `from` (bucket, cluster) to `to` changes the tenant's record ...
-inline bool moves_tenant_usage(usage_bucket from, usage_bucket to) { return from != to; }
-
-/// ... and the clusters' records.
-inline bool moves_cluster_usage(usage_bucket from, const std::string& from_cluster, usage_bucket to,
-                                const std::string& to_cluster) {
-  return from != to || from_cluster != to_cluster;
+/// Moves request `to`'s spec from where the store counts it (`from`) to where `to` counts it:
+/// in its tenant's record if its bucket changes, out of `from`'s cluster and into `to`'s if
+/// its bucket or cluster does. `tenant_record()` and `cluster_record(id)` give the records to
+/// change (null: not this one).
+template <class TenantRecord, class ClusterRecord>
+void move_request_usage(const stored_image& from, const events::request_state& to, TenantRecord tenant_record,
+                        ClusterRecord cluster_record) {
+  const auto after = bucket_of(to);
+  if (from.bucket != after) {
+    if (tenant_usage* u = tenant_record()) {
+      move_usage(*u, to, from.bucket, after);
+    }
+  }
+  if (from.bucket == after && from.cluster == to.cluster) {
+    return;
+  }
+  if (!from.cluster.empty()) {
+    if (cluster_usage* u = cluster_record(from.cluster)) {
+      move_usage(*u, to, from.bucket, usage_bucket::none);
+    }
+  }
+  if (!to.cluster.empty()) {
+    if (cluster_usage* u = cluster_record(to.cluster)) {
+      move_usage(*u, to, usage_bucket::none, after);
+    }
+  }
 }
 
 }  // namespace prov::projections::detail

@@ -135,23 +135,20 @@ class unwritten_requests {
     events::request_state state;
     stored_image stored;
   };
-  /// Copies of the entries `pick` selects (called under the lock).
-  std::vector<std::pair<std::string, entry>> select(const std::function<bool(const entry&)>& pick) const;
   /// Calls `visit` with each entry, under the lock (it must not call back).
   void visit(const std::function<void(std::string_view id, const entry&)>& visit) const;
 
   // The projector's side.
 
   /// Under one lock: each of `put` becomes (or stays) unwritten with the given state (a new
-  /// one with the given image; one that stays keeps its own).
+  /// one with the given image; one that stays keeps its own); each of `erase` is read from the
+  /// store again.
   struct put_item {
     std::string_view id;
     const events::request_state* state;
-    const stored_image* stored;  ///< null: the entry exists and keeps its image
+    std::optional<stored_image> stored;  ///< none: the entry exists and keeps its image
   };
-  void put(const std::vector<put_item>& items);
-  /// Under one lock: each of `ids` is read from the store again.
-  void erase(const std::vector<std::string_view>& ids);
+  void update(const std::vector<put_item>& put, const std::vector<std::string_view>& erase);
   void clear();
   /// The unwritten entry of `id` without taking the lock: only for the projector's thread,
   /// the only one that changes it.
