@@ -17,6 +17,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 
+#include "detail/journal_codec.hpp"
 #include "detail/rocks_status.hpp"
 
 namespace prov::events {
@@ -83,7 +84,7 @@ rocksdb::DBOptions make_db_options(const rocks_store_options& options) {
 rocksdb::ColumnFamilyOptions make_cf_options(const std::shared_ptr<rocksdb::Cache>& cache,
                                              rocksdb::CompressionType compression, bool point_lookups,
                                              std::size_t write_buffer,
-                                             std::optional<std::size_t> insert_hint_prefix = std::nullopt) {
+                                             std::shared_ptr<const rocksdb::SliceTransform> insert_hint = nullptr) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   if (point_lookups) {
@@ -99,11 +100,30 @@ rocksdb::ColumnFamilyOptions make_cf_options(const std::shared_ptr<rocksdb::Cach
   cf.compression = compression;
   cf.compression_per_level = {rocksdb::kNoCompression, compression};
   cf.level_compaction_dynamic_level_bytes = true;
-  if (insert_hint_prefix) {
-    cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(*insert_hint_prefix));
-  }
+  cf.memtable_insert_with_hint_prefix_extractor = std::move(insert_hint);
   return cf;
 }
+
+std::shared_ptr<const rocksdb::SliceTransform> fixed_hint(std::size_t prefix) {
+  return std::shared_ptr<const rocksdb::SliceTransform>{rocksdb::NewFixedPrefixTransform(prefix)};
+}
+
+/// The insert hint's prefix of a stream index key: its stream, up to and including the
+/// separator (`<stream>\0`, detail/journal_codec.hpp). Each stream keeps where its last entry
+/// went, and its next append (the entry right after it) lands there: the search moves up a
+/// level or two instead of from where some other stream's append last went.
+class stream_hint_transform final : public rocksdb::SliceTransform {
+ public:
+  static const char* kClassName() { return "prov.StreamIndexPrefix"; }
+  const char* Name() const override { return kClassName(); }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const auto end = std::find(key.data(), key.data() + key.size(), detail::stream_key_separator);
+    return {key.data(), static_cast<std::size_t>(end - key.data()) + 1};
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return std::find(key.data(), key.data() + key.size(), detail::stream_key_separator) != key.data() + key.size();
+  }
+};
 
 }  // namespace
 
@@ -146,7 +166,7 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   const auto write_buffer = std::max<std::size_t>(options.write_buffer_mb, 1) * mib;
   const auto small_buffer = std::min<std::size_t>(write_buffer, 4 * mib);
 
-  auto streams_options = make_cf_options(cache, compression, true, write_buffer, 8);
+  auto streams_options = make_cf_options(cache, compression, true, write_buffer, std::make_shared<stream_hint_transform>());
   // The journal's writer asks the stream index whether a stream has a first entry (below);
   // the memtable's own filter answers that without a search of its skip list.
   streams_options.memtable_prefix_bloom_size_ratio = 0.02;
@@ -155,13 +175,14 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
       {rocksdb::kDefaultColumnFamilyName, make_cf_options(cache, compression, true, small_buffer)},
       // The log is read by position ranges and by exact keys that exist: no filter. Its keys
       // only grow: one insert hint for all of them.
-      {std::string(log_cf_name), make_cf_options(cache, compression, false, write_buffer, 0)},
+      {std::string(log_cf_name), make_cf_options(cache, compression, false, write_buffer, fixed_hint(0))},
       // The stream index is read with prefix iterators, and the journal's writer asks whether
       // a stream it has not seen has a first entry (usually not: a new request): a filter for
-      // that. A hint per 8-byte prefix ("request/", ...): new requests' streams sort last.
+      // that. A hint per stream: its next entry lands right after its last.
       {std::string(streams_cf_name), streams_options},
-      // A hint per 4-byte prefix: "r/01", "x/a/", "x/s/", ... (layout in projections/views.hpp).
-      {std::string(projections_cf_name), make_cf_options(cache, compression, true, write_buffer, 4)},
+      // Hints as the projections choose (`rocks_store_options`; layout in projections/views.hpp).
+      {std::string(projections_cf_name), make_cf_options(cache, compression, true, write_buffer,
+                       options.projections_insert_hint ? options.projections_insert_hint : fixed_hint(4))},
       {std::string(meta_cf_name), make_cf_options(cache, compression, true, small_buffer)},
   };
 

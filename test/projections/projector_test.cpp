@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include "prov/core/log.hpp"
@@ -825,4 +826,22 @@ TEST_CASE("projector: an unwritten state is written once the journal moves max_d
   wait_applied(q, w);
   CHECK(q.unwritten().size() == 0);
   CHECK(stored_version(w.store(), "slow") == verifying.versions.front());
+}
+
+TEST_CASE("projections insert hint: one per tenant in the tenant indexes, per bucket in the state index",
+          "[projections][hint]") {
+  const auto hint = prov::projections::insert_hint();
+  const auto prefix = [&](std::string_view key) {
+    const rocksdb::Slice k{key.data(), key.size()};
+    REQUIRE(hint->InDomain(k));
+    return hint->Transform(k).ToString();
+  };
+  using namespace std::string_literals;
+  CHECK(prefix("x/t/acme\0\xff\x01r1"s) == "x/t/acme\0"s);
+  CHECK(prefix("x/u/acme\0\x80\xff\x01r1"s) == "x/u/acme\0\x80"s);
+  CHECK(prefix("x/s/\x80\xff\x01r1"s) == "x/s/\x80"s);
+  CHECK(prefix("x/a/\xff\x01r1"s) == "x/a/");
+  CHECK(prefix("r/0193abcd") == "r/01");
+  CHECK(prefix("u/acme") == "u/ac");
+  CHECK_FALSE(hint->InDomain(rocksdb::Slice{"r/"}));
 }

@@ -20,6 +20,7 @@ namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
 class Env;
+class SliceTransform;
 }  // namespace rocksdb
 
 namespace prov::events {
@@ -39,6 +40,10 @@ struct rocks_store_options {
   /// The environment RocksDB reads and writes through; null for the default. Tests put a
   /// fault-injecting file system here. It must outlive the store.
   rocksdb::Env* env = nullptr;
+  /// Where the `projections` family's memtable keeps an insert hint: the prefix whose last
+  /// insert the next one with the same prefix starts from (the projections own that key
+  /// layout: `projections::insert_hint()`). Null: one hint per 4-byte prefix.
+  std::shared_ptr<const rocksdb::SliceTransform> projections_insert_hint;
 };
 
 class rocks_store {

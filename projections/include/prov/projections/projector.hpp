@@ -18,6 +18,11 @@
 
 namespace prov::projections {
 
+/// The insert hint for the `projections` column family (`rocks_store_options`): a hint per
+/// index and, in the tenant indexes, per tenant (and state bucket), where the next entry of
+/// each lands next to the last one; per 4-byte key prefix elsewhere ("r/01", "x/a/", "u/..").
+std::shared_ptr<const rocksdb::SliceTransform> insert_hint();
+
 struct projector_options {
   std::size_t max_batch_events = 8192;  ///< events per write batch
   /// How far (in journal events) the running thread may leave a request's state unwritten
