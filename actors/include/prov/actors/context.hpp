@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "prov/actors/messages.hpp"
+#include "prov/actors/progress_board.hpp"
 #include "prov/core/clock.hpp"
 #include "prov/events/journal.hpp"
 #include "prov/providers/provider_factory.hpp"
@@ -86,6 +88,9 @@ struct engine_context {
   cluster_registry_actor registry;        ///< set once spawned
   admission_actor admission;              ///< set once spawned
   watchdog_actor watchdog;                ///< set once spawned
+  /// Where each live request last made progress: noted by request actors, scanned by the
+  /// watchdog.
+  std::shared_ptr<progress_board> progress = std::make_shared<progress_board>();
   dependency_graph_actor dependencies;    ///< set once spawned
   request_supervisor_actor supervisor;    ///< set once spawned
 };

@@ -42,7 +42,6 @@ using admitted_atom = caf::atom_constant<caf::atom("admitted")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
-using progress_atom = caf::atom_constant<caf::atom("progress")>;
 using scan_atom = caf::atom_constant<caf::atom("scan")>;
 using stuck_atom = caf::atom_constant<caf::atom("stuck")>;
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
@@ -172,11 +171,10 @@ using admission_actor = caf::typed_actor<
     caf::reacts_to<drain_atom>,
     caf::replies_to<status_atom>::with<admission_status>>;
 
-/// Stuck detection: request actors report progress (request, state, time of the last
-/// event, and whether it waits for a person: manual input is not "stuck"); a periodic scan
-/// reports requests without progress for too long to the supervisor.
+/// Stuck detection: request actors note their progress on the context's
+/// `progress_board`; a periodic scan of it reports requests without progress for too long to
+/// the supervisor.
 using watchdog_actor = caf::typed_actor<
-    caf::reacts_to<progress_atom, std::string /*request*/, events::lifecycle_state, timestamp, bool /*waits for a person*/>,
     caf::reacts_to<scan_atom>,
     caf::replies_to<status_atom>::with<std::uint64_t /*stuck reports so far*/>>;
 

@@ -1,0 +1,54 @@
+#pragma once
+/// Where each live request last made progress, for stuck detection. Request actors
+/// note every change they commit; the watchdog scans the board periodically. A shared table
+/// instead of a message per append: a request makes six appends, and a message each cost the
+/// sender an allocation and a mailbox hand-off and the watchdog a wake-up, for a table entry.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "prov/core/clock.hpp"
+#include "prov/core/string_hash.hpp"
+#include "prov/events/request.hpp"
+
+namespace prov::actors {
+
+class progress_board {
+ public:
+  /// Request `id` is now in `state`, its last event at `at`. Only active requests and
+  /// rollbacks are watched; one that waits for a person (manual input) is not "stuck".
+  void note(std::string_view id, events::lifecycle_state state, timestamp at, bool waits_for_person);
+
+  /// Calls `stuck(id, state, no_progress)` for each watched request without progress for
+  /// longer than `limit` at `now` and not reported within the last `limit`, and marks it
+  /// reported. `stuck` runs after the board's locks are released.
+  void scan(timestamp now, std::chrono::microseconds limit,
+            const std::function<void(const std::string&, events::lifecycle_state, std::chrono::microseconds)>& stuck);
+
+  /// Requests watched now.
+  std::size_t size() const;
+
+ private:
+  struct entry {
+    events::lifecycle_state state = events::lifecycle_state::queued;
+    timestamp last_progress{};
+    timestamp reported{};
+  };
+  struct shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, entry, string_hash, std::equal_to<>> requests;
+  };
+  static constexpr std::size_t shard_count = 16;
+
+  shard& shard_of(std::string_view id) { return _shards[string_hash{}(id) % shard_count]; }
+
+  std::array<shard, shard_count> _shards;
+};
+
+}  // namespace prov::actors
