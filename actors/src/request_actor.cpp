@@ -201,9 +201,13 @@ void on_appended(self_ptr self, const append_outcome& out) {
     return;
   }
   auto seq = out.receipt.versions.front() - st.pending.size();
-  for (const auto& e : st.pending) {
+  for (auto& e : st.pending) {
     const auto from = st.req.state;
-    if (auto ok = events::apply_to(st.req, e, events::event_meta{++seq, out.receipt.time}); !ok) {
+    if (const auto* started = std::get_if<events::step_started>(&e)) {
+      st.started_here = started->idempotency_key;
+    }
+    // The events are folded for the last time: their strings move into the state.
+    if (auto ok = events::apply_to(st.req, std::move(e), events::event_meta{++seq, out.receipt.time}); !ok) {
       // Cannot happen: the batch was checked before it was appended.
       log::error("apply_failed", {{"request", st.id}, {"error", ok.err().message}});
       self->quit(caf::sec::invalid_argument);
@@ -211,9 +215,6 @@ void on_appended(self_ptr self, const append_outcome& out) {
     }
     if (st.req.state != from) {
       log_transition(st, from);
-    }
-    if (const auto* started = std::get_if<events::step_started>(&e)) {
-      st.started_here = started->idempotency_key;
     }
   }
   st.pending.clear();

@@ -1,6 +1,9 @@
 #include "prov/events/apply.hpp"
 
+#include <concepts>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "prov/events/transitions.hpp"
 #include "prov/events/webhook.hpp"
@@ -27,24 +30,39 @@ status check_sequence(const State& s, const event_meta& m) {
   return {};
 }
 
+/// `field` of an event passed as `E&&`: moved from when the caller gave the event up (an
+/// rvalue), copied otherwise. The events that carry most strings take their event this way.
+template <class E, class T>
+decltype(auto) give(T& field) {
+  if constexpr (std::is_rvalue_reference_v<E&&> && !std::is_const_v<std::remove_reference_t<E>>) {
+    return std::move(field);
+  } else {
+    return static_cast<const T&>(field);
+  }
+}
+
+template <class E, class Event>
+concept event_of = std::same_as<std::remove_cvref_t<E>, Event>;
+
 // Each handler mutates the copy it was given; `apply` returns it only if the handler succeeded.
 struct request_folder {
   request_state& s;
   const event_meta& m;
 
-  status operator()(const request_submitted& e) {
+  template <event_of<request_submitted> E>
+  status operator()(E&& e) {
     if (s.exists()) {
       return refuse("request " + s.id + " was already submitted");
     }
-    s.id = e.request_id;
-    s.tenant = e.tenant;
+    s.id = give<E>(e.request_id);
+    s.tenant = give<E>(e.tenant);
     s.type = e.type;
-    s.provider = e.provider;
-    s.region = e.region;
-    s.spec = e.spec;
-    s.depends_on = e.depends_on;
-    s.idempotency_key = e.idempotency_key;
-    s.requested_cluster = e.requested_cluster;
+    s.provider = give<E>(e.provider);
+    s.region = give<E>(e.region);
+    s.spec = give<E>(e.spec);
+    s.depends_on = give<E>(e.depends_on);
+    s.idempotency_key = give<E>(e.idempotency_key);
+    s.requested_cluster = give<E>(e.requested_cluster);
     s.state = lifecycle_state::queued;
     s.created_at = m.time;
     return {};
@@ -58,7 +76,8 @@ struct request_folder {
     return {};
   }
 
-  status operator()(const step_started& e) {
+  template <event_of<step_started> E>
+  status operator()(E&& e) {
     const auto target = state_of(e.step);
     auto& step = s.step(e.step);
     if (s.state == target) {
@@ -89,7 +108,7 @@ struct request_folder {
     }
     step.finished_at.reset();
     step.error.clear();
-    step.idempotency_key = e.idempotency_key;
+    step.idempotency_key = give<E>(e.idempotency_key);
     step.next_attempt_at.reset();
     s.reason.clear();  // no longer waiting for anything
     s.reason_message.clear();
@@ -129,15 +148,16 @@ struct request_folder {
     return {};
   }
 
-  status operator()(const step_succeeded& e) {
+  template <event_of<step_succeeded> E>
+  status operator()(E&& e) {
     if (auto st = check_running(e.step, e.attempt); !st) {
       return st;
     }
     auto& step = s.step(e.step);
     step.status = step_status::succeeded;
     step.finished_at = m.time;
-    for (const auto& [k, v] : e.endpoints) {
-      s.endpoints.insert_or_assign(k, v);
+    for (auto& [k, v] : e.endpoints) {
+      s.endpoints.insert_or_assign(k, give<E>(v));
     }
     return {};
   }
@@ -162,14 +182,16 @@ struct request_folder {
     return nullptr;
   }
 
-  status operator()(const resource_allocated& e) {
+  template <event_of<resource_allocated> E>
+  status operator()(E&& e) {
     if (s.state != state_of(e.step)) {
       return refuse("a resource of step " + name(e.step) + " cannot be allocated in state " + name(s.state));
     }
     if (find(e.kind, e.resource_id) != nullptr) {
       return refuse("resource " + e.kind + " " + e.resource_id + " is already recorded");
     }
-    s.resources.push_back(resource{e.kind, e.resource_id, e.name, e.step, e.idempotency_key, false});
+    s.resources.push_back(resource{give<E>(e.kind), give<E>(e.resource_id), give<E>(e.name), e.step,
+                                   give<E>(e.idempotency_key), false});
     return {};
   }
 
@@ -314,12 +336,13 @@ struct request_folder {
     return {};
   }
 
-  status operator()(const credentials_delivered& e) {
+  template <event_of<credentials_delivered> E>
+  status operator()(E&& e) {
     if (s.state == lifecycle_state::rolled_back) {
       return refuse("credentials for a rolled back request");
     }
-    s.credentials_sealed = e.sealed;
-    s.credential_fields = e.fields_present;
+    s.credentials_sealed = give<E>(e.sealed);
+    s.credential_fields = give<E>(e.fields_present);
     return {};
   }
 
@@ -471,16 +494,17 @@ struct tenant_folder {
 };
 
 template <class Folder, class State, class Event>
-status fold_in_place(State& state, const Event& event, const event_meta& meta) {
+status fold_in_place(State& state, Event&& event, const event_meta& meta) {
   if (auto st = check_sequence(state, meta); !st) {
     return st;
   }
-  if (!std::holds_alternative<std::variant_alternative_t<0, Event>>(event) && !state.exists()) {
+  using variant = std::remove_cvref_t<Event>;
+  if (!std::holds_alternative<std::variant_alternative_t<0, variant>>(event) && !state.exists()) {
     return make_error(errc::not_found, "event before the aggregate was created");
   }
   // Every handler checks all its preconditions before it changes anything.
   Folder folder{state, meta};
-  if (auto st = std::visit(folder, event); !st) {
+  if (auto st = std::visit(folder, std::forward<Event>(event)); !st) {
     return st;
   }
   state.version = meta.sequence;
@@ -509,7 +533,7 @@ result<State> fold_all(std::span<const stored_event> events) {
       return make_error(errc::corrupt, "event " + std::string{type_name(stored.type_id)} + " in stream " +
                                            stored.stream + " belongs to another aggregate");
     }
-    if (auto st = apply_to(state, *narrowed, event_meta{stored.sequence, stored.time}); !st) {
+    if (auto st = apply_to(state, std::move(*narrowed), event_meta{stored.sequence, stored.time}); !st) {
       return std::move(st).err();
     }
   }
@@ -520,6 +544,10 @@ result<State> fold_all(std::span<const stored_event> events) {
 
 status apply_to(request_state& state, const request_event& event, const event_meta& meta) {
   return fold_in_place<request_folder>(state, event, meta);
+}
+
+status apply_to(request_state& state, request_event&& event, const event_meta& meta) {
+  return fold_in_place<request_folder>(state, std::move(event), meta);
 }
 
 status apply_to(cluster_state& state, const cluster_event& event, const event_meta& meta) {

@@ -721,7 +721,7 @@ struct projector::impl {
     if (state.exists() && e.sequence > version + 1) {
       state.version = e.sequence - 1;
     }
-    if (auto applied = events::apply_to(state, *event, events::event_meta{e.sequence, e.time}); !applied) {
+    if (auto applied = events::apply_to(state, std::move(*event), events::event_meta{e.sequence, e.time}); !applied) {
       state.version = version;
       skip(e, applied.err());
       return;

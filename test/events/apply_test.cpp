@@ -47,6 +47,7 @@ TEST_CASE("a happy path folds to completed with steps, resources and endpoints",
   h.add(resource_allocated{step_kind::configure, "floating_ip", "fip-1", "", "r1/configure/1"});
   h.add(step_succeeded{step_kind::configure, 1, {{"ssh", "ssh://203.0.113.7:22"}}});
   h.add(step_started{step_kind::activate, 1, "r1/activate/1"});
+  h.add(credentials_delivered{"v1:sealed-bytes", {"password", "username"}});
   h.add(step_succeeded{step_kind::activate, 1, {}});
   h.add(step_started{step_kind::verify, 1, "r1/verify/1"});
   h.add(step_succeeded{step_kind::verify, 1, {{"http", "http://203.0.113.7"}}});
@@ -54,7 +55,9 @@ TEST_CASE("a happy path folds to completed with steps, resources and endpoints",
 
   const auto& s = h.s;
   CHECK(s.state == lifecycle_state::completed);
-  CHECK(s.version == 14);
+  CHECK(s.version == 15);
+  CHECK(s.credentials_sealed == "v1:sealed-bytes");
+  CHECK(s.credential_fields == std::vector<std::string>{"password", "username"});
   CHECK(s.cluster == "sim-local");
   CHECK(s.resources.size() == 3);
   CHECK(s.endpoints.size() == 2);
@@ -66,10 +69,31 @@ TEST_CASE("a happy path folds to completed with steps, resources and endpoints",
   }
   CHECK(s.created_at < s.updated_at);
 
-  // Folding the stored records from scratch gives the same state.
+  // Folding the stored records from scratch gives the same state (that fold moves each
+  // decoded event's strings into the state; `add` copied them).
   auto folded = fold_request(h.stored);
   REQUIRE(folded.ok());
   CHECK(*folded == s);
+  CHECK(folded->resources[1].idempotency_key == "r1/allocate/1");
+  CHECK(folded->step(step_kind::verify).idempotency_key == "r1/verify/1");
+}
+
+TEST_CASE("only an event given up (an rvalue) has its strings moved into the state", "[events][apply]") {
+  request_state a;
+  request_event kept{submitted()};
+  REQUIRE(apply_to(a, kept, event_meta{1, timestamp{}}).ok());
+  CHECK(std::get<request_submitted>(kept).tenant == "acme");  // an lvalue is copied from
+
+  request_state b;
+  request_event given{submitted()};
+  REQUIRE(apply_to(b, std::move(given), event_meta{1, timestamp{}}).ok());
+  CHECK(b == a);
+
+  // A refused event is not taken either: the state and the event stay as they were.
+  request_event again{submitted()};
+  CHECK_FALSE(apply_to(b, std::move(again), event_meta{2, timestamp{}}).ok());
+  CHECK(std::get<request_submitted>(again).tenant == "acme");
+  CHECK(b == a);
 }
 
 TEST_CASE("a failed step folds through failed and rolling_back to rolled_back", "[events][apply]") {

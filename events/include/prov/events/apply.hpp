@@ -19,6 +19,9 @@ result<tenant_state> apply(tenant_state state, const tenant_event& event, const 
 /// state has advanced; on error it is exactly as it was (every rule is checked before any
 /// field changes).
 status apply_to(request_state& state, const request_event& event, const event_meta& meta);
+/// As above, taking the event's strings instead of copying them (the event is left valid but
+/// unspecified, whether or not it applied).
+status apply_to(request_state& state, request_event&& event, const event_meta& meta);
 status apply_to(cluster_state& state, const cluster_event& event, const event_meta& meta);
 status apply_to(tenant_state& state, const tenant_event& event, const event_meta& meta);
 status apply_to(rule_state& state, const rule_event& event, const event_meta& meta);
