@@ -226,10 +226,16 @@ result<request_page> views::requests(const request_query& query) const {
   // store's index entries of them (the stored image's, if any) are skipped. Read before the
   // snapshot: one written in between is still skipped in the store and listed from here.
   // Only ids whose stored entries lie in the range this list reads need skipping (most
-  // requests in flight have none stored at all).
+  // requests in flight have none stored at all). Of the unwritten requests that match, only
+  // the first `limit + 1` after the cursor can show on this page (or say that more follow):
+  // only their states are copied, whatever the number in flight.
   std::unordered_set<std::string, string_hash, std::equal_to<>> unwritten_ids;
-  std::vector<std::pair<std::string, events::request_state>> unwritten_items;  // (index suffix, state)
+  using pending_item = std::pair<std::string, events::request_state>;  // (index suffix, state)
+  std::vector<pending_item> unwritten_items;  // a max-heap by suffix while it is filled
+  const auto by_suffix = [](const pending_item& x, const pending_item& y) { return x.first < y.first; };
   if (_unwritten != nullptr) {
+    const std::size_t keep = limit + 1;
+    std::string suffix;
     _unwritten->visit([&](std::string_view id, const unwritten_requests::entry& e) {
       if (e.stored.version != 0 && (!query.tenant || e.state.tenant == *query.tenant) &&
           (!query.state || detail::index_bucket(e.stored.state) == detail::index_bucket(*query.state))) {
@@ -238,14 +244,22 @@ result<request_page> views::requests(const request_query& query) const {
       if (!matches(e.state)) {
         return;
       }
-      std::string suffix;
+      suffix.clear();
       detail::append_index_suffix(suffix, e.state, id);
-      if (suffix > start) {
-        unwritten_items.emplace_back(std::move(suffix), e.state);
+      if (suffix <= start) {
+        return;
+      }
+      if (unwritten_items.size() < keep) {
+        unwritten_items.emplace_back(suffix, e.state);
+        std::push_heap(unwritten_items.begin(), unwritten_items.end(), by_suffix);
+      } else if (suffix < unwritten_items.front().first) {
+        std::pop_heap(unwritten_items.begin(), unwritten_items.end(), by_suffix);
+        unwritten_items.back().first = suffix;
+        unwritten_items.back().second = e.state;
+        std::push_heap(unwritten_items.begin(), unwritten_items.end(), by_suffix);
       }
     });
-    std::sort(unwritten_items.begin(), unwritten_items.end(),
-              [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::sort_heap(unwritten_items.begin(), unwritten_items.end(), by_suffix);
   }
 
   auto* db = _store.db();

@@ -731,6 +731,34 @@ TEST_CASE("projector: a request's changes are served unwritten until it rests, a
   CHECK(dump_projections(w.store()) == stopped);
 }
 
+TEST_CASE("projector: a list pages through more unwritten requests than fit on a page", "[projections][projector][unwritten]") {
+  world w{journal_kind::rocks};
+  projector p{w.store(), w.j()};
+  const views served{w.store(), &p.unwritten()};
+  p.start();
+  std::vector<std::string> newest_first;
+  for (int i = 1; i <= 7; ++i) {
+    const auto id = "flight-" + std::to_string(i);
+    submit(w, id, i % 2 == 0 ? "acme" : "globex");
+    newest_first.insert(newest_first.begin(), id);
+  }
+  wait_applied(p, w);
+  REQUIRE(p.unwritten().size() == 7);
+  // Nothing is stored: every page, and whether another follows, comes from the unwritten ones.
+  for (const std::size_t limit : {1, 2, 3, 7, 8}) {
+    CAPTURE(limit);
+    request_query all;
+    all.limit = limit;
+    std::size_t pages = 0;
+    CHECK(list_all(served, all, &pages) == newest_first);
+    CHECK(pages == (newest_first.size() + limit - 1) / limit);
+  }
+  request_query acme;
+  acme.tenant = "acme";
+  acme.limit = 2;
+  CHECK(list_all(served, acme) == std::vector<std::string>{"flight-6", "flight-4", "flight-2"});
+}
+
 TEST_CASE("projector: a request that rests writes its view and moves its usage from what the store holds of it",
           "[projections][projector][unwritten]") {
   world w{journal_kind::rocks};
