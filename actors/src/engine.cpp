@@ -130,7 +130,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
     auto* ledger = &self->ledger;
     auto user = options.on_request_change;
     self->projector->on_request_change(
-        [counter, ledger, user](const events::request_state& before, const events::request_state& after) {
+        [counter, ledger, user](const projections::request_before& before, const events::request_state& after) {
           // A rolled back request holds no quota any more.
           if (after.state == events::lifecycle_state::rolled_back && before.state != events::lifecycle_state::rolled_back) {
             ledger->release(after.tenant, after);

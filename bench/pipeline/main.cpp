@@ -258,7 +258,7 @@ int run(const bench_options& o) {
   options.scheduler_threads = o.scheduler_threads;
   options.scheduler = o.scheduler;
   options.default_cluster = false;
-  options.on_request_change = [&tracker](const events::request_state& before, const events::request_state& after) {
+  options.on_request_change = [&tracker](const projections::request_before& before, const events::request_state& after) {
     if (after.state == before.state) {
       return;
     }

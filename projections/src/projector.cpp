@@ -50,10 +50,23 @@ constexpr std::string_view webhook_category = "webhook";
 
 rocksdb::Slice slice_of(std::string_view s) { return {s.data(), s.size()}; }
 
-/// An aggregate touched by a batch: its state before the batch and as folded so far.
+/// What a batch keeps of an aggregate's state before it: the whole state, except for a
+/// request, of which what the store would hold of it is enough (its image: version, state,
+/// usage bucket, cluster). A request's state is not copied to keep it unchanged beside the
+/// one being folded (its largest aggregate, touched by every batch it is in flight).
+template <class State>
+struct before_of {
+  using type = State;
+};
+template <>
+struct before_of<events::request_state> {
+  using type = stored_image;
+};
+
+/// An aggregate touched by a batch: its state (or image) before the batch and as folded so far.
 template <class State>
 struct cached_state {
-  State before;
+  typename before_of<State>::type before;
   State after;
   bool changed = false;
   std::uint64_t first_change = 0;  ///< position of the first event that changed it
@@ -624,20 +637,33 @@ struct projector::impl {
     // kept from a published batch moves here, and this batch's publish puts it back.
     const State* earlier = previous != nullptr ? previous->cache<State>().find_after(id) : nullptr;
     auto& entry = cache.add(id);
+    constexpr bool image_only = !std::is_same_v<typename before_of<State>::type, State>;
+    // Whole states keep the state before in `before` and fold a copy; a request folds its
+    // state in place and keeps only the image of it.
+    State* loaded = nullptr;
+    if constexpr (image_only) {
+      loaded = &entry.after;
+    } else {
+      loaded = &entry.before;
+    }
     if (earlier != nullptr) {
-      entry.before = *earlier;
-    } else if (!written.take(id, entry.before)) {
+      *loaded = *earlier;
+    } else if (!written.take(id, *loaded)) {
       if (const auto* state = unwritten_state<State>(id)) {
-        entry.before = *state;
+        *loaded = *state;
       } else if (known_new) {
-        entry.before = empty_state<State>();
-      } else if (auto read = read_state<State>(prefix, id, entry.before); !read) {
+        *loaded = empty_state<State>();
+      } else if (auto read = read_state<State>(prefix, id, *loaded); !read) {
         b.failure = std::move(read).err();
         drop_last(cache);
         return nullptr;
       }
     }
-    entry.after = entry.before;
+    if constexpr (image_only) {
+      entry.before = image_of(entry.after);
+    } else {
+      entry.after = entry.before;
+    }
     return &entry;
   }
 
@@ -880,7 +906,7 @@ struct projector::impl {
       if (is_unwritten(id)) {
         write_request(b, id, unwritten.peek(id)->stored, c.after);
       } else {
-        write_request(b, id, image_of(c.before), c.after);
+        write_request(b, id, c.before, c.after);
       }
     }
     for (const auto id : b.overdue) {
@@ -943,7 +969,7 @@ struct projector::impl {
     std::optional<stored_image> image;
     if (found == deferred.since.end()) {
       b.newly_unwritten.emplace_back(id, since);
-      image = image_of(c.before);
+      image = c.before;
     }
     b.unwritten_puts.push_back({id, &c.after, std::move(image)});
     return true;
@@ -1133,13 +1159,14 @@ struct projector::impl {
     for (auto* entry : b.requests.touched) {
       if (!entry->second.changed) {
         // Taken from `written` (if it was kept there), and still what the store holds.
-        if (entry->second.before.exists() && !events::is_at_rest(entry->second.before.state)) {
-          written.keep(entry->first, entry->second.before);
+        if (entry->second.after.exists() && !events::is_at_rest(entry->second.after.state)) {
+          written.keep(entry->first, entry->second.after);
         }
         continue;
       }
+      const request_before before{entry->second.before.version, entry->second.before.state};
       for (const auto& listener : request_listeners) {
-        guarded("request listener", [&] { listener(entry->second.before, entry->second.after); });
+        guarded("request listener", [&] { listener(before, entry->second.after); });
       }
       if (events::is_at_rest(entry->second.after.state)) {
         written.forget_request(entry->first);

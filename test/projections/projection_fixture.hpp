@@ -35,6 +35,7 @@ using namespace prov;
 using namespace prov::events;
 using prov::projections::projector;
 using prov::projections::projector_options;
+using prov::projections::request_before;
 using prov::projections::request_page;
 using prov::projections::request_query;
 using prov::projections::views;

@@ -271,8 +271,8 @@ TEST_CASE("projector: a new projector continues from the stored position", "[pro
 
   projector again{w.store(), w.j()};
   CHECK(again.position() == first_position);
-  std::vector<std::pair<request_state, request_state>> changes;
-  again.on_request_change([&](const request_state& before, const request_state& after) {
+  std::vector<std::pair<request_before, request_state>> changes;
+  again.on_request_change([&](const request_before& before, const request_state& after) {
     changes.emplace_back(before, after);
   });
   REQUIRE_OK(again.catch_up());
@@ -281,8 +281,9 @@ TEST_CASE("projector: a new projector continues from the stored position", "[pro
 
   // Only what followed the stored position was applied, each event once.
   REQUIRE(changes.size() == 2);
-  CHECK(changes[0].first.id == "r1");
+  CHECK(changes[0].second.id == "r1");
   CHECK(changes[0].first.version == 3);
+  CHECK(changes[0].first.state == lifecycle_state::allocating);
   CHECK(changes[0].second.version == 11);
   CHECK(changes[1].first.version == 0);
   CHECK(changes[1].second.id == "r3");
@@ -308,7 +309,7 @@ TEST_CASE("projector: a new projector continues from the stored position", "[pro
   projector behind{w.store(), w.j()};
   CHECK(behind.position() == first_position);
   std::size_t reported = 0;
-  behind.on_request_change([&](const request_state&, const request_state&) { ++reported; });
+  behind.on_request_change([&](const request_before&, const request_state&) { ++reported; });
   REQUIRE_OK(behind.catch_up());
   CHECK(reported == 0);
   CHECK(behind.skipped() == 0);
@@ -386,7 +387,7 @@ TEST_CASE("projector: listeners see each changed aggregate with its state before
   };
   std::vector<change> changes;
   std::vector<cluster_state> cluster_changes;
-  p.on_request_change([&](const request_state& before, const request_state& after) {
+  p.on_request_change([&](const request_before& before, const request_state& after) {
     changes.push_back({after.id, before.version, before.state, after.version, after.state});
   });
   p.on_cluster_change([&](const cluster_state& after) { cluster_changes.push_back(after); });
@@ -438,9 +439,9 @@ TEST_CASE("projector: when_applied fires at once when applied, else from the thr
   std::promise<void> third_applied;
   p.when_applied(first.last_position + 1, [&] { second_applied.set_value(); });
   p.when_applied(first.last_position + 2, [&] { third_applied.set_value(); });
-  std::promise<std::pair<request_state, request_state>> changed;
+  std::promise<std::pair<request_before, request_state>> changed;
   std::atomic<int> changes{0};
-  p.on_request_change([&](const request_state& before, const request_state& after) {
+  p.on_request_change([&](const request_before& before, const request_state& after) {
     if (changes.fetch_add(1) == 0) {
       changed.set_value({before, after});
     }
@@ -517,7 +518,7 @@ TEST_CASE("projector: a stop first applies what was committed before it, so ever
   std::promise<void> release;
   auto released = release.get_future().share();
   std::atomic<int> changes{0};
-  p.on_request_change([&](const request_state&, const request_state&) {
+  p.on_request_change([&](const request_before&, const request_state&) {
     if (changes.fetch_add(1) == 0) {
       holding.set_value();
       released.wait();
@@ -568,8 +569,8 @@ TEST_CASE("projector: across batch boundaries each change starts where the last 
   const auto batch_size = GENERATE(std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{64});
   CAPTURE(batch_size);
   projector p{w.store(), w.j(), projector_options{batch_size}};
-  std::map<std::string, std::vector<std::pair<request_state, request_state>>> changes;
-  p.on_request_change([&](const request_state& before, const request_state& after) {
+  std::map<std::string, std::vector<std::pair<request_before, request_state>>> changes;
+  p.on_request_change([&](const request_before& before, const request_state& after) {
     changes[after.id].emplace_back(before, after);
   });
   std::vector<std::string> cluster_versions;
@@ -582,9 +583,10 @@ TEST_CASE("projector: across batch boundaries each change starts where the last 
   for (const auto& [id, chain] : changes) {
     CAPTURE(id);
     REQUIRE_FALSE(chain.empty());
-    CHECK(chain.front().first == request_state{});
+    CHECK_FALSE(chain.front().first.exists());
     for (std::size_t i = 1; i < chain.size(); ++i) {
-      CHECK(chain[i].first == chain[i - 1].second);
+      CHECK(chain[i].first.version == chain[i - 1].second.version);
+      CHECK(chain[i].first.state == chain[i - 1].second.state);
     }
     CHECK(chain.back().second == folded(w, id));
   }

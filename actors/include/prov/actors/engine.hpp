@@ -22,6 +22,7 @@
 #include "prov/events/journal.hpp"
 #include "prov/events/request.hpp"
 #include "prov/events/tenant.hpp"
+#include "prov/projections/projector.hpp"
 #include "prov/projections/views.hpp"
 #include "prov/providers/provider.hpp"
 
@@ -70,9 +71,9 @@ struct engine_options {
   std::size_t max_pending = 50'000;
   /// On shutdown, how long in-flight provider calls may take to finish and be recorded.
   std::chrono::milliseconds shutdown_grace{30'000};
-  /// Called on the projector's thread whenever a request's projected state changes (before,
-  /// after). For benchmarks and embedding; must not block.
-  std::function<void(const events::request_state&, const events::request_state&)> on_request_change;
+  /// Called on the projector's thread whenever a request's projected state changes (where it
+  /// stood before, its state after). For benchmarks and embedding; must not block.
+  projections::request_listener on_request_change;
   /// Webhook deliveries: retries, deactivation, the SSRF guard, timeouts.
   webhook_options webhooks;
 };

@@ -34,10 +34,16 @@ struct projector_options {
 
 class unwritten_requests;
 
+/// Where a request stood before a change: its version (0: it is new) and state.
+struct request_before {
+  std::uint64_t version = 0;
+  events::lifecycle_state state = events::lifecycle_state::queued;
+  bool exists() const noexcept { return version != 0; }
+};
+
 /// Called on the projector's thread after a batch is written, for every request whose state
-/// changed in it (with the state before and after; `before.version == 0` for new ones).
-using request_listener =
-    std::function<void(const events::request_state& before, const events::request_state& after)>;
+/// changed in it (where it stood before the batch, and its state after).
+using request_listener = std::function<void(const request_before& before, const events::request_state& after)>;
 using cluster_listener = std::function<void(const events::cluster_state& after)>;
 
 class projector {
