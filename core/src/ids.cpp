@@ -80,10 +80,19 @@ std::string to_hex(const unsigned char* p, size_t n) {
   return out;
 }
 
+/// 8-4-4-4-12 hex digits, written in place (one allocation per id: ids are made on every
+/// submission and provider call).
 std::string format_uuid(const std::array<unsigned char, 16>& b) {
-  std::string hex = to_hex(b.data(), b.size());
-  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' +
-         hex.substr(16, 4) + '-' + hex.substr(20, 12);
+  std::string out(36, '-');
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      ++at;  // the dash already there
+    }
+    out[at++] = hex_digits[b[i] >> 4];
+    out[at++] = hex_digits[b[i] & 0xf];
+  }
+  return out;
 }
 
 }  // namespace

@@ -18,7 +18,17 @@ TEST_CASE("uuid v7 is canonical, versioned and time ordered", "[core][ids]") {
   const auto b = make_uuid_v7(t2);
   REQUIRE(a.size() == 36);
   CHECK(a[14] == '7');
-  CHECK(a[8] == '-');
+  CHECK(a.substr(0, 13) == "00000000-03e8");  // the milliseconds, big-endian
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      CHECK(a[i] == '-');
+    } else {
+      CHECK(((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f')));
+    }
+  }
+  CHECK(std::string{"89ab"}.find(a[19]) != std::string::npos);  // the variant
+  CHECK(make_uuid_v4()[14] == '4');
   CHECK(a < b);
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
