@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 
 #include "harness.hpp"
@@ -461,4 +462,81 @@ TEST_CASE("stuck in rolling_back: the rollback is retried and reported, never dr
   s = prov::testing::fold(w.journal, "r1");
   CHECK(s.state == lifecycle_state::rolled_back);
   CHECK(w.cloud->list("sim")->empty());
+}
+
+namespace {
+
+/// A journal whose appends to one stream fail with an I/O error (nothing written) once
+/// `pass` of them went through, while `failures` is above zero; everything else goes on to
+/// `inner`.
+struct flaky_journal final : events::journal {
+  events::journal& inner;
+  std::string stream;
+  int pass = 0;
+  int failures = 0;
+  std::vector<timestamp> failed_at;
+  const prov::clock& clk;
+
+  flaky_journal(events::journal& j, std::string s, const prov::clock& c) : inner(j), stream(std::move(s)), clk(c) {}
+
+  void append(std::vector<stream_append> batch, append_handler done) override {
+    if (batch.size() == 1 && batch.front().stream == stream && pass-- <= 0 && failures > 0) {
+      --failures;
+      failed_at.push_back(clk.now());
+      done(make_error(errc::io_error, "disk full (injected)"));
+      return;
+    }
+    inner.append(std::move(batch), std::move(done));
+  }
+  result<std::vector<stored_event>> read_stream(std::string_view s, std::uint64_t from, std::uint64_t max) const override {
+    return inner.read_stream(s, from, max);
+  }
+  result<std::uint64_t> stream_version(std::string_view s) const override { return inner.stream_version(s); }
+  result<std::size_t> read_all(std::uint64_t from, std::size_t max,
+                               const std::function<void(const stored_event&)>& visit) const override {
+    return inner.read_all(from, max, visit);
+  }
+  std::uint64_t head() const override { return inner.head(); }
+  void on_commit(commit_listener listener) override { inner.on_commit(std::move(listener)); }
+  void drain() override { inner.drain(); }
+};
+
+}  // namespace
+
+TEST_CASE("an append that fails with an I/O error is made again, the same events, after append_retry",
+          "[actors][resilience][journal]") {
+  world w;
+  flaky_journal flaky{w.journal, request_stream("r1"), w.clk};
+  actors::pipeline_options opts;
+  opts.append_retry = std::chrono::milliseconds{1500};
+  node n{flaky, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  // The cluster and the first step are recorded; the next two appends (allocate's outcome
+  // with configure's start) fail before the third attempt goes through.
+  flaky.pass = 1;
+  flaky.failures = 2;
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  REQUIRE(flaky.failed_at.size() == 2);
+  CHECK(flaky.failed_at[1] - flaky.failed_at[0] >= std::chrono::milliseconds{1500});
+
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::completed);
+  for (const auto& step : s.steps) {
+    CHECK(step.attempts == 1);  // the outcome was recorded, not the step run again
+  }
+  // Allocate ran once: its resources exist once at the provider and in the log.
+  const auto log = global_log(w.journal);
+  const auto allocated = std::count_if(log.begin(), log.end(), [](const logged& l) {
+    return std::holds_alternative<resource_allocated>(l.event) &&
+           std::get<resource_allocated>(l.event).step == step_kind::allocate;
+  });
+  CHECK(allocated == static_cast<long>(w.cloud->by_key("sim", "r1", "r1/allocate/1")->size()));
+  CHECK(s.resources.size() == w.cloud->list("sim")->size());
+  // The retried batch is stamped when it went through, after the failures.
+  const auto configure_started = std::find_if(log.begin(), log.end(), [](const logged& l) {
+    return std::holds_alternative<step_started>(l.event) && std::get<step_started>(l.event).step == step_kind::configure;
+  });
+  REQUIRE(configure_started != log.end());
+  CHECK(configure_started->time >= flaky.failed_at[1] + std::chrono::milliseconds{1500});
 }

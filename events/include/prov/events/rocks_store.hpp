@@ -43,7 +43,7 @@ struct rocks_store_options {
   /// Where the `projections` family's memtable keeps an insert hint: the prefix whose last
   /// insert the next one with the same prefix starts from (the projections own that key
   /// layout: `projections::insert_hint()`). Null: one hint per 4-byte prefix.
-  std::shared_ptr<const rocksdb::SliceTransform> projections_insert_hint;
+  std::shared_ptr<const rocksdb::SliceTransform> projections_insert_hint{};
 };
 
 class rocks_store {
