@@ -1,6 +1,8 @@
 // One actor per live request. It owns nothing but a cache of its request's state, which is
-// always the fold of what the journal holds: the actor rebuilds it from the stream when it
-// starts, and applies its own events only after the journal says they are durable.
+// the fold of what the journal holds: the actor rebuilds it from the stream when it starts.
+// Its own events are folded in when it appends them (which checks them), with a placeholder
+// for their commit time, and count only once the journal says they are durable: it acts on
+// nothing before (a conflict reloads the state from the stream).
 //
 // The loop: look at the state, decide the next events, append them, and only once they are
 // durable act on them (call the provider, arm a timer). Provider outcomes are recorded the
@@ -12,6 +14,8 @@
 // At any moment the actor is in one phase: idle (deciding), appending, calling (a provider or
 // the cluster registry), timer (a retry or backoff is due later) or admission (waiting for a
 // tenant slot). Replies and timers carry a generation; one that is not current is stale.
+
+#include <tuple>
 
 #include <caf/all.hpp>
 
@@ -34,6 +38,8 @@ using events::step_kind;
 enum class phase { idle, appending, calling, timer, admission };
 
 constexpr std::string_view waiting_for_slot = "waiting_for_tenant_slot";
+/// The commit time a pending append is folded with until the journal stamps it.
+constexpr timestamp tentative_time = timestamp::max();
 constexpr std::string_view waiting_for_dependencies = "waiting_for_dependencies";
 
 struct request_actor_state {
@@ -43,10 +49,11 @@ struct request_actor_state {
   std::string stream;
   events::request_state req;
   cluster_actor cluster;               ///< handle of req.cluster, once looked up
-  std::vector<request_event> pending;  ///< the append in flight (kept to retry an I/O error)
-  /// Where an append is checked before it is made: assigned from `req` each time, so its
-  /// strings and vectors keep their buffers from one append to the next.
-  events::request_state checked;
+  /// The append in flight (kept to retry an I/O error), already folded into `req` with
+  /// `tentative_time` for its commit time: `req` is ahead of the log until it commits.
+  std::vector<request_event> pending;
+  /// The state changes the pending append makes (from, to, version), logged once committed.
+  std::vector<std::tuple<lifecycle_state, lifecycle_state, std::uint64_t>> transitions;
   phase ph = phase::idle;
   std::uint64_t generation = 0;
   bool admitted = false;       ///< holds a slot of the admission controller
@@ -94,28 +101,42 @@ void arm_timer(self_ptr self, std::chrono::milliseconds delay) {
 }
 
 // Appends `batch` to the request's stream, expecting the version the actor has seen. The
-// events are checked against the fold first: an event the lifecycle forbids never reaches
-// the journal.
+// events are folded into the state first, which checks them: an event the lifecycle forbids
+// never reaches the journal. Their commit time is not known yet: they are folded with
+// `tentative_time`, stamped with the journal's time once it answers (`on_appended`). Until
+// then the state is ahead of the log; an append that conflicts reloads it from the log, one
+// that failed is made again as it was.
+void send_pending(self_ptr self);
+
 void append(self_ptr self, std::vector<request_event> batch) {
   auto& st = self->state;
-  auto& check = st.checked;
-  check = st.req;
+  st.transitions.clear();
   for (const auto& e : batch) {
-    if (auto ok = events::apply_to(check, e, events::event_meta{check.version + 1, st.ctx->clk->now()}); !ok) {
+    const auto from = st.req.state;
+    if (auto ok = events::apply_to(st.req, e, events::event_meta{st.req.version + 1, tentative_time}); !ok) {
       log::error("refused_event", {{"request", st.id}, {"error", ok.err().message}});
       self->quit(caf::sec::invalid_argument);
       return;
     }
-  }
-  std::vector<events::event_record> records;
-  records.reserve(batch.size());
-  for (const auto& e : batch) {
-    records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
+    if (st.req.state != from) {
+      st.transitions.emplace_back(from, st.req.state, st.req.version);
+    }
   }
   st.pending = std::move(batch);
+  send_pending(self);
+}
+
+// Hands the pending append to the journal (again, after an I/O error).
+void send_pending(self_ptr self) {
+  auto& st = self->state;
+  std::vector<events::event_record> records;
+  records.reserve(st.pending.size());
+  for (const auto& e : st.pending) {
+    records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
+  }
   begin(self, phase::appending);
   std::vector<events::stream_append> appends;
-  appends.push_back(events::stream_append{st.stream, st.req.version, std::move(records)});
+  appends.push_back(events::stream_append{st.stream, st.req.version - st.pending.size(), std::move(records)});
   auto handle = caf::actor_cast<request_actor>(self);
   st.ctx->journal->append(std::move(appends), [handle](result<events::append_receipt> r) {
     append_outcome out;
@@ -129,15 +150,15 @@ void append(self_ptr self, std::vector<request_event> batch) {
   });
 }
 
-void log_transition(const request_actor_state& st, lifecycle_state from) {
+void log_transition(const request_actor_state& st, lifecycle_state from, lifecycle_state to, std::uint64_t version) {
   if (!log::enabled(log::level::info)) {
     return;  // the fields are not even built (six transitions per request)
   }
   nlohmann::json fields{{"request", st.id},
                         {"tenant", st.req.tenant},
                         {"from", events::enum_name(from)},
-                        {"to", events::enum_name(st.req.state)},
-                        {"version", st.req.version}};
+                        {"to", events::enum_name(to)},
+                        {"version", version}};
   if (!st.req.reason.empty()) {
     fields["reason"] = st.req.reason;
   }
@@ -200,22 +221,24 @@ void on_appended(self_ptr self, const append_outcome& out) {
     arm_timer(self, st.ctx->pipeline.append_retry);  // the batch is kept and appended again
     return;
   }
-  auto seq = out.receipt.versions.front() - st.pending.size();
-  for (auto& e : st.pending) {
-    const auto from = st.req.state;
+  if (out.receipt.versions.front() != st.req.version) {
+    // Cannot happen: the journal checked the version the append expected.
+    log::error("append_version_mismatch", {{"request", st.id},
+                                           {"expected", st.req.version},
+                                           {"committed", out.receipt.versions.front()}});
+    st.pending.clear();
+    self->send(self, resume_atom::value);
+    return;
+  }
+  // Folded when it was made: only the commit time is new.
+  events::restamp(st.req, tentative_time, out.receipt.time);
+  for (const auto& e : st.pending) {
     if (const auto* started = std::get_if<events::step_started>(&e)) {
       st.started_here = started->idempotency_key;
     }
-    // The events are folded for the last time: their strings move into the state.
-    if (auto ok = events::apply_to(st.req, std::move(e), events::event_meta{++seq, out.receipt.time}); !ok) {
-      // Cannot happen: the batch was checked before it was appended.
-      log::error("apply_failed", {{"request", st.id}, {"error", ok.err().message}});
-      self->quit(caf::sec::invalid_argument);
-      return;
-    }
-    if (st.req.state != from) {
-      log_transition(st, from);
-    }
+  }
+  for (const auto& [from, to, version] : st.transitions) {
+    log_transition(st, from, to, version);
   }
   st.pending.clear();
   report(self);
@@ -762,8 +785,8 @@ void start_from(self_ptr self, events::request_state initial) {
 // The watchdog saw no progress for too long.
 void on_stuck(self_ptr self) {
   auto& st = self->state;
-  if (st.ph == phase::appending) {
-    return;  // progress is being recorded right now
+  if (st.ph == phase::appending || !st.pending.empty()) {
+    return;  // progress is being recorded right now (or made again after an I/O error)
   }
   const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(st.ctx->pipeline.watchdog.stuck_after);
   const auto idle_for = st.ctx->clk->now() - st.req.updated_at;
@@ -799,9 +822,7 @@ request_actor::behavior_type request_actor_impl(self_ptr self, const engine_cont
         }
         st.ph = phase::idle;
         if (!st.pending.empty()) {
-          auto batch = std::move(st.pending);
-          st.pending.clear();
-          append(self, std::move(batch));
+          send_pending(self);  // already folded: the same events, expecting the same version
           return;
         }
         advance(self);

@@ -550,6 +550,24 @@ status apply_to(request_state& state, request_event&& event, const event_meta& m
   return fold_in_place<request_folder>(state, std::move(event), meta);
 }
 
+void restamp(request_state& state, timestamp from, timestamp to) noexcept {
+  const auto fix = [&](timestamp& t) {
+    if (t == from) {
+      t = to;
+    }
+  };
+  fix(state.created_at);
+  fix(state.updated_at);
+  for (auto& step : state.steps) {
+    if (step.started_at) {
+      fix(*step.started_at);
+    }
+    if (step.finished_at) {
+      fix(*step.finished_at);
+    }
+  }
+}
+
 status apply_to(cluster_state& state, const cluster_event& event, const event_meta& meta) {
   return fold_in_place<cluster_folder>(state, event, meta);
 }

@@ -96,6 +96,41 @@ TEST_CASE("only an event given up (an rvalue) has its strings moved into the sta
   CHECK(b == a);
 }
 
+TEST_CASE("restamp: a fold with a placeholder time, restamped, equals the fold with the real time",
+          "[events][apply]") {
+  // Every request event type a pipeline appends, through success, failure, retry and rollback.
+  const std::vector<request_event> history{
+      submitted(),
+      cluster_assigned{"sim-local"},
+      step_started{step_kind::allocate, 1, "r1/allocate/1"},
+      resource_allocated{step_kind::allocate, "volume", "vol-1", "boot", "r1/allocate/1"},
+      step_succeeded{step_kind::allocate, 1, {}},
+      step_started{step_kind::configure, 1, "r1/configure/1"},
+      step_failed{step_kind::configure, 1, "timeout", "no answer", true},
+      retry_scheduled{step_kind::configure, 2, timestamp{std::chrono::seconds{1'900'000'000}}, 1000},
+      step_started{step_kind::configure, 2, "r1/configure/2"},
+      credentials_delivered{"v1:sealed", {"password"}},
+      step_failed{step_kind::configure, 2, "timeout", "no answer", false},
+      request_failed{"provider_error", "configure failed"},
+      rollback_started{"provider_error"},
+      resource_released{"volume", "vol-1"},
+      request_rolled_back{},
+  };
+  const timestamp placeholder = timestamp::max();
+  timestamp real{std::chrono::seconds{1'800'000'000}};
+  request_state stamped;
+  request_state folded;
+  for (const auto& e : history) {
+    real += std::chrono::milliseconds{7};
+    // One event per append here; an append of several stamps them all with one time.
+    REQUIRE(apply_to(stamped, e, event_meta{stamped.version + 1, placeholder}).ok());
+    restamp(stamped, placeholder, real);
+    REQUIRE(apply_to(folded, e, event_meta{folded.version + 1, real}).ok());
+    CHECK(stamped == folded);
+  }
+  CHECK(folded.state == lifecycle_state::rolled_back);
+}
+
 TEST_CASE("a failed step folds through failed and rolling_back to rolled_back", "[events][apply]") {
   history h;
   h.add(submitted());

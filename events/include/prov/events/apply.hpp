@@ -26,6 +26,12 @@ status apply_to(cluster_state& state, const cluster_event& event, const event_me
 status apply_to(tenant_state& state, const tenant_event& event, const event_meta& meta);
 status apply_to(rule_state& state, const rule_event& event, const event_meta& meta);
 
+/// Replaces, in `state`, every time the request fold takes from an event's meta (creation,
+/// last change, a step's start and finish) that equals `from` with `to`. A request actor
+/// checks its next append by folding it with a placeholder time, and stamps the commit time
+/// once the journal has answered: the fold need not be done twice.
+void restamp(request_state& state, timestamp from, timestamp to) noexcept;
+
 /// Folds a request's stored events from scratch (decode + apply each). Stops at the first
 /// event that does not decode or apply and returns that error.
 result<request_state> fold_request(std::span<const stored_event> events);
