@@ -600,15 +600,30 @@ class rocks_journal final : public journal {
     const auto head = _written_head;
     auto next = head + 1;
     _batch.Clear();
+    start_record(next);
+    status recorded;
     for (auto& pending : g.appends) {
       g.results.push_back(stage(pending, now, next));
       if (g.results.back().ok()) {
         next = g.results.back()->last_position + 1;
         ++g.committed_appends;
+        if (_value.size() >= detail::record_header_room + _options.max_record_bytes) {
+          recorded = put_record(now, next);
+          if (!recorded) {
+            break;
+          }
+        }
       }
+    }
+    if (recorded) {
+      recorded = put_record(now, next);
     }
     _index_it.reset();
 
+    if (!recorded) {
+      fail_group(g, recorded.err());
+      return;
+    }
     if (next == head + 1) {
       return;  // nothing staged: every append was rejected
     }
@@ -622,15 +637,38 @@ class rocks_journal final : public journal {
       note_categories(g);
       return;
     }
+    fail_group(g, detail::to_error(s, "journal: write"));
+  }
+
+  /// Answers every append of `g` with `err` (nothing of it was written).
+  void fail_group(written_group& g, const error& err) {
     // The versions cached while staging never reached the disk: forget them all.
     _versions.clear();
-    const auto err = detail::to_error(s, "journal: write");
     log::error("journal: group commit failed",
-               {{"error", err.message}, {"appends", g.appends.size()}, {"first_position", head + 1}});
-    for (auto& r : g.results) {
-      r = err;
-    }
+               {{"error", err.message}, {"appends", g.appends.size()}, {"first_position", _written_head + 1}});
+    g.results.assign(g.appends.size(), result<append_receipt>{err});
     g.committed_appends = 0;
+  }
+
+  /// Starts the log record that the next committed appends' runs go to, at `first_position`.
+  void start_record(std::uint64_t first_position) {
+    detail::open_record(_value);
+    _record_first = first_position;
+  }
+
+  /// Stages the record being built, if it holds any run, as one log entry at its first
+  /// position, and starts the next one at `next_position`. One entry for many appends: one
+  /// memtable insert (and one entry to flush, and to step over when reading) per record.
+  status put_record(timestamp now, std::uint64_t next_position) {
+    if (next_position != _record_first) {
+      const auto record = detail::seal_record(_value, next_position - _record_first, now);
+      detail::make_log_key(_log_key, _record_first);
+      if (auto s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(record)); !s.ok()) {
+        return detail::to_error(s, "journal: stage the log record at " + std::to_string(_record_first));
+      }
+    }
+    start_record(next_position);
+    return {};
   }
 
   /// Publishes written (and, with sync on, synced) groups: moves the head past the last one
@@ -739,10 +777,10 @@ class rocks_journal final : public journal {
     receipt.first_position = first_position;
     receipt.time = now;
     receipt.versions.reserve(batch.size());
-    // One log record for the whole append, and one index entry per stream for its run of
-    // events: consecutive sequences at consecutive positions.
+    // One index entry per stream for its run of events (consecutive sequences at consecutive
+    // positions); the runs go to the group's open log record (`put_record` stages it).
     _batch.SetSavePoint();
-    detail::begin_append_record(_value, pending.events, now);
+    const auto record_size = _value.size();
     auto position = first_position;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const auto& append = batch[i];
@@ -751,16 +789,12 @@ class rocks_journal final : public journal {
       detail::make_stream_value(_index_value, position, append.events.size());
       if (auto s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_index_value)); !s.ok()) {
         _batch.RollbackToSavePoint().PermitUncheckedError();
+        _value.resize(record_size);
         return detail::to_error(s, "journal: stage stream " + append.stream);
       }
       detail::add_record_run(_value, append.stream, first_sequence, append.events);
       position += append.events.size();
       receipt.versions.push_back(_new_versions[i]);
-    }
-    detail::make_log_key(_log_key, first_position);
-    if (auto s = _batch.Put(_store.log_cf(), to_slice(_log_key), to_slice(_value)); !s.ok()) {
-      _batch.RollbackToSavePoint().PermitUncheckedError();
-      return detail::to_error(s, "journal: stage the log record at " + std::to_string(first_position));
     }
     _batch.PopSavePoint().PermitUncheckedError();
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -812,7 +846,8 @@ class rocks_journal final : public journal {
   std::string _index_key;
   std::string _index_value;
   rocksdb::PinnableSlice _first_entry;
-  std::string _value;
+  std::string _value;           ///< the log record being built (`detail::open_record`)
+  std::uint64_t _record_first = 0;  ///< the position of its first event
   std::unordered_map<std::string, std::uint64_t> _versions;
   std::unique_ptr<rocksdb::Iterator> _index_it;
 

@@ -991,6 +991,145 @@ TEST_CASE("rocks journal: on-disk record and index format 3", "[events][journal]
   CHECK(positions(read_all(env.j())) == u64s{1, 2, 3, 4, 5});
 }
 
+namespace {
+
+/// Holds WAL syncs, makes `appends` wait behind a held sync, then releases it: they are written
+/// as one group. Returns their answers in order.
+std::vector<result<append_receipt>> append_as_one_group(journal_env& env, gated_env& fs,
+                                                        std::vector<std::vector<stream_append>> appends) {
+  auto& j = env.j();
+  const auto groups_before = rocks_journal_stats_of(j)->groups;
+  fs.gate->hold();
+  std::promise<result<append_receipt>> opener_done;
+  auto opener = opener_done.get_future();
+  j.append({to("opener", any_version, {ev(9, "o")})},
+           [&](result<append_receipt> r) { opener_done.set_value(std::move(r)); });
+  REQUIRE(fs.gate->wait_for_held_sync());
+  std::vector<std::promise<result<append_receipt>>> promises(appends.size());
+  std::vector<std::future<result<append_receipt>>> answers;
+  for (std::size_t i = 0; i < appends.size(); ++i) {
+    answers.push_back(promises[i].get_future());
+    j.append(std::move(appends[i]), [&p = promises[i]](result<append_receipt> r) { p.set_value(std::move(r)); });
+  }
+  fs.gate->release();
+  REQUIRE_OK(opener.get());
+  std::vector<result<append_receipt>> out;
+  for (auto& a : answers) {
+    out.push_back(a.get());
+  }
+  CHECK(rocks_journal_stats_of(j)->groups == groups_before + 2);  // the opener's, then theirs
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rocks journal: the appends of one group share a log record", "[events][journal][rocks]") {
+  gated_env fs;
+  rocks_journal_options options;
+  options.early_write_events = 1000;  // nothing is written during the held sync
+  journal_env env(kind::rocks, options, fs.env.get());
+  env.clk.set(timestamp{std::chrono::microseconds{1'234'567}});
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));
+
+  // Three appends in one group (the middle one refused: it takes no position).
+  const auto answers = append_as_one_group(
+      env, fs,
+      {{to("s", 1, {ev(1, "b")})},
+       {to("s", 0, {ev(1, "refused")})},
+       {to("s", 2, {ev(1, "c"), ev(1, "d")}), to("t", 0, {ev(2, "e")})}});
+  REQUIRE(answers.size() == 3);
+  REQUIRE_OK(answers[0]);
+  CHECK(answers[0]->first_position == 3);  // after the opener at 2
+  REQUIRE_FALSE(answers[1].ok());
+  CHECK(answers[1].err().code == errc::version_conflict);
+  REQUIRE_OK(answers[2]);
+  CHECK(answers[2]->first_position == 4);
+  CHECK(answers[2]->last_position == 6);
+
+  // One log entry for the group, at its first position: the runs of both appends in position
+  // order, under one header (their commit time is the group's).
+  auto& store = env.store();
+  std::string value;
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(3), &value).ok());
+  const std::string record{
+      "\x02" "\x04" "\x87\xad\x4b"
+      "\x01" "s" "\x02" "\x01"  "\x01\x01\x01" "b"
+      "\x01" "s" "\x03" "\x02"  "\x01\x01\x01" "c"  "\x01\x01\x01" "d"
+      "\x01" "t" "\x01" "\x01"  "\x02\x01\x01" "e",
+      33};
+  CHECK(value == record);
+  for (const std::uint64_t inside : {4, 5, 6, 7}) {
+    CHECK(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(inside), &value).IsNotFound());
+  }
+
+  // Readers see every event where it is, from any position and by stream; after a reopen too.
+  for (int pass = 0; pass < 2; ++pass) {
+    CAPTURE(pass);
+    auto& j = env.j();
+    CHECK(j.head() == 6);
+    const auto all = read_all(j);
+    CHECK(positions(all) == u64s{1, 2, 3, 4, 5, 6});
+    CHECK(all[4].payload == "d");
+    for (std::uint64_t from = 1; from <= 7; ++from) {
+      CHECK(positions(read_all(j, from)) == [&] {
+        u64s want;
+        for (auto p = from; p <= 6; ++p) {
+          want.push_back(p);
+        }
+        return want;
+      }());
+    }
+    CHECK(positions(read_stream(j, "s")) == u64s{1, 3, 4, 5});
+    CHECK(positions(read_stream(j, "s", 3)) == u64s{4, 5});
+    CHECK(positions(read_stream(j, "s", 4, 1)) == u64s{5});
+    const auto t = read_stream(j, "t");
+    REQUIRE(t.size() == 1);
+    CHECK(t[0].position == 6);
+    CHECK(t[0].type_id == 2);
+    CHECK(t[0].time == timestamp{std::chrono::microseconds{1'234'567}});
+    CHECK(version_of(j, "s") == 4);
+    CHECK(version_of(j, "t") == 1);
+    env.close();
+    env.open();
+  }
+}
+
+TEST_CASE("rocks journal: a group's record ends at max_record_bytes and the next append starts another",
+          "[events][journal][rocks]") {
+  gated_env fs;
+  rocks_journal_options options;
+  options.early_write_events = 1000;
+  options.max_record_bytes = 20;
+  journal_env env(kind::rocks, options, fs.env.get());
+  const std::string big(12, 'x');
+  const auto answers = append_as_one_group(env, fs,
+                                           {{to("s", 0, {ev(1, "a")})},    // 1 + 7 bytes: goes on
+                                            {to("s", 1, {ev(1, big)})},    // reaches 20: ends the record
+                                            {to("s", 2, {ev(1, "b")})},    // a new record
+                                            {to("t", 0, {ev(1, "c")})}});  // the same one
+  for (const auto& a : answers) {
+    REQUIRE_OK(a);
+  }
+  // The opener at 1 is its own group; then records at 2 (positions 2-3) and 4 (4-5).
+  auto& store = env.store();
+  std::string value;
+  for (const std::uint64_t key : {1, 2, 4}) {
+    CAPTURE(key);
+    CHECK(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(key), &value).ok());
+  }
+  for (const std::uint64_t inside : {3, 5}) {
+    CAPTURE(inside);
+    CHECK(store.db()->Get(rocksdb::ReadOptions(), store.log_cf(), be64(inside), &value).IsNotFound());
+  }
+  CHECK(positions(read_all(env.j())) == u64s{1, 2, 3, 4, 5});
+  CHECK(positions(read_stream(env.j(), "s")) == u64s{2, 3, 4});
+  CHECK(read_stream(env.j(), "s")[1].payload == big);
+  env.close();
+  env.open();
+  CHECK(env.j().head() == 5);
+  CHECK(positions(read_stream(env.j(), "t")) == u64s{5});
+}
+
 TEST_CASE("rocks journal: the log reads from any position, inside an append's record or not", "[events][journal][rocks]") {
   journal_env env(kind::rocks);
   // Records of 4 (two streams), 1 and 3 events.

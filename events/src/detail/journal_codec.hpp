@@ -16,8 +16,10 @@
 ///                  u8 1 | varint stream length | stream bytes | varint sequence |
 ///                  varint time (microseconds since epoch, two's complement as u64) |
 ///                  varint type_id | u8 version | payload bytes (the rest of the value)
-/// - log record, one append (format 3 writes one per append, every stream of it):
-///                  u8 2 | varint event count | varint time | then per stream, in the append's
+/// - log record of runs (format 3 writes these: one per append at first, now one per group
+///                  commit's consecutive appends, up to a size, which any format 3 reader
+///                  reads the same way):
+///                  u8 2 | varint event count | varint time | then per run, in position
 ///                  order: varint stream length | stream bytes | varint first sequence |
 ///                  varint events | per event: varint type_id | u8 version |
 ///                  varint payload length | payload bytes
@@ -183,15 +185,28 @@ inline status decode_record(std::string_view in, stored_event& out) {
   return {};
 }
 
-/// Starts the log record of an append of `events` events committed at `time` in `out`.
-inline void begin_append_record(std::string& out, std::uint64_t events, timestamp time) {
-  out.clear();
-  out.push_back(static_cast<char>(append_record_format));
-  append_varint(out, events);
-  append_varint(out, static_cast<std::uint64_t>(time.time_since_epoch().count()));
+/// The most bytes a record's header takes: u8 format and two varints.
+inline constexpr std::size_t record_header_room = 1 + 10 + 10;
+
+/// Starts a log record in `out`: room for its header, which `seal_record` writes once the
+/// record's event count is known; `add_record_run` adds the runs after it.
+inline void open_record(std::string& out) { out.assign(record_header_room, '\0'); }
+
+/// Writes the header of the record in `out` (started by `open_record`: `events` events
+/// committed at `time`) right before its first run, and returns the record: from its header
+/// to its end.
+inline std::string_view seal_record(std::string& out, std::uint64_t events, timestamp time) {
+  std::string header;
+  header.reserve(record_header_room);
+  header.push_back(static_cast<char>(append_record_format));
+  append_varint(header, events);
+  append_varint(header, static_cast<std::uint64_t>(time.time_since_epoch().count()));
+  const auto start = record_header_room - header.size();
+  out.replace(start, header.size(), header);
+  return std::string_view{out}.substr(start);
 }
 
-/// Adds one stream's events (from sequence `first_sequence`) to an append record.
+/// Adds one stream's events (from sequence `first_sequence`) to a record.
 inline void add_record_run(std::string& out, std::string_view stream, std::uint64_t first_sequence,
                            const std::vector<event_record>& events) {
   append_varint(out, stream.size());

@@ -18,8 +18,9 @@
 /// fails its appends and every later one (the journal must be reopened: the failed groups may
 /// or may not be on disk). Without `sync` the writer publishes each group itself.
 ///
-/// On-disk: one record per append in the `log` column family, keyed by its first position,
-/// and one stream index entry per stream of an append (format 3: `detail/journal_codec.hpp`).
+/// On-disk: in the `log` column family, one record per run of consecutive appends of a group
+/// (up to `max_record_bytes`), keyed by its first position; one stream index entry per stream
+/// of an append (format 3: `detail/journal_codec.hpp`).
 
 #include <cstdint>
 #include <memory>
@@ -39,6 +40,10 @@ struct rocks_journal_options {
   /// wait for the sync to end. Smaller: more, smaller writes; larger: more left to write
   /// between two syncs.
   std::size_t early_write_events = 32;
+  /// A group's appends share one log record until it holds this many bytes of events; the
+  /// append that reaches it ends the record, and the next one starts another. Larger: fewer
+  /// log entries to write and read; a stream read steps over more of others' events.
+  std::size_t max_record_bytes = 16 * 1024;
 };
 
 /// Counters of a RocksDB journal's writer (for tests and metrics). `groups` < `appends` shows
