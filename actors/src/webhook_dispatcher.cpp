@@ -105,6 +105,8 @@ struct dispatcher_state {
   std::uint64_t cursor = 0;        ///< last journal position read
   std::uint64_t recover_until = 0;  ///< head at start
   std::uint64_t stored = 0;
+  timestamp stored_at{};  ///< when `stored` was saved
+  bool save_armed = false;  ///< a deferred save is due (`webhook_save_atom`)
   std::map<std::string, hook> hooks;
   std::multiset<std::uint64_t> pending;  ///< source positions of unfinished deliveries
   std::unordered_map<std::string, events::request_state> requests;
@@ -122,16 +124,31 @@ void release(dispatcher_state& st, std::uint64_t position) {
   }
 }
 
-void save_low_water(dispatcher_state& st) {
+/// Stores the position below which everything is settled, if it moved: at once, or at the
+/// end of `position_save_interval` from the last save (`now`: the deferred save's timer).
+void save_low_water(self_ptr self, bool now = false) {
+  auto& st = self->state;
   auto low = st.cursor;
   if (!st.pending.empty()) {
     low = std::min(low, *st.pending.begin() - 1);
   }
-  if (low != st.stored) {
-    st.stored = low;
-    if (st.ctx.save_position) {
-      st.ctx.save_position(low);
+  if (low == st.stored) {
+    return;
+  }
+  const auto at = st.ctx.clk->now();
+  const auto interval = st.ctx.options.position_save_interval;
+  if (!now && interval.count() > 0 && at - st.stored_at < interval) {
+    if (!st.save_armed) {
+      st.save_armed = true;
+      const auto left = interval - std::chrono::duration_cast<std::chrono::milliseconds>(at - st.stored_at);
+      self->delayed_send(self, std::max(left, std::chrono::milliseconds{1}), webhook_save_atom::value);
     }
+    return;
+  }
+  st.stored = low;
+  st.stored_at = at;
+  if (st.ctx.save_position) {
+    st.ctx.save_position(low);
   }
 }
 
@@ -238,7 +255,7 @@ void on_recorded(self_ptr self, const std::string& id, hook& h, const append_out
     h.at = phase::idle;
     pump(self, id, h);
   }
-  save_low_water(st);
+  save_low_water(self);
 }
 
 void pump(self_ptr self, const std::string& id, hook& h) {
@@ -422,14 +439,15 @@ void on_webhook_event(self_ptr self, const events::stored_event& stored) {
 
 /// After the cursor moved: ends the recovery once past its start's head, and stores the
 /// position below which everything is settled.
-void advanced(dispatcher_state& st) {
+void advanced(self_ptr self) {
+  auto& st = self->state;
   if (st.counters.recovering && st.cursor >= st.recover_until) {
     st.counters.recovering = false;
     for (auto& [id, h] : st.hooks) {
       h.finals.clear();
     }
   }
-  save_low_water(st);
+  save_low_water(self);
 }
 
 void read_tail(self_ptr self) {
@@ -443,7 +461,7 @@ void read_tail(self_ptr self) {
     if (st.ctx.journal->last_position_in(webhook_category) <= st.cursor) {
       if (head > st.cursor) {
         st.cursor = head;
-        advanced(st);
+        advanced(self);
       }
       return;
     }
@@ -483,7 +501,7 @@ void read_tail(self_ptr self) {
   if (*read == st.ctx.options.read_batch) {
     self->send(self, webhook_tail_atom::value);  // more to read: let other messages in first
   }
-  advanced(st);
+  advanced(self);
 }
 
 /// The first sequence of `stream` (1..version) whose event lies after `position`, or
@@ -618,7 +636,11 @@ webhook_dispatcher_actor::behavior_type dispatcher_impl(self_ptr self, webhook_d
       },
       [=](webhook_dropped_atom, std::uint64_t position) {
         release(self->state, position);
-        save_low_water(self->state);
+        save_low_water(self);
+      },
+      [=](webhook_save_atom) {
+        self->state.save_armed = false;
+        save_low_water(self, true);
       },
       [=](status_atom) {
         auto& s = self->state;

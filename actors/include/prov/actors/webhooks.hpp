@@ -73,6 +73,11 @@ struct webhook_options {
   std::size_t request_cache = 4096;    ///< request states kept to render lifecycle events
   std::size_t read_batch = 256;        ///< journal events read per dispatcher turn
   std::chrono::milliseconds record_retry{1'000};  ///< after a failed append of an attempt record
+  /// The dispatcher stores its position (below which every delivery is settled) at most this
+  /// often: a write per commit otherwise. A restart reads on from the stored position, which
+  /// may lag by up to this much of the log; what was settled after it is not delivered again
+  /// (the attempt records say so). 0: on every move.
+  std::chrono::milliseconds position_save_interval{1'000};
   std::string user_agent = "provisiond-webhooks/0.1";
 };
 
@@ -133,16 +138,19 @@ using webhook_posted_atom = caf::atom_constant<caf::atom("whposted")>;
 using webhook_recorded_atom = caf::atom_constant<caf::atom("whrecord")>;
 using webhook_timer_atom = caf::atom_constant<caf::atom("whtimer")>;
 using webhook_dropped_atom = caf::atom_constant<caf::atom("whdropped")>;
+using webhook_save_atom = caf::atom_constant<caf::atom("whsave")>;
 
 /// The dispatcher's protocol. `tail`: the journal grew. The others are its own replies and
 /// timers (webhook id, generation): a POST's reply, an attempt record's append, a backoff or
-/// re-record timer, a drop record's append (its source position).
+/// re-record timer, a drop record's append (its source position), the timer of a deferred
+/// save of the position.
 using webhook_dispatcher_actor = caf::typed_actor<
     caf::reacts_to<webhook_tail_atom>,
     caf::reacts_to<webhook_posted_atom, std::string, std::uint64_t, webhook_reply>,
     caf::reacts_to<webhook_recorded_atom, std::string, std::uint64_t, append_outcome>,
     caf::reacts_to<webhook_timer_atom, std::string, std::uint64_t>,
     caf::reacts_to<webhook_dropped_atom, std::uint64_t>,
+    caf::reacts_to<webhook_save_atom>,
     caf::replies_to<status_atom>::with<webhook_dispatcher_status>>;
 
 /// What the dispatcher works with. Everything it points to must outlive it.
