@@ -144,8 +144,9 @@ std::string run_template(const std::string& data_dir, const prov::clock& clk) {
 
 /// Appends copies of `id`'s stream until the journal holds `o.requests` requests, each in the
 /// appends the engine made for the template (so the log's records have the engine's shapes:
-/// format 3 writes one record per append). The template's appends are told apart by their
-/// commit times: each waited for the one before it to be durable, so no two shared a group.
+/// the runs of the appends a group commits, in one record up to its size). The template's
+/// appends are told apart by their commit times: each waited for the one before it to be
+/// durable, so no two shared a group.
 std::uint64_t generate(events::rocks_store& store, const prov::clock& clk, const std::string& id, const options& o) {
   events::rocks_journal_options jo;
   jo.sync = false;

@@ -25,8 +25,9 @@ namespace prov::events {
 namespace {
 
 /// The on-disk format this build writes (meta key `format`, `detail/journal_codec.hpp`).
-/// Format 2 lets one stream index entry stand for a run of events; format 3 writes one log
-/// record per append instead of one per event. This build also reads formats 1 and 2 (their
+/// Format 2 lets one stream index entry stand for a run of events; format 3 writes a log
+/// record of runs (one per append at first, now one per group commit's appends up to a size)
+/// instead of one per event. This build also reads formats 1 and 2 (their
 /// records and entries are read as they are), and marks such a store as format 3 when it
 /// opens it (older builds then refuse it rather than misread the new records).
 constexpr std::string_view format_key = "format";
