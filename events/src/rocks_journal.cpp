@@ -1,6 +1,7 @@
 #include "prov/events/rocks_journal.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -55,18 +56,20 @@ std::string_view to_view(const rocksdb::Slice& s) {
 result<std::uint64_t> last_sequence(rocksdb::Iterator& it, std::string& key, std::string_view stream,
                                     std::uint64_t max_position) {
   detail::make_stream_key(key, stream, max_u64);
+  std::vector<detail::stream_run> runs;
   for (it.SeekForPrev(to_slice(key)); it.Valid(); it.Prev()) {
     const auto k = to_view(it.key());
     if (!detail::is_stream_key(k, stream)) {
       return std::uint64_t{0};
     }
-    const auto run = detail::decode_stream_run(k, to_view(it.value()), stream);
-    if (!run) {
+    if (!detail::decode_stream_runs(k, to_view(it.value()), stream, runs)) {
       return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
     }
-    if (run->position <= max_position) {
-      // A run is committed whole, so it is normally entirely visible; cut it at the bound anyway.
-      return run->first_sequence + std::min(run->count, max_position - run->position + 1) - 1;
+    for (auto run = runs.rbegin(); run != runs.rend(); ++run) {
+      if (run->position <= max_position) {
+        // A run is committed whole, so it is normally entirely visible; cut it at the bound anyway.
+        return run->first_sequence + std::min(run->count, max_position - run->position + 1) - 1;
+      }
     }
   }
   if (!it.status().ok()) {
@@ -74,6 +77,41 @@ result<std::uint64_t> last_sequence(rocksdb::Iterator& it, std::string& key, std
   }
   return std::uint64_t{0};
 }
+
+/// The meta key of the position up to which the stream index holds every event.
+constexpr std::string_view indexed_key = "journal/indexed";
+
+/// A stream's runs appended since the last index checkpoint.
+struct unindexed_runs {
+  std::uint64_t first_sequence = 0;  ///< of the first run
+  std::uint64_t next_sequence = 0;   ///< after the last run
+  std::vector<detail::position_run> runs;
+
+  /// Adds `count` events at `position`, the sequences after the ones held.
+  void add(std::uint64_t position, std::uint64_t count) {
+    if (!runs.empty() && runs.back().position + runs.back().count == position) {
+      runs.back().count += count;
+    } else {
+      runs.push_back(detail::position_run{position, count});
+    }
+    next_sequence += count;
+  }
+
+  /// The runs with their sequences.
+  void copy_to(std::vector<detail::stream_run>& out) const {
+    out.clear();
+    auto sequence = first_sequence;
+    for (const auto& r : runs) {
+      out.push_back(detail::stream_run{sequence, r.position, r.count});
+      sequence += r.count;
+    }
+  }
+};
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 /// Databases that have a journal: a second writer would hand out the same positions.
 std::mutex attached_mutex;
@@ -130,8 +168,12 @@ class rocks_journal final : public journal {
   rocks_journal(const rocks_journal&) = delete;
   rocks_journal& operator=(const rocks_journal&) = delete;
 
-  /// Starts the syncer (with sync on) and the writer.
+  /// Recovers the runs the stream index does not hold yet, then starts the syncer (with sync
+  /// on) and the writer.
   status start() {
+    if (auto recovered = recover_unindexed(); !recovered) {
+      return recovered;
+    }
     try {
       if (_options.sync) {
         _syncer = std::thread([this] {
@@ -207,6 +249,10 @@ class rocks_journal final : public journal {
     if (max == 0) {
       return out;
     }
+    // The runs since the last index checkpoint, taken before the index is read: a checkpoint
+    // writes them to the index before it forgets them, so each run is in one or the other.
+    std::vector<detail::stream_run> recent;
+    unindexed_of(stream, recent);
 
     std::string end;
     detail::make_stream_end(end, stream);
@@ -215,7 +261,7 @@ class rocks_journal final : public journal {
     read.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(read, _store.streams_cf()));
 
-    // The run holding `from_sequence` starts at or before its key.
+    // The entry holding `from_sequence` starts at or before its key.
     std::string key;
     detail::make_stream_key(key, stream, from_sequence);
     it->SeekForPrev(to_slice(key));
@@ -223,9 +269,9 @@ class rocks_journal final : public journal {
       it->Seek(to_slice(key));
     }
 
-    // Each run of the index is read from the log record holding its first wanted position
-    // (one seek), and on from the next records if it continues past that one (stores written
-    // before format 3 hold one event per record).
+    // Each run is read from the log record holding its first wanted position (one seek), and
+    // on from the next records if it continues past that one (stores written before format 3
+    // hold one event per record).
     std::string log_key;
     std::string log_end;
     detail::make_log_key(log_end, head + 1);
@@ -236,24 +282,20 @@ class rocks_journal final : public journal {
     detail::record_reader record;
     stored_event skipped;
     auto next_sequence = from_sequence;
-    while (out.size() < max && it->Valid()) {
-      const auto run = detail::decode_stream_run(to_view(it->key()), to_view(it->value()), stream);
-      if (!run) {
-        return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+    // Reads what `run` holds from `next_sequence` on; false once the head is reached.
+    const auto read_run = [&](const detail::stream_run& run) -> result<bool> {
+      if (run.first_sequence + run.count <= next_sequence) {
+        return true;  // before `from_sequence`, or in the index and taken from memory too
       }
-      it->Next();
-      if (run->first_sequence + run->count <= next_sequence) {
-        continue;  // the run before `from_sequence`
-      }
-      if (run->first_sequence > next_sequence) {
+      if (run.first_sequence > next_sequence) {
         return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": expected sequence " +
                                              std::to_string(next_sequence) + ", found " +
-                                             std::to_string(run->first_sequence));
+                                             std::to_string(run.first_sequence));
       }
-      auto position = run->position + (next_sequence - run->first_sequence);
-      const auto run_end = run->position + run->count;  // exclusive
+      auto position = run.position + (next_sequence - run.first_sequence);
+      const auto run_end = run.position + run.count;  // exclusive
       if (position > head) {
-        break;  // committed to disk but not yet published: not visible
+        return false;  // committed to disk but not yet published: not visible
       }
       detail::make_log_key(log_key, position);
       log->SeekForPrev(to_slice(log_key));
@@ -296,9 +338,37 @@ class rocks_journal final : public journal {
         }
         log->Next();
       }
+      return position >= run_end;
+    };
+    std::vector<detail::stream_run> runs;
+    bool more = true;
+    for (; more && out.size() < max && it->Valid(); it->Next()) {
+      if (!detail::decode_stream_runs(to_view(it->key()), to_view(it->value()), stream, runs)) {
+        return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+      }
+      for (const auto& run : runs) {
+        if (!more || out.size() >= max) {
+          break;
+        }
+        auto read = read_run(run);
+        if (!read) {
+          return std::move(read).err();
+        }
+        more = *read;
+      }
     }
     if (!it->status().ok()) {
       return detail::to_error(it->status(), "journal: read stream index of " + std::string(stream));
+    }
+    for (const auto& run : recent) {
+      if (!more || out.size() >= max) {
+        break;
+      }
+      auto read = read_run(run);
+      if (!read) {
+        return std::move(read).err();
+      }
+      more = *read;
     }
     return out;
   }
@@ -308,6 +378,13 @@ class rocks_journal final : public journal {
       return std::move(valid).err();
     }
     const auto head = _head.load(std::memory_order_acquire);
+    std::vector<detail::stream_run> recent;  // first, as in `read_stream`
+    unindexed_of(stream, recent);
+    for (auto run = recent.rbegin(); run != recent.rend(); ++run) {
+      if (run->position <= head) {
+        return run->first_sequence + std::min(run->count, head - run->position + 1) - 1;
+      }
+    }
     std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(rocksdb::ReadOptions(), _store.streams_cf()));
     std::string key;
     return last_sequence(*it, key, stream, head);
@@ -414,10 +491,64 @@ class rocks_journal final : public journal {
 
   rocks_journal_stats stats() const {
     return {_groups.load(std::memory_order_relaxed), _appends_committed.load(std::memory_order_relaxed),
-            _events_committed.load(std::memory_order_relaxed), _syncs.load(std::memory_order_relaxed)};
+            _events_committed.load(std::memory_order_relaxed), _syncs.load(std::memory_order_relaxed),
+            _index_checkpoints.load(std::memory_order_relaxed)};
+  }
+
+  /// Before the writer starts: the position the stream index holds every event up to (stored
+  /// with each checkpoint; a store of format 3 or older indexed every append, so its head),
+  /// and the runs after it, read back from the log, kept as if appended since a checkpoint.
+  status recover_unindexed() {
+    const auto head = _head.load(std::memory_order_acquire);
+    std::string stored;
+    const auto got = _store.db()->Get(rocksdb::ReadOptions(), _store.meta_cf(), to_slice(indexed_key), &stored);
+    std::uint64_t indexed = head;
+    if (got.ok()) {
+      const auto* end = stored.data() + stored.size();
+      const auto parsed = std::from_chars(stored.data(), end, indexed);
+      if (parsed.ec != std::errc{} || parsed.ptr != end || indexed > head) {
+        return make_error(errc::corrupt, "journal: meta " + std::string(indexed_key) + " is malformed: " + stored);
+      }
+    } else if (!got.IsNotFound()) {
+      return detail::to_error(got, "journal: read " + std::string(indexed_key));
+    }
+    if (indexed == head) {
+      return {};
+    }
+    status bad;
+    auto read = read_all(indexed + 1, max_u64, [&](const stored_event& e) {
+      auto& u = _unindexed.try_emplace(e.stream).first->second;
+      if (u.runs.empty()) {
+        u.first_sequence = e.sequence;
+        u.next_sequence = e.sequence;
+      } else if (e.sequence != u.next_sequence && bad) {
+        bad = make_error(errc::corrupt, "log position " + std::to_string(e.position) + " holds " + e.stream + "#" +
+                                            std::to_string(e.sequence) + ", expected #" +
+                                            std::to_string(u.next_sequence));
+      }
+      u.add(e.position, 1);
+    });
+    if (!read) {
+      return std::move(read).err();
+    }
+    if (!bad) {
+      return bad;
+    }
+    log::info("journal_unindexed_recovered", {{"from_position", indexed + 1}, {"head", head}, {"streams", _unindexed.size()}});
+    return {};
   }
 
  private:
+  /// `out` = the runs of `stream` appended since the last index checkpoint (none: empty).
+  void unindexed_of(std::string_view stream, std::vector<detail::stream_run>& out) const {
+    std::lock_guard lock(_unindexed_mutex);
+    if (const auto found = _unindexed.find(stream); found != _unindexed.end()) {
+      found->second.copy_to(out);
+    } else {
+      out.clear();
+    }
+  }
+
   /// Calls an append handler; a throwing handler must not take the writer down.
   static void answer(append_handler& done, result<append_receipt> r) {
     if (!done) {
@@ -627,6 +758,13 @@ class rocks_journal final : public journal {
     if (next == head + 1) {
       return;  // nothing staged: every append was rejected
     }
+    const bool checkpoint = index_due(now);
+    if (checkpoint) {
+      if (auto indexed = put_index(next - 1); !indexed) {
+        fail_group(g, indexed.err());
+        return;
+      }
+    }
     const auto s = _store.db()->Write(_write_options, &_batch);
     _groups.fetch_add(1, std::memory_order_relaxed);
     if (s.ok()) {
@@ -634,6 +772,13 @@ class rocks_journal final : public journal {
       g.last_position = next - 1;
       g.events = next - head - 1;
       _written_head = next - 1;
+      if (checkpoint) {
+        // Readers find these runs in the index from now on (they took them from memory first).
+        std::lock_guard lock(_unindexed_mutex);
+        _unindexed.clear();
+        _index_written_at = now;
+        _index_checkpoints.fetch_add(1, std::memory_order_relaxed);
+      }
       note_categories(g);
       return;
     }
@@ -642,8 +787,9 @@ class rocks_journal final : public journal {
 
   /// Answers every append of `g` with `err` (nothing of it was written).
   void fail_group(written_group& g, const error& err) {
-    // The versions cached while staging never reached the disk: forget them all.
+    // The versions cached and the runs kept while staging never reached the disk.
     _versions.clear();
+    forget_unindexed_after(_written_head);
     log::error("journal: group commit failed",
                {{"error", err.message}, {"appends", g.appends.size()}, {"first_position", _written_head + 1}});
     g.results.assign(g.appends.size(), result<append_receipt>{err});
@@ -718,6 +864,12 @@ class rocks_journal final : public journal {
     if (const auto found = _versions.find(stream); found != _versions.end()) {
       return found->second;
     }
+    if (const auto found = _unindexed.find(stream); found != _unindexed.end()) {
+      // Appended to since the last index checkpoint: the index does not know the last runs.
+      const auto version = found->second.next_sequence - 1;
+      _versions.emplace(stream, version);
+      return version;
+    }
     // A stream the cache does not know is mostly a new one: whether its first index entry
     // (sequence 1, which every stream has) exists is a point read that the bloom filters
     // answer, where finding the last entry takes a seek through every level.
@@ -777,31 +929,75 @@ class rocks_journal final : public journal {
     receipt.first_position = first_position;
     receipt.time = now;
     receipt.versions.reserve(batch.size());
-    // One index entry per stream for its run of events (consecutive sequences at consecutive
-    // positions); the runs go to the group's open log record (`put_record` stages it).
-    _batch.SetSavePoint();
-    const auto record_size = _value.size();
+    // Each stream's run of events (consecutive sequences at consecutive positions) goes to
+    // the group's open log record (`put_record` stages it) and to the stream's runs since the
+    // last index checkpoint (`put_index` writes them).
     auto position = first_position;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const auto& append = batch[i];
-      const auto first_sequence = _new_versions[i] - append.events.size() + 1;
-      detail::make_stream_key(_index_key, append.stream, first_sequence);
-      detail::make_stream_value(_index_value, position, append.events.size());
-      if (auto s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_index_value)); !s.ok()) {
-        _batch.RollbackToSavePoint().PermitUncheckedError();
-        _value.resize(record_size);
-        return detail::to_error(s, "journal: stage stream " + append.stream);
+    {
+      std::lock_guard lock(_unindexed_mutex);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        const auto& append = batch[i];
+        const auto first_sequence = _new_versions[i] - append.events.size() + 1;
+        detail::add_record_run(_value, append.stream, first_sequence, append.events);
+        auto& u = _unindexed.try_emplace(append.stream).first->second;
+        if (u.runs.empty()) {
+          u.first_sequence = first_sequence;
+          u.next_sequence = first_sequence;
+        }
+        u.add(position, append.events.size());
+        position += append.events.size();
+        receipt.versions.push_back(_new_versions[i]);
       }
-      detail::add_record_run(_value, append.stream, first_sequence, append.events);
-      position += append.events.size();
-      receipt.versions.push_back(_new_versions[i]);
     }
-    _batch.PopSavePoint().PermitUncheckedError();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       _versions[batch[i].stream] = _new_versions[i];
     }
     receipt.last_position = position - 1;
     return receipt;
+  }
+
+  /// Whether the group written at `now` writes the stream index.
+  bool index_due(timestamp now) const {
+    return now - _index_written_at >= _options.index_checkpoint_interval ||
+           _unindexed.size() >= _options.index_checkpoint_streams;
+  }
+
+  /// Stages the stream index checkpoint up to `last_position` (the group's last): one entry
+  /// per stream with every run since the last checkpoint, and the position itself.
+  status put_index(std::uint64_t last_position) {
+    for (const auto& [stream, u] : _unindexed) {  // the writer is the only one that changes it
+      detail::make_stream_key(_index_key, stream, u.first_sequence);
+      detail::make_stream_value(_index_value, u.runs);
+      if (auto s = _batch.Put(_store.streams_cf(), to_slice(_index_key), to_slice(_index_value)); !s.ok()) {
+        return detail::to_error(s, "journal: stage the stream index of " + stream);
+      }
+    }
+    const auto indexed = std::to_string(last_position);
+    if (auto s = _batch.Put(_store.meta_cf(), to_slice(indexed_key), to_slice(indexed)); !s.ok()) {
+      return detail::to_error(s, "journal: stage the indexed position");
+    }
+    return {};
+  }
+
+  /// After a failed write: forgets the runs after `last_written` (the failed group's).
+  void forget_unindexed_after(std::uint64_t last_written) {
+    std::lock_guard lock(_unindexed_mutex);
+    for (auto it = _unindexed.begin(); it != _unindexed.end();) {
+      auto& u = it->second;
+      while (!u.runs.empty()) {
+        auto& last = u.runs.back();
+        if (last.position > last_written) {
+          u.next_sequence -= last.count;
+          u.runs.pop_back();
+          continue;
+        }
+        const auto beyond = last.position + last.count - 1 - std::min(last.position + last.count - 1, last_written);
+        last.count -= beyond;  // a run the failed group went on (consecutive positions)
+        u.next_sequence -= beyond;
+        break;
+      }
+      it = u.runs.empty() ? _unindexed.erase(it) : std::next(it);
+    }
   }
 
   rocks_store& _store;
@@ -848,6 +1044,7 @@ class rocks_journal final : public journal {
   rocksdb::PinnableSlice _first_entry;
   std::string _value;           ///< the log record being built (`detail::open_record`)
   std::uint64_t _record_first = 0;  ///< the position of its first event
+  timestamp _index_written_at{};    ///< the last index checkpoint (none yet: the first group writes one)
   std::unordered_map<std::string, std::uint64_t> _versions;
   std::unique_ptr<rocksdb::Iterator> _index_it;
 
@@ -855,6 +1052,12 @@ class rocks_journal final : public journal {
   std::atomic<std::uint64_t> _appends_committed{0};
   std::atomic<std::uint64_t> _events_committed{0};
   std::atomic<std::uint64_t> _syncs{0};
+  std::atomic<std::uint64_t> _index_checkpoints{0};
+
+  /// Each stream's runs since the last index checkpoint: the writer adds and forgets them,
+  /// readers copy a stream's.
+  mutable std::mutex _unindexed_mutex;
+  std::unordered_map<std::string, unindexed_runs, string_hash, std::equal_to<>> _unindexed;
 
   std::vector<written_group> _syncing;  ///< syncer only
   std::thread _syncer;     ///< started before the writer, stopped after it

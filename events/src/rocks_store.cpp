@@ -27,12 +27,13 @@ namespace {
 /// The on-disk format this build writes (meta key `format`, `detail/journal_codec.hpp`).
 /// Format 2 lets one stream index entry stand for a run of events; format 3 writes a log
 /// record of runs (one per append at first, now one per group commit's appends up to a size)
-/// instead of one per event. This build also reads formats 1 and 2 (their
-/// records and entries are read as they are), and marks such a store as format 3 when it
-/// opens it (older builds then refuse it rather than misread the new records).
+/// instead of one per event; format 4 writes the stream index at checkpoints, an entry per
+/// stream for several runs. This build also reads formats 1 to 3 (their records and entries
+/// are read as they are; their index holds every event), and marks such a store as format 4
+/// when it opens it (older builds then refuse it rather than misread the new entries).
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "3";
-constexpr std::array<std::string_view, 2> formats_upgradable{"1", "2"};
+constexpr std::string_view format_version = "4";
+constexpr std::array<std::string_view, 3> formats_upgradable{"1", "2", "3"};
 
 bool upgradable(std::string_view format) {
   return std::find(formats_upgradable.begin(), formats_upgradable.end(), format) != formats_upgradable.end();

@@ -603,7 +603,12 @@ TEST_CASE("journal: concurrent appends get every position exactly once", "[event
         if (i % contended_every != 0) {
           continue;
         }
-        for (;;) {
+        for (int tries = 0;; ++tries) {
+          if (tries == 100'000) {  // bounded: a stale version would retry forever
+            std::lock_guard lock(mutex);
+            failures.push_back(own + ": the contended stream's version never caught up");
+            break;
+          }
           auto r = append_now(j, {to(contended, seen, {ev(2, own)})});
           if (r.ok()) {
             record(r);
@@ -936,8 +941,10 @@ TEST_CASE("rocks journal: one journal per store", "[events][journal][rocks]") {
   CHECK(second.err().code == errc::conflict);
 }
 
-TEST_CASE("rocks journal: on-disk record and index format 3", "[events][journal][rocks]") {
-  journal_env env(kind::rocks);
+TEST_CASE("rocks journal: on-disk record and index format 4", "[events][journal][rocks]") {
+  rocks_journal_options options;
+  options.index_checkpoint_interval = std::chrono::milliseconds{0};  // every group writes its index
+  journal_env env(kind::rocks, options);
   env.clk.set(timestamp{std::chrono::microseconds{1'234'567}});
   REQUIRE_OK(append_now(env.j(), {to("s/1", 0, {ev(300, std::string("a\0b", 3), 2)})}));
 
@@ -979,16 +986,114 @@ TEST_CASE("rocks journal: on-disk record and index format 3", "[events][journal]
   CHECK(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/1\0", 4) + be64(3), &index).IsNotFound());
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), std::string("s/2\0", 4) + be64(1), &index).ok());
   CHECK(index == be64(5));
+  std::string indexed;
+  REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.meta_cf(), "journal/indexed", &indexed).ok());
+  CHECK(indexed == "5");
 
   std::string format;
   REQUIRE(store.db()->Get(rocksdb::ReadOptions(), store.meta_cf(), "format", &format).ok());
-  CHECK(format == "3");
+  CHECK(format == "4");
 
   // The head after a reopen is the last event of the last record, not its key.
   env.close();
   env.open();
   CHECK(env.j().head() == 5);
   CHECK(positions(read_all(env.j())) == u64s{1, 2, 3, 4, 5});
+}
+
+namespace {
+
+std::string stream_entry(rocks_store& store, const std::string& stream, std::uint64_t sequence) {
+  std::string value;
+  const auto s = store.db()->Get(rocksdb::ReadOptions(), store.streams_cf(), stream + std::string(1, '\0') + be64(sequence), &value);
+  return s.ok() ? value : s.IsNotFound() ? "(none)" : "(error)";
+}
+
+std::string meta_value(rocks_store& store, const std::string& key) {
+  std::string value;
+  const auto s = store.db()->Get(rocksdb::ReadOptions(), store.meta_cf(), key, &value);
+  return s.ok() ? value : "(none)";
+}
+
+}  // namespace
+
+TEST_CASE("rocks journal: the stream index is written at checkpoints, an entry per stream for its runs since the last",
+          "[events][journal][rocks]") {
+  rocks_journal_options options;
+  options.index_checkpoint_interval = std::chrono::seconds{1};
+  journal_env env(kind::rocks, options);
+  auto& j = env.j();
+  auto& store = env.store();
+
+  // The first group after opening writes a checkpoint.
+  REQUIRE_OK(append_now(j, {to("s", 0, {ev(1, "a")})}));
+  CHECK(stream_entry(store, "s", 1) == be64(1));
+  CHECK(meta_value(store, "journal/indexed") == "1");
+  CHECK(rocks_journal_stats_of(j)->index_checkpoints == 1);
+
+  // Within the interval the index is not written; readers find the runs in memory.
+  REQUIRE_OK(append_now(j, {to("s", 1, {ev(1, "b")})}));
+  REQUIRE_OK(append_now(j, {to("t", 0, {ev(1, "c")})}));
+  REQUIRE_OK(append_now(j, {to("s", 2, {ev(1, "d"), ev(1, "e")})}));
+  CHECK(stream_entry(store, "s", 2) == "(none)");
+  CHECK(stream_entry(store, "t", 1) == "(none)");
+  CHECK(meta_value(store, "journal/indexed") == "1");
+  CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 4, 5});
+  CHECK(positions(read_stream(j, "s", 3)) == u64s{4, 5});
+  CHECK(positions(read_stream(j, "s", 2, 2)) == u64s{2, 4});
+  CHECK(read_stream(j, "s")[3].payload == "e");
+  CHECK(version_of(j, "s") == 4);
+  CHECK(version_of(j, "t") == 1);
+  const auto conflict = append_now(j, {to("s", 2, {ev(1, "late")})});
+  REQUIRE_FALSE(conflict.ok());
+  CHECK(conflict.err().message == "stream s: expected version 2, actual 4");
+
+  // The first group after the interval writes each stream's runs since the last checkpoint
+  // as one entry at the first of their sequences: positions and counts.
+  env.clk.advance(std::chrono::seconds{1});
+  REQUIRE_OK(append_now(j, {to("u", 0, {ev(1, "f")})}));
+  CHECK(stream_entry(store, "s", 2) == be64(2) + be64(1) + be64(4) + be64(2));
+  CHECK(stream_entry(store, "t", 1) == be64(3));
+  CHECK(stream_entry(store, "u", 1) == be64(6));
+  CHECK(meta_value(store, "journal/indexed") == "6");
+  CHECK(rocks_journal_stats_of(j)->index_checkpoints == 2);
+  CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 4, 5});
+  CHECK(positions(read_stream(j, "s", 4)) == u64s{5});
+  CHECK(version_of(j, "s") == 4);
+}
+
+TEST_CASE("rocks journal: on open, what the stream index does not hold is found in the log", "[events][journal][rocks]") {
+  rocks_journal_options options;
+  options.index_checkpoint_interval = std::chrono::hours{1};
+  journal_env env(kind::rocks, options);
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));  // with a checkpoint
+  REQUIRE_OK(append_now(env.j(), {to("s", 1, {ev(1, "b")})}));
+  REQUIRE_OK(append_now(env.j(), {to("t", 0, {ev(1, "c")})}));
+  REQUIRE_OK(append_now(env.j(), {to("s", 2, {ev(1, "d")})}));
+  CHECK(meta_value(env.store(), "journal/indexed") == "1");
+
+  // Closed without a checkpoint (as a crash leaves it): the runs after position 1 are read
+  // back from the log.
+  env.close();
+  env.open();
+  auto& j = env.j();
+  CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 4});
+  CHECK(positions(read_stream(j, "t")) == u64s{3});
+  CHECK(version_of(j, "s") == 3);
+  CHECK(version_of(j, "t") == 1);
+  const auto conflict = append_now(j, {to("s", 0, {ev(1, "again")})});
+  REQUIRE_FALSE(conflict.ok());
+  CHECK(conflict.err().message == "stream s: expected version 0, actual 3");
+
+  // The first group after opening writes them, with its own.
+  REQUIRE_OK(append_now(j, {to("s", 3, {ev(1, "e")})}));
+  CHECK(stream_entry(env.store(), "s", 2) == be64(2) + be64(1) + be64(4) + be64(2));
+  CHECK(stream_entry(env.store(), "t", 1) == be64(3));
+  CHECK(meta_value(env.store(), "journal/indexed") == "5");
+  env.close();
+  env.open();
+  CHECK(positions(read_stream(env.j(), "s")) == u64s{1, 2, 4, 5});
+  CHECK(version_of(env.j(), "s") == 4);
 }
 
 namespace {
@@ -1223,7 +1328,7 @@ TEST_CASE("rocks journal: a format-1 store (one index entry per event) is read a
   env.open();
   std::string format;
   REQUIRE(env.store().db()->Get(rocksdb::ReadOptions(), env.store().meta_cf(), "format", &format).ok());
-  CHECK(format == "3");
+  CHECK(format == "4");
   CHECK(env.j().head() == 3);
   CHECK(version_of(env.j(), "s") == 2);
   const auto s = read_stream(env.j(), "s");
@@ -1264,7 +1369,7 @@ TEST_CASE("rocks journal: a format-2 store (one record per event, runs in the in
   env.open();
   std::string format;
   REQUIRE(env.store().db()->Get(rocksdb::ReadOptions(), env.store().meta_cf(), "format", &format).ok());
-  CHECK(format == "3");
+  CHECK(format == "4");
   CHECK(env.j().head() == 5);
   CHECK(version_of(env.j(), "s") == 4);
   for (std::uint64_t from = 1; from <= 4; ++from) {
@@ -1323,12 +1428,12 @@ TEST_CASE("rocks store: refuses a database of another format", "[events][journal
   {
     auto store = rocks_store::open({path});
     REQUIRE_OK(store);
-    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "4").ok());
+    REQUIRE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->meta_cf(), "format", "5").ok());
   }
   const auto reopened = rocks_store::open({path});
   REQUIRE_FALSE(reopened.ok());
   CHECK(reopened.err().code == errc::corrupt);
-  CHECK_THAT(reopened.err().message, Catch::Contains("format '4'"));
+  CHECK_THAT(reopened.err().message, Catch::Contains("format '5'"));
 }
 
 /// The nice values of this process's threads named `name` (Linux: /proc/self/task/*/).

@@ -1,5 +1,5 @@
 #pragma once
-/// Byte-level encodings of the journal's persisted data (format 3). Changing any of these
+/// Byte-level encodings of the journal's persisted data (format 4). Changing any of these
 /// changes the on-disk format: add a new format version instead of editing.
 ///
 /// - log key      : the position of the record's first event, 8-byte big-endian (so RocksDB's
@@ -11,7 +11,13 @@
 ///                  since format 2 an entry may stand for a run of events one append added
 ///                  to the stream (consecutive sequences at consecutive positions), and then
 ///                  the run's event count follows, 8-byte big-endian (format 1 wrote one entry
-///                  per event, which reads as runs of one)
+///                  per event, which reads as runs of one); since format 4 an entry may stand
+///                  for several runs (the appends to the stream between two index
+///                  checkpoints): then each run's position and count, 8-byte big-endian each,
+///                  the first run at the key's sequence and each next one going on from it
+/// - meta `journal/indexed`: the position up to which every event is in the stream index,
+///                  decimal (format 4: later events are indexed in memory until the next
+///                  checkpoint, and found again in the log on open)
 /// - log record, one event (formats 1 and 2 wrote one per event; still read):
 ///                  u8 1 | varint stream length | stream bytes | varint sequence |
 ///                  varint time (microseconds since epoch, two's complement as u64) |
@@ -123,29 +129,63 @@ inline void make_stream_value(std::string& out, std::uint64_t position, std::uin
   }
 }
 
-/// One stream index entry: events `first_sequence` .. `first_sequence + count - 1` of the
-/// stream are at positions `position` .. `position + count - 1`.
+/// Events of a stream at consecutive positions (its sequences are consecutive too).
+struct position_run {
+  std::uint64_t position = 0;
+  std::uint64_t count = 0;
+};
+
+/// `out` = the stream value of `runs` (format 4: more than one run is each run's position and
+/// count; one run is written as `make_stream_value` writes it).
+inline void make_stream_value(std::string& out, const std::vector<position_run>& runs) {
+  if (runs.size() == 1) {
+    make_stream_value(out, runs.front().position, runs.front().count);
+    return;
+  }
+  out.clear();
+  for (const auto& r : runs) {
+    append_be64(out, r.position);
+    append_be64(out, r.count);
+  }
+}
+
+/// One run of a stream index entry: events `first_sequence` .. `first_sequence + count - 1` of
+/// the stream are at positions `position` .. `position + count - 1`.
 struct stream_run {
   std::uint64_t first_sequence = 0;
   std::uint64_t position = 0;
   std::uint64_t count = 0;
 };
 
-/// Decodes an index entry of `stream` (whose prefix the caller has checked), or nullopt.
-inline std::optional<stream_run> decode_stream_run(std::string_view key, std::string_view value,
-                                                   std::string_view stream) {
+/// Decodes an index entry of `stream` (whose prefix the caller has checked) into its runs,
+/// which `out` is set to (the first at the key's sequence, each next one going on from the
+/// one before, at growing positions); false if malformed.
+inline bool decode_stream_runs(std::string_view key, std::string_view value, std::string_view stream,
+                               std::vector<stream_run>& out) {
+  out.clear();
   const auto sequence = stream_key_sequence(key, stream);
-  if (!sequence || *sequence == 0 || (value.size() != be64_size && value.size() != 2 * be64_size)) {
-    return std::nullopt;
+  if (!sequence || *sequence == 0) {
+    return false;
   }
-  stream_run run{*sequence, read_be64(value.data()), 1};
-  if (value.size() == 2 * be64_size) {
-    run.count = read_be64(value.data() + be64_size);
+  if (value.size() == be64_size) {
+    out.push_back(stream_run{*sequence, read_be64(value.data()), 1});
+    return out.back().position != 0;
   }
-  if (run.position == 0 || run.count == 0) {
-    return std::nullopt;
+  if (value.empty() || value.size() % (2 * be64_size) != 0) {
+    return false;
   }
-  return run;
+  auto next = *sequence;
+  std::uint64_t after = 1;  // the lowest position the next run may start at
+  for (std::size_t at = 0; at < value.size(); at += 2 * be64_size) {
+    const stream_run run{next, read_be64(value.data() + at), read_be64(value.data() + at + be64_size)};
+    if (run.count == 0 || run.position < after) {
+      return false;
+    }
+    out.push_back(run);
+    next += run.count;
+    after = run.position + run.count;
+  }
+  return true;
 }
 
 /// Decodes a one-event log record into `out` (every field but `position`). Reuses `out`'s

@@ -19,9 +19,13 @@
 /// or may not be on disk). Without `sync` the writer publishes each group itself.
 ///
 /// On-disk: in the `log` column family, one record per run of consecutive appends of a group
-/// (up to `max_record_bytes`), keyed by its first position; one stream index entry per stream
-/// of an append (format 3: `detail/journal_codec.hpp`).
+/// (up to `max_record_bytes`), keyed by its first position. The stream index is written at
+/// checkpoints (`index_checkpoint_interval`): one entry per stream appended to since the last
+/// one, with all its runs, and the position it indexes up to; until then the runs are kept in
+/// memory, where reads find them, and on open they are read back from the log after that
+/// position (format 4: `detail/journal_codec.hpp`).
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -44,6 +48,12 @@ struct rocks_journal_options {
   /// append that reaches it ends the record, and the next one starts another. Larger: fewer
   /// log entries to write and read; a stream read steps over more of others' events.
   std::size_t max_record_bytes = 16 * 1024;
+  /// The stream index is written with the first group this long after the last checkpoint
+  /// (0: with every group), in one entry per stream for all its appends since: a request's
+  /// six appends mostly share one. Longer: fewer entries, more of the log to read on open.
+  std::chrono::milliseconds index_checkpoint_interval{200};
+  /// ... or as soon as this many streams wait for one.
+  std::size_t index_checkpoint_streams = std::size_t{1} << 16U;
 };
 
 /// Counters of a RocksDB journal's writer (for tests and metrics). `groups` < `appends` shows
@@ -53,6 +63,7 @@ struct rocks_journal_stats {
   std::uint64_t appends = 0;  ///< appends committed
   std::uint64_t events = 0;   ///< events committed
   std::uint64_t syncs = 0;    ///< WAL syncs (with sync on; each covers every group written before it)
+  std::uint64_t index_checkpoints = 0;  ///< groups that wrote the stream index
 
   bool operator==(const rocks_journal_stats&) const = default;
 };
