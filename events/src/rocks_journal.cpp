@@ -340,12 +340,8 @@ class rocks_journal final : public journal {
       }
       return position >= run_end;
     };
-    std::vector<detail::stream_run> runs;
-    bool more = true;
-    for (; more && out.size() < max && it->Valid(); it->Next()) {
-      if (!detail::decode_stream_runs(to_view(it->key()), to_view(it->value()), stream, runs)) {
-        return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
-      }
+    bool more = true;  // the head is not reached yet
+    const auto read_runs = [&](const std::vector<detail::stream_run>& runs) -> status {
       for (const auto& run : runs) {
         if (!more || out.size() >= max) {
           break;
@@ -356,19 +352,22 @@ class rocks_journal final : public journal {
         }
         more = *read;
       }
+      return {};
+    };
+    std::vector<detail::stream_run> runs;
+    for (; more && out.size() < max && it->Valid(); it->Next()) {
+      if (!detail::decode_stream_runs(to_view(it->key()), to_view(it->value()), stream, runs)) {
+        return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
+      }
+      if (auto read = read_runs(runs); !read) {
+        return std::move(read).err();
+      }
     }
     if (!it->status().ok()) {
       return detail::to_error(it->status(), "journal: read stream index of " + std::string(stream));
     }
-    for (const auto& run : recent) {
-      if (!more || out.size() >= max) {
-        break;
-      }
-      auto read = read_run(run);
-      if (!read) {
-        return std::move(read).err();
-      }
-      more = *read;
+    if (auto read = read_runs(recent); !read) {
+      return std::move(read).err();
     }
     return out;
   }
