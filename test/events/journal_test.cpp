@@ -220,6 +220,17 @@ class wal_sync_gate final : public rocksdb::FileSystemWrapper {
     _fail = on;
   }
 
+  /// Later WAL writes fail (true) or pass (false), with an error RocksDB retries.
+  void fail_appends(bool on) {
+    std::lock_guard lock(_mutex);
+    _fail_appends = on;
+  }
+
+  bool appends_fail() {
+    std::lock_guard lock(_mutex);
+    return _fail_appends;
+  }
+
   /// Later WAL syncs wait until `release`.
   void hold() {
     std::lock_guard lock(_mutex);
@@ -253,6 +264,15 @@ class wal_sync_gate final : public rocksdb::FileSystemWrapper {
       auto s = _gate.pass();
       return s.ok() ? target()->Fsync(options, dbg) : s;
     }
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                             rocksdb::IODebugContext* dbg) override {
+      if (_gate.appends_fail()) {
+        auto e = rocksdb::IOStatus::IOError("injected WAL write failure");
+        e.SetRetryable(true);
+        return e;
+      }
+      return target()->Append(data, options, dbg);
+    }
 
    private:
     wal_sync_gate& _gate;
@@ -270,6 +290,7 @@ class wal_sync_gate final : public rocksdb::FileSystemWrapper {
   std::mutex _mutex;
   std::condition_variable _cv;
   bool _fail = false;
+  bool _fail_appends = false;
   bool _held = false;
   int _waiting = 0;
 };
@@ -1060,6 +1081,43 @@ TEST_CASE("rocks journal: the stream index is written at checkpoints, an entry p
   CHECK(positions(read_stream(j, "s")) == u64s{1, 2, 4, 5});
   CHECK(positions(read_stream(j, "s", 4)) == u64s{5});
   CHECK(version_of(j, "s") == 4);
+}
+
+TEST_CASE("rocks journal: a failed write keeps nothing of its group for the stream index", "[events][journal][rocks]") {
+  gated_env fs;
+  rocks_journal_options options;
+  options.index_checkpoint_interval = std::chrono::hours{1};
+  journal_env env(kind::rocks, options, fs.env.get());
+  auto& j = env.j();
+  REQUIRE_OK(append_now(j, {to("s", 0, {ev(1, "a")})}));  // with a checkpoint
+  REQUIRE_OK(append_now(j, {to("s", 1, {ev(1, "b")})}));  // kept in memory
+
+  // A write that fails with an error RocksDB retries (it resumes by itself afterwards).
+  fs.gate->fail_appends(true);
+  const auto failed = append_now(j, {to("s", 2, {ev(1, "c")})});
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.err().code == errc::io_error);
+  fs.gate->fail_appends(false);
+
+  // Once RocksDB takes writes again, the stream goes on from b: c took no position and no
+  // version (bounded: RocksDB resumes in the background).
+  result<append_receipt> next = failed;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  while (!next.ok() && next.err().code == errc::io_error && std::chrono::steady_clock::now() < deadline) {
+    next = append_now(j, {to("s", 2, {ev(1, "d")})});
+  }
+  REQUIRE_OK(next);
+  CHECK(next->first_position == 3);
+  CHECK(next->versions == u64s{3});
+  std::vector<std::string> payloads;
+  for (const auto& e : read_stream(j, "s")) {
+    payloads.push_back(e.payload);
+  }
+  CHECK(payloads == std::vector<std::string>{"a", "b", "d"});
+  env.close();
+  env.open();
+  CHECK(positions(read_stream(env.j(), "s")) == u64s{1, 2, 3});
+  CHECK(version_of(env.j(), "s") == 3);
 }
 
 TEST_CASE("rocks journal: on open, what the stream index does not hold is found in the log", "[events][journal][rocks]") {
