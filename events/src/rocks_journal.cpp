@@ -1,14 +1,15 @@
 #include "prov/events/rocks_journal.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -28,6 +29,7 @@
 #include "detail/journal_validation.hpp"
 #include "detail/rocks_status.hpp"
 #include "prov/core/log.hpp"
+#include "prov/core/string_hash.hpp"
 #include "prov/core/thread_name.hpp"
 #include "prov/events/catalog.hpp"
 
@@ -51,6 +53,18 @@ std::string_view to_view(const rocksdb::Slice& s) {
   return {s.data(), s.size()};
 }
 
+/// The last sequence in `runs` (at growing positions) whose position is <= `max_position`, if
+/// any. A run is committed whole, so it is normally entirely visible; it is cut at the bound
+/// anyway.
+std::optional<std::uint64_t> last_sequence_in(const std::vector<detail::stream_run>& runs, std::uint64_t max_position) {
+  for (auto run = runs.rbegin(); run != runs.rend(); ++run) {
+    if (run->position <= max_position) {
+      return run->first_sequence + std::min(run->count, max_position - run->position + 1) - 1;
+    }
+  }
+  return std::nullopt;
+}
+
 /// The last sequence of `stream` whose position is <= `max_position` (0 if none), read from
 /// the stream index through `it`. `key` is a scratch buffer.
 result<std::uint64_t> last_sequence(rocksdb::Iterator& it, std::string& key, std::string_view stream,
@@ -65,11 +79,8 @@ result<std::uint64_t> last_sequence(rocksdb::Iterator& it, std::string& key, std
     if (!detail::decode_stream_runs(k, to_view(it.value()), stream, runs)) {
       return make_error(errc::corrupt, "stream index of " + std::string(stream) + ": malformed entry");
     }
-    for (auto run = runs.rbegin(); run != runs.rend(); ++run) {
-      if (run->position <= max_position) {
-        // A run is committed whole, so it is normally entirely visible; cut it at the bound anyway.
-        return run->first_sequence + std::min(run->count, max_position - run->position + 1) - 1;
-      }
+    if (const auto last = last_sequence_in(runs, max_position)) {
+      return *last;
     }
   }
   if (!it.status().ok()) {
@@ -87,8 +98,13 @@ struct unindexed_runs {
   std::uint64_t next_sequence = 0;   ///< after the last run
   std::vector<detail::position_run> runs;
 
-  /// Adds `count` events at `position`, the sequences after the ones held.
-  void add(std::uint64_t position, std::uint64_t count) {
+  /// Adds `count` events at `position`, from sequence `first` (the one after those held, or
+  /// the stream's first since the checkpoint).
+  void add(std::uint64_t first, std::uint64_t position, std::uint64_t count) {
+    if (runs.empty()) {
+      first_sequence = first;
+      next_sequence = first;
+    }
     if (!runs.empty() && runs.back().position + runs.back().count == position) {
       runs.back().count += count;
     } else {
@@ -106,11 +122,6 @@ struct unindexed_runs {
       sequence += r.count;
     }
   }
-};
-
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
 /// Databases that have a journal: a second writer would hand out the same positions.
@@ -379,10 +390,8 @@ class rocks_journal final : public journal {
     const auto head = _head.load(std::memory_order_acquire);
     std::vector<detail::stream_run> recent;  // first, as in `read_stream`
     unindexed_of(stream, recent);
-    for (auto run = recent.rbegin(); run != recent.rend(); ++run) {
-      if (run->position <= head) {
-        return run->first_sequence + std::min(run->count, head - run->position + 1) - 1;
-      }
+    if (const auto last = last_sequence_in(recent, head)) {
+      return *last;
     }
     std::unique_ptr<rocksdb::Iterator> it(_store.db()->NewIterator(rocksdb::ReadOptions(), _store.streams_cf()));
     std::string key;
@@ -517,15 +526,12 @@ class rocks_journal final : public journal {
     status bad;
     auto read = read_all(indexed + 1, max_u64, [&](const stored_event& e) {
       auto& u = _unindexed.try_emplace(e.stream).first->second;
-      if (u.runs.empty()) {
-        u.first_sequence = e.sequence;
-        u.next_sequence = e.sequence;
-      } else if (e.sequence != u.next_sequence && bad) {
+      if (!u.runs.empty() && e.sequence != u.next_sequence && bad) {
         bad = make_error(errc::corrupt, "log position " + std::to_string(e.position) + " holds " + e.stream + "#" +
                                             std::to_string(e.sequence) + ", expected #" +
                                             std::to_string(u.next_sequence));
       }
-      u.add(e.position, 1);
+      u.add(e.sequence, e.position, 1);
     });
     if (!read) {
       return std::move(read).err();
@@ -938,12 +944,7 @@ class rocks_journal final : public journal {
         const auto& append = batch[i];
         const auto first_sequence = _new_versions[i] - append.events.size() + 1;
         detail::add_record_run(_value, append.stream, first_sequence, append.events);
-        auto& u = _unindexed.try_emplace(append.stream).first->second;
-        if (u.runs.empty()) {
-          u.first_sequence = first_sequence;
-          u.next_sequence = first_sequence;
-        }
-        u.add(position, append.events.size());
+        _unindexed.try_emplace(append.stream).first->second.add(first_sequence, position, append.events.size());
         position += append.events.size();
         receipt.versions.push_back(_new_versions[i]);
       }
