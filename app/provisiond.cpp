@@ -119,6 +119,8 @@ settings parse_args(int argc, char** argv) {
       ("retry-jitter", po::bool_switch(&s.pipeline.retry.jitter), "scale each retry delay by a factor in [0.5, 1]")
       ("stuck-timeout", po::value<std::string>(), "fail a request with no progress for this long (default 30m)")
       ("stuck-scan-interval", po::value<std::string>(), "how often to look for stuck requests (default 1m)")
+      ("orphan-scan-interval", po::value<std::string>(), "how often to look for orphaned resources at the providers (default 10m; 0 = never)")
+      ("orphan-grace", po::value<std::string>(), "how long a request must be at rest before its orphans are deleted (default 5m)")
       ("call-timeout", po::value<std::string>(), "per provider call (default 5m; 0 = none)")
       ("max-concurrent-calls", po::value<long long>(), "provider calls at once per cluster: the bulkhead (default 16)")
       ("max-queued-calls", po::value<long long>(), "calls waiting per cluster before failing fast (default 10000)")
@@ -183,6 +185,8 @@ settings parse_args(int argc, char** argv) {
   }
   p.watchdog.stuck_after = duration_flag(vm, "stuck-timeout", p.watchdog.stuck_after);
   p.watchdog.scan_every = duration_flag(vm, "stuck-scan-interval", p.watchdog.scan_every);
+  p.reconcile.every = duration_flag(vm, "orphan-scan-interval", p.reconcile.every, true);
+  p.reconcile.settled_for = duration_flag(vm, "orphan-grace", p.reconcile.settled_for, true);
   p.calls.call_timeout = duration_flag(vm, "call-timeout", p.calls.call_timeout, true);
   p.calls.max_concurrent = positive_flag<std::size_t>(vm, "max-concurrent-calls", p.calls.max_concurrent, 4096);
   p.calls.max_queued = positive_flag<std::size_t>(vm, "max-queued-calls", p.calls.max_queued, 10'000'000);

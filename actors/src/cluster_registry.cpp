@@ -224,6 +224,18 @@ cluster_registry_actor::behavior_type cluster_registry_impl(self_ptr self, const
         auto it = self->state.clusters.find(cluster);
         return it == self->state.clusters.end() ? projections::usage_totals{} : it->second.used;
       },
+      [=](clusters_atom) {
+        std::vector<cluster_choice> out;
+        out.reserve(self->state.clusters.size());
+        for (const auto& [id, c] : self->state.clusters) {
+          cluster_choice choice;
+          choice.ok = true;
+          choice.cluster_id = id;
+          choice.handle = c.handle;
+          out.push_back(std::move(choice));
+        }
+        return out;
+      },
   };
 }
 

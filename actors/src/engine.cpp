@@ -154,6 +154,8 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->supervisor = spawn_request_supervisor(*self->sys, self->ctx);
   self->start_webhooks();
   self->ctx.supervisor = self->supervisor;
+  self->ctx.views = self->views.get();
+  self->reconciler = spawn_reconciler(*self->sys, self->ctx);
 
   std::unique_ptr<engine> eng{new engine(std::move(self))};
   auto& i = *eng->_impl;
@@ -501,6 +503,18 @@ std::uint64_t engine::stuck_reports() {
   return n;
 }
 
+reconcile_status engine::reconciler_status() {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    return {};
+  }
+  caf::scoped_actor self{*i.sys};
+  reconcile_status out;
+  self->request(i.reconciler, detail::ask_timeout, status_atom::value)
+      .receive([&](const reconcile_status& s) { out = s; }, [](caf::error&) {});
+  return out;
+}
+
 void engine::shutdown() {
   auto& i = *_impl;
   std::lock_guard<std::mutex> guard{i.shutdown_mutex};
@@ -525,7 +539,8 @@ void engine::shutdown() {
               log::warn("drain_incomplete", {{"grace_ms", i.options.shutdown_grace.count()},
                                              {"note", "calls still in flight resume on the next start"}});
             });
-    for (auto actor : {caf::actor_cast<caf::actor>(i.supervisor), caf::actor_cast<caf::actor>(i.ctx.watchdog),
+    for (auto actor : {caf::actor_cast<caf::actor>(i.reconciler), caf::actor_cast<caf::actor>(i.supervisor),
+                       caf::actor_cast<caf::actor>(i.ctx.watchdog),
                        caf::actor_cast<caf::actor>(i.ctx.dependencies),
                        caf::actor_cast<caf::actor>(i.ctx.admission), caf::actor_cast<caf::actor>(i.ctx.registry)}) {
       self->send_exit(actor, caf::exit_reason::user_shutdown);
@@ -539,6 +554,7 @@ void engine::shutdown() {
   // Applies everything committed up to now before it stops: answers waiting on the
   // projection (a submit that committed just before) are given, not dropped.
   i.projector->stop();
+  i.reconciler = nullptr;
   i.supervisor = nullptr;
   i.ctx.supervisor = nullptr;
   i.ctx.registry = nullptr;

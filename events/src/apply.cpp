@@ -212,6 +212,20 @@ struct request_folder {
     return {};
   }
 
+  template <event_of<orphan_found> E>
+  status operator()(E&& e) {
+    if (!is_at_rest(s.state)) {
+      return refuse("orphans are reclaimed only from a request at rest, not " + name(s.state));
+    }
+    if (find(e.kind, e.resource_id) != nullptr) {
+      // Held (never an orphan), or already recorded: the reconciler only retries its release.
+      return refuse("resource " + e.kind + " " + e.resource_id + " is already recorded");
+    }
+    s.resources.push_back(resource{give<E>(e.kind), give<E>(e.resource_id), give<E>(e.name), e.step,
+                                   give<E>(e.idempotency_key), true});
+    return {};
+  }
+
   status operator()(const request_completed&) {
     if (!transition_allowed(s.state, lifecycle_state::completed)) {
       return bad_transition(s.state, lifecycle_state::completed);

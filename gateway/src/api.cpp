@@ -717,6 +717,17 @@ struct api::impl {
     }
     m.single("provisiond_stuck_reports_total", "counter", "Requests reported stuck by the watchdog.",
              engine.stuck_reports());
+    {
+      const auto rec = engine.reconciler_status();
+      m.single("provisiond_reconcile_passes_total", "counter", "Orphan reconciler passes finished.", rec.passes);
+      m.family("provisiond_orphans_total", "counter",
+               "Resources at a provider that their request does not hold, by what the reconciler did.")
+          .sample("provisiond_orphans_total", "outcome=\"found\"", rec.orphans_found)
+          .sample("provisiond_orphans_total", "outcome=\"released\"", rec.released)
+          .sample("provisiond_orphans_total", "outcome=\"release_failed\"", rec.release_failures);
+      m.single("provisiond_reconcile_foreign_resources_total", "counter",
+               "Tagged resources of requests this engine's journal does not know (left alone).", rec.foreign);
+    }
     if (auto clusters = engine.views().clusters()) {
       std::vector<std::pair<std::string, actors::cluster_runtime>> statuses;
       for (const auto& c : *clusters) {

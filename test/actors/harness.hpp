@@ -70,6 +70,7 @@ struct node {
   caf::scheduler::test_coordinator* sched = nullptr;
   actors::engine_context ctx;
   actors::request_supervisor_actor supervisor;
+  actors::reconciler_actor reconciler;
 
   virtual_clock& vclock;
 
@@ -98,6 +99,7 @@ struct node {
     ctx.dependencies = actors::spawn_dependency_graph(*sys, ctx);
     supervisor = actors::spawn_request_supervisor(*sys, ctx);
     ctx.supervisor = supervisor;
+    reconciler = actors::spawn_reconciler(*sys, ctx);
     run_jobs();
   }
 
@@ -109,6 +111,7 @@ struct node {
     caf::anon_send_exit(ctx.admission, caf::exit_reason::kill);
     caf::anon_send_exit(ctx.watchdog, caf::exit_reason::kill);
     caf::anon_send_exit(ctx.dependencies, caf::exit_reason::kill);
+    caf::anon_send_exit(reconciler, caf::exit_reason::kill);
     sched->run();
     vclock.detach();
   }
@@ -175,6 +178,19 @@ struct node {
         self->request(c.handle, caf::infinite, actors::status_atom::value).then([=](const actors::cluster_runtime& r) {
           *out = r;
         });
+      });
+    });
+    run_jobs();
+    return *out;
+  }
+
+  /// The orphan reconciler's totals.
+  actors::reconcile_status reconciler_status() {
+    auto out = std::make_shared<actors::reconcile_status>();
+    auto target = reconciler;
+    sys->spawn([out, target](caf::event_based_actor* self) {
+      self->request(target, caf::infinite, actors::status_atom::value).then([out](const actors::reconcile_status& s) {
+        *out = s;
       });
     });
     run_jobs();

@@ -140,3 +140,58 @@ TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics"
   }));
   CHECK(c.get("/v1/clusters/down", s.admin()).json()["runtime"]["breaker"] == "closed");
 }
+
+TEST_CASE("what calls create after their timeout is found and deleted by the orphan reconciler", "[e2e][orphans]") {
+  server s{fresh_dir("orphans")};
+  // Calls take 0-560 ms against a 500 ms timeout: a first try that times out has created its
+  // resources already, and the retry creates (and records) others.
+  s.start({"--call-timeout", "500ms", "--retry-base", "100ms", "--retry-max", "8", "--tenant-max-active", "40",
+           "--orphan-scan-interval", "1s", "--orphan-grace", "500ms"});
+  auto c = s.client();
+  REQUIRE(c.post("/v1/tenants", json{{"id", "acme"}, {"quota", {{"instances", 100}}}}, s.admin()).status == 201);
+  REQUIRE(c.post("/v1/clusters",
+                 json{{"id", "slowish"},
+                      {"type", "simulation"},
+                      {"region", "local"},
+                      {"simulation", {{"delayMs", {{"min", 0}, {"max", 560}}}}}},
+                 s.admin())
+              .status == 201);
+  for (int i = 0; i < 40; ++i) {
+    json body{{"tenant", "acme"},
+              {"type", "vps"},
+              {"provider", "simulation"},
+              {"cluster", "slowish"},
+              {"spec", {{"cpu", 1}, {"memoryGb", 1}}}};
+    REQUIRE(c.post("/v1/requests", body, s.admin()).status == 202);
+  }
+  const auto counter = [&](const std::string& sample) {
+    const auto metrics = c.get("/metrics").body;
+    const auto at = metrics.find("\n" + sample + " ");
+    return at == std::string::npos ? 0ULL : std::stoull(metrics.substr(at + sample.size() + 2));
+  };
+  // Done when every request completed and the cluster holds exactly what the requests hold.
+  std::size_t held = 0;
+  std::size_t recorded_orphans = 0;
+  std::size_t at_provider = 0;
+  const auto settled = [&] {
+    held = recorded_orphans = 0;
+    for (const auto& r : all_requests(c, s.admin())) {
+      if (r["state"] != "completed") {
+        return false;
+      }
+      for (const auto& res : r["resources"]) {
+        (res["status"] == "released" ? recorded_orphans : held) += 1;
+      }
+    }
+    at_provider = c.get("/v1/clusters/slowish/inventory", s.admin()).json()["items"].size();
+    return at_provider == held && recorded_orphans > 0 &&
+           counter("provisiond_orphans_total{outcome=\"found\"}") == recorded_orphans;
+  };
+  CHECK(eventually(settled, std::chrono::seconds{120}));
+  CHECK(held == 40 * 4);
+  CHECK(at_provider == held);
+  CHECK(recorded_orphans > 0);
+  CHECK(counter("provisiond_reconcile_passes_total") >= 1);
+  CHECK(s.log().find("\"msg\":\"orphan_found\"") != std::string::npos);
+  CHECK(s.stop() == 0);
+}

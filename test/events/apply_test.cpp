@@ -168,6 +168,41 @@ TEST_CASE("a failed step folds through failed and rolling_back to rolled_back", 
   CHECK(h.s.resources[1].released);
 }
 
+TEST_CASE("an orphan is recorded as released, only at rest and never for a resource the request holds",
+          "[events][apply]") {
+  history h;
+  h.add(submitted());
+  h.add(cluster_assigned{"sim"});
+  h.add(step_started{step_kind::allocate, 1, "r1/allocate/1"});
+  const orphan_found late{step_kind::allocate, "server", "srv-late", "vm", "r1/allocate/1"};
+  // In flight, a call of the request may still be about to record it.
+  auto running = apply(h.s, late, event_meta{h.s.version + 1, h.t});
+  REQUIRE_FALSE(running.ok());
+  CHECK(running.err().code == errc::invalid_transition);
+  h.add(resource_allocated{step_kind::allocate, "server", "srv-1", "vm", "r1/allocate/2"});
+  h.add(step_succeeded{step_kind::allocate, 1, {}});
+  for (const auto step : {step_kind::configure, step_kind::activate, step_kind::verify}) {
+    h.add(step_started{step, 1, "k"});
+    h.add(step_succeeded{step, 1, {}});
+  }
+  h.add(request_completed{});
+  // What the request holds is never an orphan.
+  const orphan_found held{step_kind::allocate, "server", "srv-1", "vm", "r1/allocate/2"};
+  auto refused = apply(h.s, held, event_meta{h.s.version + 1, h.t});
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.err().code == errc::invalid_transition);
+  h.add(late);
+  CHECK(h.s.state == lifecycle_state::completed);
+  REQUIRE(h.s.resources.size() == 2);
+  CHECK_FALSE(h.s.resources[0].released);
+  CHECK(h.s.resources[1] == resource{"server", "srv-late", "vm", step_kind::allocate, "r1/allocate/1", true});
+  // Once recorded, it is not recorded again.
+  CHECK_FALSE(apply(h.s, late, event_meta{h.s.version + 1, h.t}).ok());
+  auto folded = fold_request(h.stored);
+  REQUIRE(folded.ok());
+  CHECK(*folded == h.s);
+}
+
 TEST_CASE("apply refuses out-of-order sequences, double releases and stale attempts", "[events][apply]") {
   history h;
   h.add(submitted());

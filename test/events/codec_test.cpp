@@ -59,6 +59,7 @@ std::vector<any_event> samples() {
           credentials_delivered{"v1:abc", {"password", "username"}},
           input_requested{step_kind::allocate},
           input_provided{step_kind::allocate, {{"url", "https://vendor.example"}}, "admin"},
+          orphan_found{step_kind::allocate, "server", "srv-9", "vm-9", "r1/allocate/1"},
           reg,
           upd,
           cluster_tested{true, 12, "reachable"},

@@ -99,6 +99,7 @@ struct engine::impl {
   std::unique_ptr<caf::actor_system> sys;
   engine_context ctx;
   request_supervisor_actor supervisor;
+  reconciler_actor reconciler;
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> unfinished{0};  ///< submitted and not yet at rest
   detail::quota_ledger ledger;

@@ -62,11 +62,21 @@ struct watchdog_policy {
   milliseconds scan_every{60'000};
 };
 
+/// The orphan reconciler: a pass every `every` (0 = never) looks at each cluster's inventory.
+/// A resource tagged with a request that does not hold it is an orphan once the request has
+/// been at rest (completed, suspended, rolled back) for `settled_for`: no call of it can still
+/// be meant to record it.
+struct reconcile_policy {
+  milliseconds every{10 * 60'000};
+  milliseconds settled_for{5 * 60'000};
+};
+
 struct pipeline_options {
   retry_policy retry;
   admission_policy admission;
   cluster_call_policy calls;
   watchdog_policy watchdog;
+  reconcile_policy reconcile;
   /// Delay before retrying a failed release during rollback (doubles per failure, capped).
   milliseconds release_retry_base{1000};
   milliseconds release_retry_cap{60'000};
@@ -92,6 +102,9 @@ struct engine_context {
   /// watchdog.
   std::shared_ptr<progress_board> progress = std::make_shared<progress_board>();
   dependency_graph_actor dependencies;    ///< set once spawned
+  /// The read models, if any: the orphan reconciler skips a request whose view holds all it
+  /// has at the provider (without one, it folds every such request from the journal).
+  const projections::views* views = nullptr;
   request_supervisor_actor supervisor;    ///< set once spawned
 };
 

@@ -229,6 +229,9 @@ class engine {
   result<admission_status> admission();
   std::uint64_t stuck_reports();
 
+  /// What the orphan reconciler did so far (zeros while the engine stops).
+  reconcile_status reconciler_status();
+
   /// Graceful stop: admits no new work, lets in-flight provider calls finish and be
   /// recorded for up to `shutdown_grace`, then stops the actors (anything still in flight
   /// resumes on the next start), drains the journal, stops the projector and flushes RocksDB.

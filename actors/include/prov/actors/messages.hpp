@@ -49,6 +49,7 @@ using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using suspend_atom = caf::atom_constant<caf::atom("suspend")>;
 using reactivate_atom = caf::atom_constant<caf::atom("reactivat")>;
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+using clusters_atom = caf::atom_constant<caf::atom("clusters")>;
 
 /// The outcome of a journal append, as a message.
 struct append_outcome {
@@ -140,7 +141,9 @@ using cluster_registry_actor = caf::typed_actor<
     /// The request completed: its capacity stays used, but it will never select again, so its
     /// reservation record is dropped (a later release names the cluster and spec itself).
     caf::reacts_to<settled_atom, std::string /*request*/>,
-    caf::replies_to<usage_atom, std::string /*cluster*/>::with<projections::usage_totals>>;
+    caf::replies_to<usage_atom, std::string /*cluster*/>::with<projections::usage_totals>,
+    /// Every registered cluster with its actor, by id.
+    caf::replies_to<clusters_atom>::with<std::vector<cluster_choice>>>;
 
 /// One live request.
 using request_actor = caf::typed_actor<
@@ -177,6 +180,26 @@ using admission_actor = caf::typed_actor<
 using watchdog_actor = caf::typed_actor<
     caf::reacts_to<scan_atom>,
     caf::replies_to<status_atom>::with<std::uint64_t /*stuck reports so far*/>>;
+
+/// What the orphan reconciler did, for metrics: totals since it started.
+struct reconcile_status {
+  std::uint64_t passes = 0;             ///< passes finished
+  std::uint64_t orphans_found = 0;      ///< `orphan_found` events appended
+  std::uint64_t released = 0;           ///< orphans deleted at their provider
+  std::uint64_t release_failures = 0;   ///< deletes that failed (retried by the next pass)
+  std::uint64_t deferred = 0;           ///< resources of requests not at rest long enough
+  std::uint64_t foreign = 0;            ///< resources of requests this journal does not know
+  std::uint64_t inventory_failures = 0; ///< clusters whose inventory could not be read
+};
+
+/// The orphan reconciler: every `reconcile_policy::every`, it compares each cluster's
+/// inventory with what the journal says its requests hold, records each orphan of a request at
+/// rest (`request.orphan_found`) and deletes it at the provider.
+using reconciler_actor = caf::typed_actor<
+    caf::reacts_to<scan_atom>,                          ///< start a pass (the timer)
+    caf::reacts_to<resume_atom>,                        ///< go on with the pass (it yields)
+    caf::reacts_to<appended_atom, append_outcome>,      ///< the current request's append
+    caf::replies_to<status_atom>::with<reconcile_status>>;
 
 /// A request entering the dependency graph: its node and the nodes it depends on. Nodes are
 /// request ids, or "key:<tenant>/<idempotency key>" for a request not submitted yet.
@@ -240,3 +263,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::append_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::inventory_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::selection_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::cluster_choice)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<prov::actors::cluster_choice>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::reconcile_status)

@@ -24,6 +24,9 @@ admission_actor spawn_admission(caf::actor_system& sys, const engine_context& ct
 /// The stuck-request watchdog. `ctx.supervisor` must be set before its first scan.
 watchdog_actor spawn_watchdog(caf::actor_system& sys, const engine_context& ctx);
 
+/// The orphan reconciler. `ctx.registry` must be set.
+reconciler_actor spawn_reconciler(caf::actor_system& sys, const engine_context& ctx);
+
 /// The dependency graph. `ctx.supervisor` must be set before requests settle.
 dependency_graph_actor spawn_dependency_graph(caf::actor_system& sys, const engine_context& ctx);
 

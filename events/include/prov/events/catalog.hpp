@@ -23,7 +23,7 @@ using any_event =
                  rollback_started, request_rolled_back, retry_scheduled, request_waiting,
                  approval_required, request_approved, request_rejected, request_cancelled,
                  action_requested, request_suspended, request_reactivated, action_failed,
-                 credentials_delivered, input_requested, input_provided,
+                 credentials_delivered, input_requested, input_provided, orphan_found,
                  cluster_registered, cluster_updated, cluster_tested, rule_created, rule_deleted,
                  tenant_created, tenant_quota_set, idempotency_claimed,
                  webhook_registered, webhook_deactivated, webhook_reactivated, webhook_deleted,

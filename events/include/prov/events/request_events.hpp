@@ -376,12 +376,35 @@ struct input_provided {
   bool operator==(const input_provided&) const = default;
 };
 
+/// The orphan reconciler found a resource at the provider, tagged with this request, that the
+/// request does not hold (created by a call that answered after its timeout, or after the
+/// rollback's sweep). Appended before the engine deletes it; recorded as released. Only for
+/// a request at rest (completed, suspended, rolled back), never for a resource it holds.
+struct orphan_found {
+  static constexpr event_type_info info{25, 1, "request.orphan_found"};
+  step_kind step = step_kind::allocate;
+  std::string kind;
+  std::string resource_id;
+  std::string name;
+  std::string idempotency_key;  ///< of the call that created it, as the provider reports it
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("step", x.step);
+    f("kind", x.kind);
+    f("resourceId", x.resource_id);
+    f("name", x.name);
+    f("idempotencyKey", x.idempotency_key);
+  }
+  bool operator==(const orphan_found&) const = default;
+};
+
 using request_event =
     std::variant<request_submitted, cluster_assigned, step_started, step_succeeded, step_failed,
                  resource_allocated, resource_released, request_completed, request_failed,
                  rollback_started, request_rolled_back, retry_scheduled, request_waiting,
                  approval_required, request_approved, request_rejected, request_cancelled,
                  action_requested, request_suspended, request_reactivated, action_failed,
-                 credentials_delivered, input_requested, input_provided>;
+                 credentials_delivered, input_requested, input_provided, orphan_found>;
 
 }  // namespace prov::events
