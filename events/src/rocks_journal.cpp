@@ -221,6 +221,9 @@ class rocks_journal final : public journal {
     if (_syncer.joinable()) {
       _syncer.join();
     }
+    if (_options.checkpoint_on_stop) {
+      checkpoint_on_stop();
+    }
   }
 
   void append(std::vector<stream_append> batch, append_handler done) override {
@@ -977,6 +980,30 @@ class rocks_journal final : public journal {
       return detail::to_error(s, "journal: stage the indexed position");
     }
     return {};
+  }
+
+  /// Writes the stream index for the runs still in memory once the writer and the syncer are
+  /// done (nothing else stages or writes then). Not after a failed sync: what was written
+  /// since may not be durable; the next open reads it back from the log instead.
+  void checkpoint_on_stop() {
+    if (_failed || _unindexed.empty()) {
+      return;
+    }
+    _batch.Clear();
+    auto staged = put_index(_written_head);
+    if (staged) {
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      staged = detail::to_status(_store.db()->Write(sync, &_batch), "journal: write the last index checkpoint");
+    }
+    _batch.Clear();
+    if (!staged) {
+      log::warn("journal: last index checkpoint failed", {{"error", staged.err().message}});
+      return;
+    }
+    std::lock_guard lock(_unindexed_mutex);
+    _unindexed.clear();
+    _index_checkpoints.fetch_add(1, std::memory_order_relaxed);
   }
 
   /// After a failed write: forgets the runs after `last_written` (the failed group's).

@@ -1123,6 +1123,7 @@ TEST_CASE("rocks journal: a failed write keeps nothing of its group for the stre
 TEST_CASE("rocks journal: on open, what the stream index does not hold is found in the log", "[events][journal][rocks]") {
   rocks_journal_options options;
   options.index_checkpoint_interval = std::chrono::hours{1};
+  options.checkpoint_on_stop = false;  // each close as a crash leaves the store
   journal_env env(kind::rocks, options);
   REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));  // with a checkpoint
   REQUIRE_OK(append_now(env.j(), {to("s", 1, {ev(1, "b")})}));
@@ -1152,6 +1153,29 @@ TEST_CASE("rocks journal: on open, what the stream index does not hold is found 
   env.open();
   CHECK(positions(read_stream(env.j(), "s")) == u64s{1, 2, 4, 5});
   CHECK(version_of(env.j(), "s") == 4);
+}
+
+TEST_CASE("rocks journal: a clean stop writes the last index checkpoint", "[events][journal][rocks]") {
+  rocks_journal_options options;
+  options.index_checkpoint_interval = std::chrono::hours{1};
+  journal_env env(kind::rocks, options);
+  REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));  // with a checkpoint
+  REQUIRE_OK(append_now(env.j(), {to("s", 1, {ev(1, "b")})}));
+  REQUIRE_OK(append_now(env.j(), {to("t", 0, {ev(1, "c")})}));
+  CHECK(meta_value(env.store(), "journal/indexed") == "1");
+  env.close();
+  env.open();
+  // Stored at the stop: the runs since the last checkpoint, and the position they reach.
+  CHECK(meta_value(env.store(), "journal/indexed") == "3");
+  CHECK(stream_entry(env.store(), "s", 2) == be64(2));
+  CHECK(stream_entry(env.store(), "t", 1) == be64(3));
+  CHECK(positions(read_stream(env.j(), "s")) == u64s{1, 2});
+  CHECK(version_of(env.j(), "t") == 1);
+  // A stop with nothing new writes nothing.
+  const auto checkpoints = rocks_journal_stats_of(env.j())->index_checkpoints;
+  REQUIRE_OK(append_now(env.j(), {to("s", 2, {ev(1, "d")})}));  // the first group after opening: a checkpoint
+  CHECK(rocks_journal_stats_of(env.j())->index_checkpoints == checkpoints + 1);
+  CHECK(meta_value(env.store(), "journal/indexed") == "4");
 }
 
 namespace {

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "detail/openstack_objects.hpp"
@@ -150,7 +152,7 @@ service_call service_for(const std::vector<resource>& held, const std::string& i
   return c;
 }
 
-/// A loopback port nobody listens on (bound, read, closed).
+/// A loopback port nobody listens on (bound, never listening, held).
 unsigned short closed_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -159,7 +161,10 @@ unsigned short closed_port() {
   ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
+  // Kept bound (never listening) until the process ends: a connect is refused, and no test
+  // running beside this one can take the port in the meantime (closing it here did let one).
+  static std::vector<int> held;
+  held.push_back(fd);
   return ntohs(a.sin_port);
 }
 

@@ -54,6 +54,9 @@ struct rocks_journal_options {
   std::chrono::milliseconds index_checkpoint_interval{200};
   /// ... or as soon as this many streams wait for one.
   std::size_t index_checkpoint_streams = std::size_t{1} << 16U;
+  /// A clean stop writes a last checkpoint, so the next open reads nothing back from the log.
+  /// Off only in tests that stop a journal as a crash would leave it.
+  bool checkpoint_on_stop = true;
 };
 
 /// Counters of a RocksDB journal's writer (for tests and metrics). `groups` < `appends` shows
