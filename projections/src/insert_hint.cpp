@@ -13,7 +13,7 @@ namespace {
 
 /// A memtable keeps, per hint prefix, where the last insert with that prefix went, and starts
 /// the next one there. Index entries of one tenant are adjacent (newest first), but 100
-/// tenants' entries interleave in time: with one hint for all of "x/t/", each insert started
+/// tenants' entries interleave in time: with one hint for all of "x/u/", each insert started
 /// from another tenant's place and searched the skip list from high up.
 class projections_hint final : public rocksdb::SliceTransform {
  public:
@@ -29,15 +29,14 @@ class projections_hint final : public rocksdb::SliceTransform {
  private:
   static constexpr std::size_t fixed = 4;
 
-  /// "x/t/<tenant>\0", "x/u/<tenant>\0<bucket>", "x/s/<bucket>", else the first 4 bytes.
+  /// "x/u/<tenant>\0<bucket>", "x/s/<bucket>", else the first 4 bytes.
   static std::size_t prefix_size(std::string_view k) {
-    const bool by_tenant = k.starts_with(detail::tenant_index_prefix);
-    if (by_tenant || k.starts_with(detail::tenant_state_index_prefix)) {
+    if (k.starts_with(detail::tenant_state_index_prefix)) {
       const auto end = k.find('\0', fixed);
       if (end == std::string_view::npos) {
         return k.size();
       }
-      return std::min(k.size(), end + (by_tenant ? 1 : 2));
+      return std::min(k.size(), end + 2);
     }
     if (k.starts_with(detail::state_index_prefix)) {
       return std::min(k.size(), fixed + 1);

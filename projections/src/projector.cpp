@@ -931,17 +931,6 @@ struct projector::impl {
         });
     add_state(b, detail::request_prefix, id, after);
     const bool exists = stored.version != 0;
-    // Tenant and creation time never change: "x/a" and "x/t" are written once.
-    if (!exists) {
-      key.clear();
-      detail::append_index_prefix(key, std::nullopt, std::nullopt);
-      detail::append_index_suffix(key, after, id);
-      add_put(b, key, {});
-      key.clear();
-      detail::append_index_prefix(key, std::string_view{after.tenant}, std::nullopt);
-      detail::append_index_suffix(key, after, id);
-      add_put(b, key, {});
-    }
     // The active states (queued and the steps) share one index entry: moving between them
     // changes none.
     if (!exists || detail::index_bucket(stored.state) != detail::index_bucket(after.state)) {

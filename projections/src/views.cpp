@@ -200,14 +200,23 @@ result<request_page> views::requests(const request_query& query) const {
     start = std::move(*suffix);
   }
 
-  std::string prefix;
+  // A list by state reads that state's bucket of the state index ("x/s/<bucket>", by tenant
+  // "x/u/<tenant>\0<bucket>"); a list of every state merges all the buckets by index suffix
+  // (newest first): each request is in exactly one of them in a snapshot.
   std::optional<std::string_view> tenant;
   if (query.tenant) {
     tenant = *query.tenant;
   }
-  detail::append_index_prefix(prefix, tenant, query.state);
-  const auto upper = detail::prefix_successor(prefix);
-  const rocksdb::Slice upper_slice{upper};
+  std::vector<std::string> prefixes;
+  if (query.state) {
+    prefixes.emplace_back();
+    detail::append_index_prefix(prefixes.back(), tenant, *query.state);
+  } else {
+    for (const auto bucket : detail::index_buckets()) {
+      prefixes.emplace_back();
+      detail::append_index_prefix(prefixes.back(), tenant, bucket);
+    }
+  }
 
   // The active states share one index entry (`detail::index_bucket`): a list by one of them
   // reads the bucket and keeps the requests whose view is in that state.
@@ -268,14 +277,28 @@ result<request_page> views::requests(const request_query& query) const {
   rocksdb::ManagedSnapshot snapshot{db};
   rocksdb::ReadOptions read;
   read.snapshot = snapshot.snapshot();
-  rocksdb::ReadOptions scan = read;
-  scan.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator(scan, cf)};
 
-  std::string seek_key = prefix + start;
-  it->Seek(seek_key);
-  if (!start.empty() && it->Valid() && view_of(it->key()) == seek_key) {
-    it->Next();  // the cursor names the last item of the previous page
+  /// One bucket's entries after the cursor, in index order.
+  struct bucket_reader {
+    std::string prefix;
+    std::string upper;
+    rocksdb::Slice upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it;
+  };
+  std::vector<bucket_reader> readers(prefixes.size());
+  for (std::size_t i = 0; i < prefixes.size(); ++i) {
+    auto& r = readers[i];
+    r.prefix = std::move(prefixes[i]);
+    r.upper = detail::prefix_successor(r.prefix);
+    r.upper_slice = rocksdb::Slice{r.upper};
+    rocksdb::ReadOptions scan = read;
+    scan.iterate_upper_bound = &r.upper_slice;
+    r.it.reset(db->NewIterator(scan, cf));
+    const std::string seek_key = r.prefix + start;
+    r.it->Seek(seek_key);
+    if (!start.empty() && r.it->Valid() && view_of(r.it->key()) == seek_key) {
+      r.it->Next();  // the cursor names the last item of the previous page
+    }
   }
 
   // The next stored request the list shows, in index order (none once the index is exhausted).
@@ -283,13 +306,31 @@ result<request_page> views::requests(const request_query& query) const {
   std::string key;
   const auto next_stored = [&]() -> status {
     stored.reset();
-    for (; it->Valid(); it->Next()) {
-      const auto suffix = view_of(it->key()).substr(prefix.size());
-      if (suffix.size() <= detail::inv_size) {
+    for (;;) {
+      bucket_reader* first = nullptr;  // the reader whose entry comes first
+      std::string_view first_suffix;
+      for (auto& r : readers) {
+        if (!r.it->Valid()) {
+          if (!r.it->status().ok()) {
+            return detail::to_error(r.it->status(), "projections: list requests");
+          }
+          continue;
+        }
+        const auto suffix = view_of(r.it->key()).substr(r.prefix.size());
+        if (first == nullptr || suffix < first_suffix) {
+          first = &r;
+          first_suffix = suffix;
+        }
+      }
+      if (first == nullptr) {
+        return {};
+      }
+      if (first_suffix.size() <= detail::inv_size) {
         return make_error(errc::corrupt, "projections: malformed index key (rebuild the projections)");
       }
-      const auto id = suffix.substr(detail::inv_size);
+      const auto id = first_suffix.substr(detail::inv_size);
       if (unwritten_ids.contains(id)) {
+        first->it->Next();
         continue;
       }
       auto state = get_value<events::request_state>(db, cf, read, detail::make_key(key, detail::request_prefix, id));
@@ -300,16 +341,13 @@ result<request_page> views::requests(const request_query& query) const {
         return make_error(errc::corrupt, "projections: index names a missing request (rebuild the projections)");
       }
       if (!matches(**state)) {
+        first->it->Next();
         continue;
       }
-      stored.emplace(std::string{suffix}, std::move(**state));
-      it->Next();
+      stored.emplace(std::string{first_suffix}, std::move(**state));
+      first->it->Next();
       return {};
     }
-    if (!it->status().ok()) {
-      return detail::to_error(it->status(), "projections: list requests");
-    }
-    return {};
   };
 
   request_page page;
@@ -350,18 +388,13 @@ result<std::vector<std::string>> views::live_requests() const {
   read.snapshot = snapshot.snapshot();
 
   // The state index's buckets of every state not at rest; their keys carry the creation time.
-  std::vector<char> buckets;
-  for (std::size_t i = 0; i < events::lifecycle_state_count; ++i) {
-    const auto s = static_cast<events::lifecycle_state>(i);
-    const auto b = detail::index_bucket(s);
-    if (!events::is_at_rest(s) && std::find(buckets.begin(), buckets.end(), b) == buckets.end()) {
-      buckets.push_back(b);
-    }
-  }
   std::vector<std::pair<std::uint64_t, std::string>> live;  // (inverted creation time, id)
-  for (const auto b : buckets) {
-    std::string prefix{detail::state_index_prefix};
-    prefix.push_back(b);
+  for (const auto bucket : detail::index_buckets()) {
+    if (events::is_at_rest(bucket)) {
+      continue;
+    }
+    std::string prefix;
+    detail::append_index_prefix(prefix, std::nullopt, bucket);
     const auto upper = detail::prefix_successor(prefix);
     const rocksdb::Slice upper_slice{upper};
     rocksdb::ReadOptions scan = read;

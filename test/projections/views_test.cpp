@@ -62,12 +62,61 @@ TEST_CASE("views: a request's view is the fold of its stream", "[projections][vi
   const auto dump = dump_projections(w.store());
   std::size_t known = 0;
   for (const std::string_view prefix :
-       {"m/position", "m/layout", "r/", "x/a/", "x/t/", "x/s/", "x/u/", "c/", "t/", "k/", "ar/", "u/", "cu/"}) {
+       {"m/position", "m/layout", "r/", "x/s/", "x/u/", "c/", "t/", "k/", "ar/", "u/", "cu/"}) {
     known += count_prefix(dump, prefix);
   }
   CHECK(known == dump.size());
   CHECK(count_prefix(dump, "r/") == 3);
-  CHECK(count_prefix(dump, "x/a/") == 3);
+  CHECK(count_prefix(dump, "x/s/") == 3);
+}
+
+TEST_CASE("views: a list of all states merges the state buckets newest first, paged, for all and by tenant",
+          "[projections][views]") {
+  world w;
+  projector p{w.store(), w.j()};
+  const views v{w.store()};
+  // 18 requests of two tenants spread over five buckets (queued/steps, completed, failed,
+  // rolling back, rolled back), their ages interleaved across buckets, two sharing a commit time.
+  std::vector<std::string> oldest_first;
+  for (int i = 0; i < 16; ++i) {
+    submit(w, rid(i), i % 3 == 0 ? "other" : "acme");
+    oldest_first.push_back(rid(i));
+  }
+  submit_together(w, {rid(17), rid(16)}, "acme");
+  oldest_first.push_back(rid(16));  // same time: by id
+  oldest_first.push_back(rid(17));
+  for (int i = 0; i < 18; ++i) {
+    const auto id = rid(i);
+    switch (i % 5) {
+      case 0: break;  // queued
+      case 1: start_allocating(w, id); complete(w, id); break;
+      case 2: start_allocating(w, id); fail(w, id); break;
+      case 3: start_allocating(w, id); fail(w, id); start_rollback(w, id); break;
+      default: start_allocating(w, id); fail(w, id); start_rollback(w, id); finish_rollback(w, id); break;
+    }
+  }
+  REQUIRE_OK(p.catch_up());
+  // Newest first by creation time, then by id among equal times (rid(16) before rid(17)).
+  std::vector<std::string> all;
+  for (auto it = oldest_first.rbegin(); it != oldest_first.rend(); ++it) {
+    all.push_back(*it);
+  }
+  std::swap(all[0], all[1]);
+  std::vector<std::string> acme;
+  for (const auto& id : all) {
+    if (must(v.request(id))->tenant == "acme") {
+      acme.push_back(id);
+    }
+  }
+  REQUIRE(acme.size() < all.size());
+  for (const std::size_t limit : {1, 2, 3, 4, 7, 17, 18, 50}) {
+    CAPTURE(limit);
+    request_query q;
+    q.limit = limit;
+    CHECK(list_all(v, q) == all);
+    q.tenant = "acme";
+    CHECK(list_all(v, q) == acme);
+  }
 }
 
 TEST_CASE("views: requests are listed newest first and paged without gaps or duplicates", "[projections][views]") {
@@ -244,8 +293,8 @@ TEST_CASE("views: a state change moves a request between state indexes", "[proje
     const auto dump = dump_projections(w.store());
     CHECK(count_prefix(dump, "x/s/") == 2);
     CHECK(count_prefix(dump, "x/u/") == 2);
-    CHECK(count_prefix(dump, "x/a/") == 2);
-    CHECK(count_prefix(dump, "x/t/") == 2);
+    CHECK(count_prefix(dump, "x/a/") == 0);  // layout 5: no index of all requests, nor by tenant
+    CHECK(count_prefix(dump, "x/t/") == 0);
     CHECK(must(v.request("m"))->state == expected);
   };
 
@@ -451,7 +500,7 @@ TEST_CASE("views: usage per tenant and per cluster follows the requests' states"
   CHECK(all.at("globex").reserved.instances == 1);
 }
 
-TEST_CASE("views: the on-disk key layout is layout 4", "[projections][views]") {
+TEST_CASE("views: the on-disk key layout is layout 5", "[projections][views]") {
   world w;
   projector p{w.store(), w.j()};
   create_tenant(w, "acme", "token-a");
@@ -478,20 +527,14 @@ TEST_CASE("views: the on-disk key layout is layout 4", "[projections][views]") {
 
   std::map<std::string, std::string> expected{
       {"m/position", be64(last.last_position)},
-      {"m/layout", "4"},
+      {"m/layout", "5"},
       {"r/r1", encode_binary(folded(w, "r1"))},
-      {"x/a/" + inv + "r1", ""},
-      {"x/t/acme" + nul + inv + "r1", ""},
       {"x/s/" + failed + inv + "r1", ""},
       {"x/u/acme" + nul + failed + inv + "r1", ""},
       {"r/r2", encode_binary(folded(w, "r2"))},
-      {"x/a/" + inv2 + "r2", ""},
-      {"x/t/acme" + nul + inv2 + "r2", ""},
       {"x/s/" + active + inv2 + "r2", ""},
       {"x/u/acme" + nul + active + inv2 + "r2", ""},
       {"r/r3", encode_binary(folded(w, "r3"))},
-      {"x/a/" + inv3 + "r3", ""},
-      {"x/t/acme" + nul + inv3 + "r3", ""},
       {"x/s/" + active + inv3 + "r3", ""},
       {"x/u/acme" + nul + active + inv3 + "r3", ""},
       {"c/sim-1", encode_binary(must(fold_cluster(must(w.j().read_stream(cluster_stream("sim-1"), 1, 10)))))},

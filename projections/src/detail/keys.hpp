@@ -1,5 +1,5 @@
 #pragma once
-/// The key layout of the `projections` column family (layout 4, documented in `views.hpp`),
+/// The key layout of the `projections` column family (layout 5, documented in `views.hpp`),
 /// shared by the projector (writer) and the views (readers). Builders append to a caller's
 /// buffer so the projector can reuse one string for every key of a batch.
 
@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "prov/core/be64.hpp"
 #include "prov/events/request.hpp"
@@ -20,12 +21,11 @@ inline constexpr std::string_view position_key = "m/position";
 /// position, none: layout 1 predates the key) is rebuilt from the journal when opened.
 /// Layout 1 indexed each state under its own byte and kept a live set ("x/live/<id>"); layout
 /// 2 had one bucket for the step states; layout 3 finds the live requests in the state index;
-/// layout 4 puts `queued` in the step states' bucket.
+/// layout 4 puts `queued` in the step states' bucket; layout 5 drops the indexes of every
+/// request ("x/a/") and of a tenant's ("x/t/"): those lists merge the state buckets.
 inline constexpr std::string_view layout_key = "m/layout";
-inline constexpr std::string_view layout_version = "4";
+inline constexpr std::string_view layout_version = "5";
 inline constexpr std::string_view request_prefix = "r/";
-inline constexpr std::string_view all_index_prefix = "x/a/";
-inline constexpr std::string_view tenant_index_prefix = "x/t/";
 inline constexpr std::string_view state_index_prefix = "x/s/";
 inline constexpr std::string_view tenant_state_index_prefix = "x/u/";
 inline constexpr std::string_view cluster_prefix = "c/";
@@ -70,6 +70,19 @@ inline constexpr char index_bucket(events::lifecycle_state s) noexcept {
   return in_active_bucket(s) ? active_bucket : static_cast<char>(s);
 }
 
+/// One state of each bucket of the state indexes, in state order (the active states share
+/// one: `queued` stands for it).
+inline std::vector<events::lifecycle_state> index_buckets() {
+  std::vector<events::lifecycle_state> out;
+  for (std::size_t i = 0; i < events::lifecycle_state_count; ++i) {
+    const auto s = static_cast<events::lifecycle_state>(i);
+    if (std::none_of(out.begin(), out.end(), [&](events::lifecycle_state t) { return index_bucket(t) == index_bucket(s); })) {
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
 /// `<inv><id>`: the part of every request index key after its prefix. `id` is the request's
 /// stream key, the same as in "r/<id>".
 inline void append_index_suffix(std::string& out, const events::request_state& s, std::string_view id) {
@@ -77,20 +90,16 @@ inline void append_index_suffix(std::string& out, const events::request_state& s
   out.append(id);
 }
 
-/// The index prefix for a request list filter: "x/a/", "x/t/<tenant>\0", "x/s/<bucket>" or
+/// The index prefix of the entries in `state`'s bucket: "x/s/<bucket>", or of one tenant's
 /// "x/u/<tenant>\0<bucket>" (`index_bucket` of the state).
 inline void append_index_prefix(std::string& out, const std::optional<std::string_view>& tenant,
-                                const std::optional<events::lifecycle_state>& state) {
-  if (tenant && state) {
+                                events::lifecycle_state state) {
+  if (tenant) {
     out.append(tenant_state_index_prefix).append(*tenant).push_back('\0');
-    out.push_back(index_bucket(*state));
-  } else if (tenant) {
-    out.append(tenant_index_prefix).append(*tenant).push_back('\0');
-  } else if (state) {
-    out.append(state_index_prefix).push_back(index_bucket(*state));
   } else {
-    out.append(all_index_prefix);
+    out.append(state_index_prefix);
   }
+  out.push_back(index_bucket(state));
 }
 
 /// Overwrites `out` with `prefix` + `id` (the shape of "r/<id>", "c/<id>", "k/<hash>", ...).

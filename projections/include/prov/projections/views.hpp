@@ -2,17 +2,15 @@
 /// Read models: folds of the whole journal kept in the `projections` column family,
 /// maintained by the `projector`. Queries read these, never actors. Thread-safe readers.
 ///
-/// Keys in the `projections` column family (layout 4; `inv` = 8-byte big-endian
+/// Keys in the `projections` column family (layout 5; `inv` = 8-byte big-endian
 /// UINT64_MAX - createdAt microseconds, so ascending iteration is newest first; `bucket` = the
 /// state's byte, or 0x80 for any of the active states queued, allocating .. verifying):
 ///   "m/position"                          -> 8-byte BE: last journal position applied
-///   "m/layout"                            -> "4" (another layout, or none with a position: rebuilt
+///   "m/layout"                            -> "5" (another layout, or none with a position: rebuilt
 ///                                            from the journal on open)
 ///   "r/<id>"                              -> request_state (binary codec)
-///   "x/a/<inv><id>"                       -> "" every request
-///   "x/t/<tenant>\0<inv><id>"             -> "" by tenant
-///   "x/s/<bucket><inv><id>"               -> "" by state
-///   "x/u/<tenant>\0<bucket><inv><id>"     -> "" by tenant and state
+///   "x/s/<bucket><inv><id>"               -> "" by state (a list of all: every bucket, merged)
+///   "x/u/<tenant>\0<bucket><inv><id>"     -> "" by tenant and state (a tenant's list: merged)
 ///   "c/<id>"                              -> cluster_state
 ///   "t/<id>"                              -> tenant_state
 ///   "k/<token sha256>"                    -> tenant id
