@@ -139,14 +139,7 @@ void send_pending(self_ptr self) {
   appends.push_back(events::stream_append{st.stream, st.req.version - st.pending.size(), std::move(records)});
   auto handle = caf::actor_cast<request_actor>(self);
   st.ctx->journal->append(std::move(appends), [handle](result<events::append_receipt> r) {
-    append_outcome out;
-    out.ok = r.ok();
-    if (r.ok()) {
-      out.receipt = std::move(*r);
-    } else {
-      out.err = r.err();
-    }
-    caf::anon_send(handle, appended_atom::value, std::move(out));
+    caf::anon_send(handle, appended_atom::value, append_outcome::of(std::move(r)));
   });
 }
 

@@ -174,14 +174,7 @@ void append_record(self_ptr self, const std::string& id, hook& h) {
   auto g = self->state.gate;
   const auto token = h.token;
   self->state.ctx.journal->append(std::move(batch), [g, id, token](result<events::append_receipt> r) {
-    append_outcome out;
-    out.ok = r.ok();
-    if (r) {
-      out.receipt = *r;
-    } else {
-      out.err = r.err();
-    }
-    g->send(webhook_recorded_atom::value, id, token, std::move(out));
+    g->send(webhook_recorded_atom::value, id, token, append_outcome::of(std::move(r)));
   });
 }
 

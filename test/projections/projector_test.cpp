@@ -111,47 +111,8 @@ TEST_CASE("projector: rebuild yields byte-identical projections and views", "[pr
   CHECK(dump_projections(w.store()) == dump);
 }
 
-TEST_CASE("projector: projections in layout 4 lose their indexes of all requests and by tenant when opened",
+TEST_CASE("projector: projections in an older layout are rebuilt in the current layout when opened",
           "[projections][projector]") {
-  world w;
-  const views v{w.store()};
-  write_history(w);
-  std::map<std::string, std::string> dump;
-  {
-    projector p{w.store(), w.j()};
-    REQUIRE_OK(p.catch_up());
-    dump = dump_projections(w.store());
-  }
-  const auto rendered = render_views(v);
-  // Layout 4: besides the state indexes, "x/a/<inv><id>" and "x/t/<tenant>\0<inv><id>".
-  auto* db = w.store().db();
-  auto* cf = w.store().projections_cf();
-  rocksdb::WriteBatch old;
-  REQUIRE(old.Put(cf, "m/layout", "4").ok());
-  std::size_t added = 0;
-  for (const auto& [k, value] : dump) {
-    if (k.rfind("x/u/", 0) != 0) {
-      continue;
-    }
-    const auto tenant_end = k.find('\0', 4);
-    const auto suffix = k.substr(tenant_end + 2);  // after the bucket byte
-    REQUIRE(old.Put(cf, "x/a/" + suffix, "").ok());
-    REQUIRE(old.Put(cf, "x/t/" + k.substr(4, tenant_end - 4) + std::string(1, '\0') + suffix, "").ok());
-    ++added;
-  }
-  CHECK(added > 0);
-  REQUIRE(db->Write(rocksdb::WriteOptions{}, &old).ok());
-  REQUIRE(dump_projections(w.store()) != dump);
-
-  log_capture logs;
-  projector reopened{w.store(), w.j()};
-  REQUIRE_OK(reopened.catch_up());
-  CHECK(logs.with_message("projector: the projections are in an older key layout; rebuilding them from the journal").size() == 1);
-  CHECK(dump_projections(w.store()) == dump);
-  CHECK(render_views(v) == rendered);
-}
-
-TEST_CASE("projector: projections in layout 1 are rebuilt in the current layout when opened", "[projections][projector]") {
   world w;
   const views v{w.store()};
   write_history(w);
@@ -166,36 +127,52 @@ TEST_CASE("projector: projections in layout 1 are rebuilt in the current layout 
   REQUIRE(dump.at("m/layout") == "5");
   const auto rendered = render_views(v);
 
-  // Turn it into layout 1 by hand: no layout key, every active state indexed under its own
-  // byte instead of the shared 0x80, and a live set.
   auto* db = w.store().db();
   auto* cf = w.store().projections_cf();
   rocksdb::WriteBatch old;
-  REQUIRE(old.Delete(cf, "m/layout").ok());
-  for (const auto* id : {"req-0", "req-3"}) {
-    REQUIRE(old.Put(cf, std::string{"x/live/"} + id, "").ok());
-  }
-  std::size_t moved = 0;
-  for (const auto& [k, value] : dump) {
-    for (const std::string prefix : {"x/s/", "x/u/"}) {
-      if (k.rfind(prefix, 0) != 0) {
-        continue;
-      }
-      const auto at = prefix == "x/s/" ? prefix.size() : k.find('\0', prefix.size()) + 1;
-      if (static_cast<unsigned char>(k[at]) != 0x80) {
-        continue;
-      }
-      const auto id = k.substr(at + 1 + 8);
-      auto legacy = k;
-      legacy[at] = static_cast<char>(folded(w, id).state);
-      REQUIRE(old.Delete(cf, k).ok());
-      REQUIRE(old.Put(cf, legacy, "").ok());
-      ++moved;
+  SECTION("layout 1: no layout key, every active state indexed under its own byte instead of the "
+          "shared 0x80, and a live set") {
+    REQUIRE(old.Delete(cf, "m/layout").ok());
+    for (const auto* id : {"req-0", "req-3"}) {
+      REQUIRE(old.Put(cf, std::string{"x/live/"} + id, "").ok());
     }
+    std::size_t moved = 0;
+    for (const auto& [k, value] : dump) {
+      for (const std::string prefix : {"x/s/", "x/u/"}) {
+        if (k.rfind(prefix, 0) != 0) {
+          continue;
+        }
+        const auto at = prefix == "x/s/" ? prefix.size() : k.find('\0', prefix.size()) + 1;
+        if (static_cast<unsigned char>(k[at]) != 0x80) {
+          continue;
+        }
+        const auto id = k.substr(at + 1 + 8);
+        auto legacy = k;
+        legacy[at] = static_cast<char>(folded(w, id).state);
+        REQUIRE(old.Delete(cf, k).ok());
+        REQUIRE(old.Put(cf, legacy, "").ok());
+        ++moved;
+      }
+    }
+    // req-3, req-7 and req-11 in the steps, and six queued (req-0, req-4, req-8, batch-a..c),
+    // each in "x/s/" and "x/u/".
+    CHECK(moved == 18);
   }
-  // req-3, req-7 and req-11 in the steps, and six queued (req-0, req-4, req-8, batch-a..c),
-  // each in "x/s/" and "x/u/".
-  CHECK(moved == 18);
+  SECTION("layout 4: besides the state indexes, \"x/a/<inv><id>\" and \"x/t/<tenant>\\0<inv><id>\"") {
+    REQUIRE(old.Put(cf, "m/layout", "4").ok());
+    std::size_t added = 0;
+    for (const auto& [k, value] : dump) {
+      if (k.rfind("x/u/", 0) != 0) {
+        continue;
+      }
+      const auto tenant_end = k.find('\0', 4);
+      const auto suffix = k.substr(tenant_end + 2);  // after the bucket byte
+      REQUIRE(old.Put(cf, "x/a/" + suffix, "").ok());
+      REQUIRE(old.Put(cf, "x/t/" + k.substr(4, tenant_end - 4) + std::string(1, '\0') + suffix, "").ok());
+      ++added;
+    }
+    CHECK(added == 15);  // every request of the history
+  }
   REQUIRE(db->Write(rocksdb::WriteOptions{}, &old).ok());
   REQUIRE(dump_projections(w.store()) != dump);
 

@@ -56,6 +56,17 @@ struct append_outcome {
   bool ok = false;
   error err;
   events::append_receipt receipt;
+
+  static append_outcome of(result<events::append_receipt> r) {
+    append_outcome out;
+    out.ok = r.ok();
+    if (out.ok) {
+      out.receipt = std::move(*r);
+    } else {
+      out.err = r.err();
+    }
+    return out;
+  }
 };
 
 /// What `inventory` answers.
