@@ -430,6 +430,29 @@ void engine::inventory(std::string cluster_id, callback<inventory_listing> done)
                       lookup_atom::value, cluster_id);
 }
 
+void engine::reconcile(std::string cluster_id, callback<reconcile_status> done) {
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    done(make_error(errc::unavailable, "the engine is shutting down"));
+    return;
+  }
+  auto* sys = i.sys.get();
+  auto reconciler = i.reconciler;
+  detail::ask<cluster_choice>(
+      *sys, i.ctx.registry,
+      std::function<void(result<cluster_choice>)>{[sys, reconciler, cluster_id, done](result<cluster_choice> choice) {
+        if (!choice) {
+          done(std::move(choice).err());
+        } else if (!choice->ok) {
+          done(make_error(errc::not_found, choice->message));
+        } else {
+          detail::ask<reconcile_status>(*sys, reconciler, std::function<void(result<reconcile_status>)>{done},
+                                        reconcile_atom::value, cluster_id);
+        }
+      }},
+      lookup_atom::value, cluster_id);
+}
+
 const projections::views& engine::views() const { return *_impl->views; }
 
 const events::journal& engine::journal() const { return *_impl->journal; }

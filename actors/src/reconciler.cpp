@@ -57,6 +57,10 @@ struct reconciler_state {
   std::deque<std::pair<std::string, std::vector<providers::inventory_item>>> unplanned;
   std::optional<orphan_work> current;  ///< the request being acted on
   std::size_t releasing = 0;           ///< release calls of `current` not answered yet
+  /// Who asked for the running pass (none: the timer started it).
+  std::optional<caf::typed_response_promise<reconcile_status>> asked;
+  /// Passes asked for while one ran: a cluster each, run in order.
+  std::deque<std::pair<std::string, caf::typed_response_promise<reconcile_status>>> waiting;
 };
 
 using self_ptr = reconciler_actor::stateful_pointer<reconciler_state>;
@@ -67,6 +71,7 @@ constexpr std::size_t requests_per_turn = 64;
 
 void next_cluster(self_ptr self);
 void advance(self_ptr self);
+void start_pass(self_ptr self, std::optional<std::string> only);
 
 /// How long the reconciler waits for a provider call: the calls' own timeout, else a pass.
 caf::timespan call_limit(const engine_context& ctx) {
@@ -159,32 +164,46 @@ void finish_pass(self_ptr self) {
   st.next_cluster = 0;
   st.cluster = nullptr;
   ++st.totals.passes;
-  const auto& before = st.at_pass_start;
-  if (st.totals.orphans_found != before.orphans_found || st.totals.released != before.released ||
-      st.totals.release_failures != before.release_failures) {
-    log::info("reconcile_pass", {{"orphans_found", st.totals.orphans_found - before.orphans_found},
-                                 {"released", st.totals.released - before.released},
-                                 {"release_failures", st.totals.release_failures - before.release_failures},
-                                 {"deferred", st.totals.deferred - before.deferred},
-                                 {"foreign", st.totals.foreign - before.foreign}});
+  const auto pass = st.totals.since(st.at_pass_start);
+  if (pass.orphans_found != 0 || pass.released != 0 || pass.release_failures != 0) {
+    log::info("reconcile_pass", {{"orphans_found", pass.orphans_found},
+                                 {"released", pass.released},
+                                 {"release_failures", pass.release_failures},
+                                 {"deferred", pass.deferred},
+                                 {"foreign", pass.foreign}});
   }
-  self->delayed_send(self, st.ctx->pipeline.reconcile.every, scan_atom::value);
+  if (st.asked) {
+    st.asked->deliver(pass);
+    st.asked.reset();
+  }
+  if (!st.waiting.empty()) {
+    auto [cluster, promise] = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    st.asked = std::move(promise);
+    start_pass(self, std::move(cluster));
+  }
 }
 
-void start_pass(self_ptr self) {
+/// Starts a pass over every cluster, or only over `only`.
+void start_pass(self_ptr self, std::optional<std::string> only) {
   auto& st = self->state;
-  if (st.busy) {
-    return;  // the running pass arms the next one when it ends
-  }
   st.busy = true;
   st.at_pass_start = st.totals;
+  const auto got = [=](std::vector<cluster_choice> clusters) {
+    self->state.clusters = std::move(clusters);
+    next_cluster(self);
+  };
+  if (only) {
+    self->request(st.ctx->registry, caf::infinite, lookup_atom::value, *only)
+        .then(
+            [=](cluster_choice& choice) {
+              got(choice.ok ? std::vector<cluster_choice>{std::move(choice)} : std::vector<cluster_choice>{});
+            },
+            [=](caf::error&) { finish_pass(self); });
+    return;
+  }
   self->request(st.ctx->registry, caf::infinite, clusters_atom::value)
-      .then(
-          [=](std::vector<cluster_choice>& clusters) {
-            self->state.clusters = std::move(clusters);
-            next_cluster(self);
-          },
-          [=](caf::error&) { finish_pass(self); });
+      .then([=](std::vector<cluster_choice>& clusters) { got(std::move(clusters)); }, [=](caf::error&) { finish_pass(self); });
 }
 
 void next_cluster(self_ptr self) {
@@ -324,7 +343,24 @@ reconciler_actor::behavior_type reconciler_impl(self_ptr self, const engine_cont
     self->delayed_send(self, ctx->pipeline.reconcile.every, scan_atom::value);
   }
   return {
-      [=](scan_atom) { start_pass(self); },
+      [=](scan_atom) {
+        // The timer runs on its own: a pass asked for in between does not add a second one.
+        self->delayed_send(self, ctx->pipeline.reconcile.every, scan_atom::value);
+        if (!self->state.busy) {
+          start_pass(self, std::nullopt);  // else the running pass looks soon enough
+        }
+      },
+      [=](reconcile_atom, const std::string& cluster) {
+        auto promise = self->make_response_promise<reconcile_status>();
+        auto& st = self->state;
+        if (st.busy) {
+          st.waiting.emplace_back(cluster, promise);
+        } else {
+          st.asked = promise;
+          start_pass(self, cluster);
+        }
+        return promise;
+      },
       [=](resume_atom) { advance(self); },
       [=](appended_atom, const append_outcome& out) { on_appended(self, out); },
       [=](status_atom) { return self->state.totals; },

@@ -637,6 +637,20 @@ struct api::impl {
     });
   }
 
+  void reconcile(const std::string& id, const responder& respond) {
+    engine.reconcile(id, [respond](result<actors::reconcile_status> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      respond(json_response(200, json{{"orphansFound", r->orphans_found},
+                                      {"released", r->released},
+                                      {"releaseFailures", r->release_failures},
+                                      {"deferred", r->deferred},
+                                      {"foreign", r->foreign},
+                                      {"inventoryFailures", r->inventory_failures}}));
+    });
+  }
+
   void inventory(const std::string& id, const responder& respond) {
     if (auto c = find_cluster(id); !c) {
       return respond(error_of(c.err()));
@@ -1084,6 +1098,9 @@ struct api::impl {
       }
       if (n == 4 && seg[3] == "inventory") {
         return m == "GET" ? inventory(id, respond) : respond(method_not_allowed("GET"));
+      }
+      if (n == 4 && seg[3] == "reconcile") {
+        return m == "POST" ? reconcile(id, respond) : respond(method_not_allowed("POST"));
       }
       if (n == 4 && seg[3] == "test") {
         return m == "POST" ? test_cluster(id, respond) : respond(method_not_allowed("POST"));

@@ -197,6 +197,15 @@ struct node {
     return *out;
   }
 
+  /// Asks the reconciler for a pass over `cluster`; `*out` holds its answer once it came.
+  void ask_reconcile(const std::string& cluster, std::shared_ptr<std::optional<actors::reconcile_status>> out) {
+    auto target = reconciler;
+    sys->spawn([out, target, cluster](caf::event_based_actor* self) {
+      self->request(target, caf::infinite, actors::reconcile_atom::value, cluster)
+          .then([out](const actors::reconcile_status& s) { *out = s; });
+    });
+  }
+
   /// Changes a cluster at runtime (as a PATCH would).
   void update_cluster(events::cluster_state c) {
     caf::anon_send(ctx.registry, actors::update_atom::value, std::move(c));

@@ -210,3 +210,60 @@ TEST_CASE("an orphan waits for its request to settle, is recorded once, and a fa
   CHECK(status.released == 1);
   CHECK(orphans_of(w, "r1").empty());
 }
+
+TEST_CASE("a pass asked for runs at once (or after the running one), answers with its counts, and adds no timer",
+          "[actors][reconciler]") {
+  world w;
+  auto cluster = prov::testing::sim_cluster("sim");
+  node n{w.journal, w.clk, *w.cloud, {cluster}, reconciling(minutes{10}, minutes{0})};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  REQUIRE(w.cloud->put(late_item("r1", "srv-late")).ok());
+  auto& timers = n.sched->clock().schedule();
+  const auto timers_before = timers.size();
+
+  auto first = std::make_shared<std::optional<actors::reconcile_status>>();
+  n.ask_reconcile("sim", first);
+  n.run_jobs();
+  REQUIRE(first->has_value());
+  CHECK((*first)->passes == 1);
+  CHECK((*first)->orphans_found == 1);
+  CHECK((*first)->released == 1);
+  CHECK(orphans_of(w, "r1").empty());
+  // Once the pass's request timeouts (5 minutes) are gone, the timers are those from before:
+  // the periodic pass still has one timer, not a second one from the pass asked for.
+  n.run_for(minutes{6});
+  CHECK(timers.size() == timers_before);
+
+  // Deletes take three minutes now: a second pass asked for while one runs waits for it.
+  REQUIRE(w.cloud->put(late_item("r1", "srv-later")).ok());
+  cluster.simulation.delay_min_ms = cluster.simulation.delay_max_ms = 3 * 60 * 1000;
+  cluster.version = 2;
+  n.update_cluster(cluster);
+  auto second = std::make_shared<std::optional<actors::reconcile_status>>();
+  auto third = std::make_shared<std::optional<actors::reconcile_status>>();
+  n.ask_reconcile("sim", second);
+  n.run_jobs();
+  n.ask_reconcile("sim", third);
+  n.run_jobs();
+  CHECK_FALSE(second->has_value());  // its delete is under way
+  CHECK_FALSE(third->has_value());
+  n.run_for(minutes{10});
+  REQUIRE(second->has_value());
+  REQUIRE(third->has_value());
+  CHECK((*second)->orphans_found == 1);
+  CHECK((*second)->released == 1);
+  CHECK((*third)->orphans_found == 0);  // the second pass took care of it
+  CHECK((*third)->released == 0);
+  CHECK(orphan_events(w.journal, "r1").size() == 2);
+  CHECK(orphans_of(w, "r1").empty());
+
+  // An unknown cluster: a pass over nothing.
+  auto none = std::make_shared<std::optional<actors::reconcile_status>>();
+  n.ask_reconcile("nope", none);
+  n.run_jobs();
+  REQUIRE(none->has_value());
+  CHECK((*none)->passes == 1);
+  CHECK((*none)->orphans_found == 0);
+}

@@ -197,6 +197,11 @@ json build() {
        {{"get", op("Resources at the provider, each with its request (orphan audit)", true,
                    {{"200", resp("Inventory", json{{"type", "object"}})}, {"4XX", errors()}}, nullptr,
                    json::array({path_param("id")}))}}},
+      {"/v1/clusters/{id}/reconcile",
+       {{"post", op("A pass of the orphan reconciler over the cluster now: resources that no request holds are "
+                    "recorded (request.orphan_found) and deleted; answers with what it found and did",
+                    true, {{"200", resp("Pass", json{{"type", "object"}})}, {"4XX", errors()}}, nullptr,
+                    json::array({path_param("id")}))}}},
       {"/v1/webhooks",
        {{"post", op("Register a webhook (the secret is shown once)", false,
                     {{"201", resp("Registered", ref("Webhook"))}, {"4XX", errors()}}, ref("WebhookRegistration"))},

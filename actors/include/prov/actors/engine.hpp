@@ -169,6 +169,10 @@ class engine {
   void update_cluster(std::string id, events::cluster_updated cmd, std::string credentials_json,
                       callback<events::cluster_state> done);
   void inventory(std::string cluster_id, callback<inventory_listing> done);
+  /// A pass of the orphan reconciler over one cluster now (after a running pass, if any):
+  /// what it found and did. `errc::not_found` for an unknown cluster; `errc::unavailable` if
+  /// the pass takes longer than 30 s (it goes on; `/metrics` counts what it does).
+  void reconcile(std::string cluster_id, callback<reconcile_status> done);
 
   /// Approve, reject, cancel, suspend, reactivate or deprovision a request. A command that the
   /// request's state does not allow (approving twice, suspending a failed request) is

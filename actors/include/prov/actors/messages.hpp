@@ -50,6 +50,7 @@ using suspend_atom = caf::atom_constant<caf::atom("suspend")>;
 using reactivate_atom = caf::atom_constant<caf::atom("reactivat")>;
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 using clusters_atom = caf::atom_constant<caf::atom("clusters")>;
+using reconcile_atom = caf::atom_constant<caf::atom("reconcile")>;
 
 /// The outcome of a journal append, as a message.
 struct append_outcome {
@@ -192,7 +193,8 @@ using watchdog_actor = caf::typed_actor<
     caf::reacts_to<scan_atom>,
     caf::replies_to<status_atom>::with<std::uint64_t /*stuck reports so far*/>>;
 
-/// What the orphan reconciler did, for metrics: totals since it started.
+/// What the orphan reconciler did: totals since it started (status), or in one pass (a pass
+/// asked for).
 struct reconcile_status {
   std::uint64_t passes = 0;             ///< passes finished
   std::uint64_t orphans_found = 0;      ///< `orphan_found` events appended
@@ -201,6 +203,14 @@ struct reconcile_status {
   std::uint64_t deferred = 0;           ///< resources of requests not at rest long enough
   std::uint64_t foreign = 0;            ///< resources of requests this journal does not know
   std::uint64_t inventory_failures = 0; ///< clusters whose inventory could not be read
+
+  /// What happened between `before` and this (one pass: `passes` is 1).
+  reconcile_status since(const reconcile_status& before) const {
+    return {passes - before.passes,         orphans_found - before.orphans_found,
+            released - before.released,     release_failures - before.release_failures,
+            deferred - before.deferred,     foreign - before.foreign,
+            inventory_failures - before.inventory_failures};
+  }
 };
 
 /// The orphan reconciler: every `reconcile_policy::every`, it compares each cluster's
@@ -209,6 +219,8 @@ struct reconcile_status {
 using reconciler_actor = caf::typed_actor<
     caf::reacts_to<scan_atom>,                          ///< start a pass (the timer)
     caf::reacts_to<resume_atom>,                        ///< go on with the pass (it yields)
+    /// A pass over one cluster now (after the running one, if any); answers with its counts.
+    caf::replies_to<reconcile_atom, std::string /*cluster*/>::with<reconcile_status>,
     caf::reacts_to<appended_atom, append_outcome>,      ///< the current request's append
     caf::replies_to<status_atom>::with<reconcile_status>>;
 
