@@ -397,60 +397,58 @@ void engine::update_cluster(std::string id, events::cluster_updated cmd, std::st
   });
 }
 
-void engine::inventory(std::string cluster_id, callback<inventory_listing> done) {
-  auto& i = *_impl;
-  if (i.stopping.load()) {
+namespace {
+
+/// Looks up a registered cluster, then hands it to `then`; `done` gets why not (unknown:
+/// `errc::not_found`; the engine stopping, or the registry not answering: `unavailable`).
+template <class T>
+void with_cluster(bool stopping, caf::actor_system* sys, const cluster_registry_actor& registry, const std::string& id,
+                  callback<T> done, std::function<void(cluster_choice)> then) {
+  if (stopping) {
     done(make_error(errc::unavailable, "the engine is shutting down"));
     return;
   }
+  detail::ask<cluster_choice>(*sys, registry,
+                              std::function<void(result<cluster_choice>)>{[done, then](result<cluster_choice> choice) {
+                                if (!choice) {
+                                  done(std::move(choice).err());
+                                } else if (!choice->ok) {
+                                  done(make_error(errc::not_found, choice->message));
+                                } else {
+                                  then(std::move(*choice));
+                                }
+                              }},
+                              lookup_atom::value, id);
+}
+
+}  // namespace
+
+void engine::inventory(std::string cluster_id, callback<inventory_listing> done) {
+  auto& i = *_impl;
   auto* sys = i.sys.get();
-  detail::ask<cluster_choice>(*sys, i.ctx.registry,
-                      std::function<void(result<cluster_choice>)>{[sys, cluster_id, done](result<cluster_choice> choice) {
-                        if (!choice) {
-                          done(std::move(choice).err());
-                          return;
-                        }
-                        if (!choice->ok) {
-                          done(make_error(errc::not_found, choice->message));
-                          return;
-                        }
-                        detail::ask<inventory_reply>(*sys, choice->handle,
-                                             std::function<void(result<inventory_reply>)>{
-                                                 [cluster_id, done](result<inventory_reply> reply) {
-                                                   if (!reply) {
-                                                     done(std::move(reply).err());
-                                                   } else if (!reply->ok) {
-                                                     done(reply->err);
-                                                   } else {
-                                                     done(inventory_listing{cluster_id, std::move(reply->items)});
-                                                   }
-                                                 }},
-                                             inventory_atom::value);
-                      }},
-                      lookup_atom::value, cluster_id);
+  with_cluster(i.stopping.load(), sys, i.ctx.registry, cluster_id, done, [sys, cluster_id, done](cluster_choice c) {
+    detail::ask<inventory_reply>(*sys, c.handle,
+                                 std::function<void(result<inventory_reply>)>{[cluster_id, done](result<inventory_reply> reply) {
+                                   if (!reply) {
+                                     done(std::move(reply).err());
+                                   } else if (!reply->ok) {
+                                     done(reply->err);
+                                   } else {
+                                     done(inventory_listing{cluster_id, std::move(reply->items)});
+                                   }
+                                 }},
+                                 inventory_atom::value);
+  });
 }
 
 void engine::reconcile(std::string cluster_id, callback<reconcile_status> done) {
   auto& i = *_impl;
-  if (i.stopping.load()) {
-    done(make_error(errc::unavailable, "the engine is shutting down"));
-    return;
-  }
   auto* sys = i.sys.get();
   auto reconciler = i.reconciler;
-  detail::ask<cluster_choice>(
-      *sys, i.ctx.registry,
-      std::function<void(result<cluster_choice>)>{[sys, reconciler, cluster_id, done](result<cluster_choice> choice) {
-        if (!choice) {
-          done(std::move(choice).err());
-        } else if (!choice->ok) {
-          done(make_error(errc::not_found, choice->message));
-        } else {
-          detail::ask<reconcile_status>(*sys, reconciler, std::function<void(result<reconcile_status>)>{done},
-                                        reconcile_atom::value, cluster_id);
-        }
-      }},
-      lookup_atom::value, cluster_id);
+  with_cluster(i.stopping.load(), sys, i.ctx.registry, cluster_id, done, [sys, reconciler, cluster_id, done](cluster_choice) {
+    detail::ask<reconcile_status>(*sys, reconciler, std::function<void(result<reconcile_status>)>{done},
+                                  reconcile_atom::value, cluster_id);
+  });
 }
 
 const projections::views& engine::views() const { return *_impl->views; }

@@ -61,6 +61,13 @@ providers::inventory_item late_item(const std::string& request, const std::strin
   return item;
 }
 
+/// Submits a vps request and runs the node until it is at rest.
+void run_to_rest(world& w, node& n, const std::string& id) {
+  prov::testing::submit(w.journal, prov::testing::vps_request(id));
+  n.start(id);
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {id}); }));
+}
+
 actors::pipeline_options reconciling(minutes every, minutes settled_for) {
   actors::pipeline_options opts;
   opts.reconcile.every = every;
@@ -139,9 +146,7 @@ TEST_CASE("the reconciler leaves alone what a request holds, what a request in f
   auto opts = reconciling(minutes{10}, minutes{0});
   opts.calls.call_timeout = std::chrono::milliseconds{0};
   node n{w.journal, w.clk, *w.cloud, {cluster}, opts};
-  prov::testing::submit(w.journal, prov::testing::vps_request("done"));
-  n.start("done");
-  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"done"}); }));
+  run_to_rest(w, n, "done");
   // From now on a call takes two hours and has no timeout: "slow" stays in its allocation,
   // whose resources exist at the provider before the log records them.
   cluster.simulation.delay_min_ms = cluster.simulation.delay_max_ms = 2 * 3600 * 1000;
@@ -176,9 +181,7 @@ TEST_CASE("an orphan waits for its request to settle, is recorded once, and a fa
   world w;
   auto cluster = prov::testing::sim_cluster("sim");
   node n{w.journal, w.clk, *w.cloud, {cluster}, reconciling(minutes{10}, minutes{15})};
-  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
-  n.start("r1");
-  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  run_to_rest(w, n, "r1");
   REQUIRE(w.cloud->put(late_item("r1", "srv-late")).ok());
   // Deletes fail at the provider for now.
   cluster.simulation.fail_rollback = 1.0;
@@ -216,9 +219,7 @@ TEST_CASE("a pass asked for runs at once (or after the running one), answers wit
   world w;
   auto cluster = prov::testing::sim_cluster("sim");
   node n{w.journal, w.clk, *w.cloud, {cluster}, reconciling(minutes{10}, minutes{0})};
-  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
-  n.start("r1");
-  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  run_to_rest(w, n, "r1");
   REQUIRE(w.cloud->put(late_item("r1", "srv-late")).ok());
   auto& timers = n.sched->clock().schedule();
   const auto timers_before = timers.size();
