@@ -445,9 +445,9 @@ void engine::reconcile(std::string cluster_id, callback<reconcile_status> done) 
   auto& i = *_impl;
   auto* sys = i.sys.get();
   auto reconciler = i.reconciler;
-  with_cluster(i.stopping.load(), sys, i.ctx.registry, cluster_id, done, [sys, reconciler, cluster_id, done](cluster_choice) {
+  with_cluster(i.stopping.load(), sys, i.ctx.registry, cluster_id, done, [sys, reconciler, done](cluster_choice c) {
     detail::ask<reconcile_status>(*sys, reconciler, std::function<void(result<reconcile_status>)>{done},
-                                  reconcile_atom::value, cluster_id);
+                                  reconcile_atom::value, std::move(c));
   });
 }
 

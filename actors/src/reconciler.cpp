@@ -60,7 +60,7 @@ struct reconciler_state {
   /// Who asked for the running pass (none: the timer started it).
   std::optional<caf::typed_response_promise<reconcile_status>> asked;
   /// Passes asked for while one ran: a cluster each, run in order.
-  std::deque<std::pair<std::string, caf::typed_response_promise<reconcile_status>>> waiting;
+  std::deque<std::pair<cluster_choice, caf::typed_response_promise<reconcile_status>>> waiting;
 };
 
 using self_ptr = reconciler_actor::stateful_pointer<reconciler_state>;
@@ -71,7 +71,7 @@ constexpr std::size_t requests_per_turn = 64;
 
 void next_cluster(self_ptr self);
 void advance(self_ptr self);
-void start_pass(self_ptr self, std::optional<std::string> only);
+void start_pass(self_ptr self, std::optional<cluster_choice> only);
 
 /// How long the reconciler waits for a provider call: the calls' own timeout, else a pass.
 caf::timespan call_limit(const engine_context& ctx) {
@@ -185,25 +185,22 @@ void finish_pass(self_ptr self) {
 }
 
 /// Starts a pass over every cluster, or only over `only`.
-void start_pass(self_ptr self, std::optional<std::string> only) {
+void start_pass(self_ptr self, std::optional<cluster_choice> only) {
   auto& st = self->state;
   st.busy = true;
   st.at_pass_start = st.totals;
-  const auto got = [=](std::vector<cluster_choice> clusters) {
-    self->state.clusters = std::move(clusters);
-    next_cluster(self);
-  };
   if (only) {
-    self->request(st.ctx->registry, caf::infinite, lookup_atom::value, *only)
-        .then(
-            [=](cluster_choice& choice) {
-              got(choice.ok ? std::vector<cluster_choice>{std::move(choice)} : std::vector<cluster_choice>{});
-            },
-            [=](caf::error&) { finish_pass(self); });
+    st.clusters = {std::move(*only)};
+    next_cluster(self);
     return;
   }
   self->request(st.ctx->registry, caf::infinite, clusters_atom::value)
-      .then([=](std::vector<cluster_choice>& clusters) { got(std::move(clusters)); }, [=](caf::error&) { finish_pass(self); });
+      .then(
+          [=](std::vector<cluster_choice>& clusters) {
+            self->state.clusters = std::move(clusters);
+            next_cluster(self);
+          },
+          [=](caf::error&) { finish_pass(self); });
 }
 
 void next_cluster(self_ptr self) {
@@ -350,7 +347,7 @@ reconciler_actor::behavior_type reconciler_impl(self_ptr self, const engine_cont
           start_pass(self, std::nullopt);  // else the running pass looks soon enough
         }
       },
-      [=](reconcile_atom, const std::string& cluster) {
+      [=](reconcile_atom, const cluster_choice& cluster) {
         auto promise = self->make_response_promise<reconcile_status>();
         auto& st = self->state;
         if (st.busy) {

@@ -781,11 +781,7 @@ class rocks_journal final : public journal {
       g.events = next - head - 1;
       _written_head = next - 1;
       if (checkpoint) {
-        // Readers find these runs in the index from now on (they took them from memory first).
-        std::lock_guard lock(_unindexed_mutex);
-        _unindexed.clear();
-        _index_written_at = now;
-        _index_checkpoints.fetch_add(1, std::memory_order_relaxed);
+        forget_indexed(now);
       }
       note_categories(g);
       return;
@@ -1001,8 +997,15 @@ class rocks_journal final : public journal {
       log::warn("journal: last index checkpoint failed", {{"error", staged.err().message}});
       return;
     }
+    forget_indexed(_clock.now());
+  }
+
+  /// After a checkpoint's write: readers find the runs in the index from now on (they took
+  /// them from memory first).
+  void forget_indexed(timestamp now) {
     std::lock_guard lock(_unindexed_mutex);
     _unindexed.clear();
+    _index_written_at = now;
     _index_checkpoints.fetch_add(1, std::memory_order_relaxed);
   }
 

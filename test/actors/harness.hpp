@@ -197,12 +197,16 @@ struct node {
     return *out;
   }
 
-  /// Asks the reconciler for a pass over `cluster`; `*out` holds its answer once it came.
-  void ask_reconcile(const std::string& cluster, std::shared_ptr<std::optional<actors::reconcile_status>> out) {
+  /// Asks the reconciler for a pass over registered cluster `id` (as the engine does, with the
+  /// registry's answer); `*out` holds its answer once it came.
+  void ask_reconcile(const std::string& id, std::shared_ptr<std::optional<actors::reconcile_status>> out) {
     auto target = reconciler;
-    sys->spawn([out, target, cluster](caf::event_based_actor* self) {
-      self->request(target, caf::infinite, actors::reconcile_atom::value, cluster)
-          .then([out](const actors::reconcile_status& s) { *out = s; });
+    auto registry = ctx.registry;
+    sys->spawn([out, target, registry, id](caf::event_based_actor* self) {
+      self->request(registry, caf::infinite, actors::lookup_atom::value, id).then([=](const actors::cluster_choice& c) {
+        self->request(target, caf::infinite, actors::reconcile_atom::value, c)
+            .then([out](const actors::reconcile_status& s) { *out = s; });
+      });
     });
   }
 

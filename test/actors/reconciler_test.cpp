@@ -259,12 +259,4 @@ TEST_CASE("a pass asked for runs at once (or after the running one), answers wit
   CHECK((*third)->released == 0);
   CHECK(orphan_events(w.journal, "r1").size() == 2);
   CHECK(orphans_of(w, "r1").empty());
-
-  // An unknown cluster: a pass over nothing.
-  auto none = std::make_shared<std::optional<actors::reconcile_status>>();
-  n.ask_reconcile("nope", none);
-  n.run_jobs();
-  REQUIRE(none->has_value());
-  CHECK((*none)->passes == 1);
-  CHECK((*none)->orphans_found == 0);
 }

@@ -219,8 +219,9 @@ struct reconcile_status {
 using reconciler_actor = caf::typed_actor<
     caf::reacts_to<scan_atom>,                          ///< start a pass (the timer)
     caf::reacts_to<resume_atom>,                        ///< go on with the pass (it yields)
-    /// A pass over one cluster now (after the running one, if any); answers with its counts.
-    caf::replies_to<reconcile_atom, std::string /*cluster*/>::with<reconcile_status>,
+    /// A pass over one (looked-up) cluster now, after the running one if any; answers with
+    /// its counts.
+    caf::replies_to<reconcile_atom, cluster_choice>::with<reconcile_status>,
     caf::reacts_to<appended_atom, append_outcome>,      ///< the current request's append
     caf::replies_to<status_atom>::with<reconcile_status>>;
 
