@@ -187,11 +187,15 @@ step_outcome simulation_provider::run_step(const step_call& call) {
     out.resources.push_back(
         events::resource{item->kind, item->id, item->name, call.step, call.idempotency_key, false});
   }
-  // One write for all of the call's new resources.
-  if (auto st = _store.put_all(created); !st) {
-    out.resources.clear();
-    out.error = internal(st.err());
-    return out;
+  // One write for the call's record: what it adopted and what it created.
+  if (!created.empty()) {
+    auto record = std::move(*existing);
+    record.insert(record.end(), std::make_move_iterator(created.begin()), std::make_move_iterator(created.end()));
+    if (auto st = _store.put_call(record); !st) {
+      out.resources.clear();
+      out.error = internal(st.err());
+      return out;
+    }
   }
   if (fail) {
     const auto text = failure_for(call.type, call.step);

@@ -234,49 +234,138 @@ TEST_CASE("the rocks inventory keeps each request's resources apart and erases b
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("the rocks inventory converts the format-1 keys it finds on open", "[providers][simulation][rocks]") {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("prov-inventory-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+namespace {
+
+std::filesystem::path inventory_dir() {
+  return std::filesystem::temp_directory_path() /
+         ("prov-inventory-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+}
+
+inventory_item item_of(const std::string& request, const std::string& id, const std::string& key) {
   inventory_item item;
   item.cluster = "sim";
   item.kind = "vm";
-  item.id = "vm-1";
-  item.name = "prov-abcd-vm";
-  item.request_id = "r1";
-  item.idempotency_key = "r1/allocate/1";
+  item.id = id;
+  item.name = "prov-" + id;
+  item.request_id = request;
+  item.idempotency_key = key;
+  return item;
+}
+
+/// The keys a store's database holds, after it is closed.
+std::vector<std::string> raw_keys(const std::filesystem::path& dir) {
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options{}, dir.string(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db{raw};
+  std::unique_ptr<rocksdb::Iterator> it{db->NewIterator({})};
+  std::vector<std::string> keys;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    keys.push_back(it->key().ToString());
+  }
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("the rocks inventory keeps one record per call", "[providers][simulation][rocks]") {
+  const auto dir = inventory_dir();
+  manual_clock clk;
   {
-    // What a format-1 store held for one resource: a record by id and two index keys.
+    auto store = open_rocks_inventory_store(dir.string());
+    REQUIRE(store.ok());
+    simulation_provider sim{"sim", {}, **store, clk};
+    REQUIRE(sim.run_step(call_for(step_kind::allocate, "k/allocate/1")).ok);
+    REQUIRE(sim.run_step(call_for(step_kind::configure, "k/configure/1")).ok);
+    CHECK(sim.inventory()->size() == 4);
+  }
+  // Four resources, two calls: two keys.
+  CHECK(raw_keys(dir).size() == 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the rocks inventory lists a resource two calls hold once, the newest, and erases it from both",
+          "[providers][simulation][rocks]") {
+  const auto dir = inventory_dir();
+  {
+    auto store = open_rocks_inventory_store(dir.string());
+    REQUIRE(store.ok());
+    auto& s = **store;
+    // A first try made the namespace and timed out; the retry, under a new key, got the same
+    // one (its name is fixed by the request) and made one more resource.
+    auto first = item_of("r1", "ns", "r1/allocate/1");
+    first.created_at = timestamp{std::chrono::seconds{10}};
+    REQUIRE(s.put_call({first}).ok());
+    auto again = item_of("r1", "ns", "r1/allocate/2");
+    again.created_at = timestamp{std::chrono::seconds{20}};
+    auto quota = item_of("r1", "quota", "r1/allocate/2");
+    REQUIRE(s.put_call({again, quota}).ok());
+    REQUIRE(s.put_call({item_of("r2", "ns", "r2/allocate/1")}).ok());  // another request's
+    const auto listed = s.by_request("sim", "r1");
+    REQUIRE(listed->size() == 2);
+    CHECK(listed->at(0).id == "ns");
+    CHECK(listed->at(0).idempotency_key == "r1/allocate/2");
+    CHECK(listed->at(1).id == "quota");
+    CHECK(s.list("sim")->size() == 3);
+    CHECK(s.by_key("sim", "r1", "r1/allocate/1")->size() == 1);  // each call's record as written
+    // A change reads the record it changes: the call's other resource stays.
+    auto stopped = listed->at(0);
+    stopped.suspended = true;
+    REQUIRE(s.put_all({stopped}).ok());
+    const auto after = s.by_key("sim", "r1", "r1/allocate/2");
+    REQUIRE(after->size() == 2);
+    CHECK(after->at(0).suspended);
+    CHECK(after->at(1).id == "quota");
+    CHECK(*s.erase("sim", "r1", "ns"));
+    CHECK_FALSE(*s.erase("sim", "r1", "ns"));  // gone from both records
+    CHECK(s.by_request("sim", "r1")->size() == 1);
+    CHECK(s.by_request("sim", "r2")->size() == 1);
+    CHECK(*s.erase("sim", "r1", "quota"));
+    CHECK(s.by_request("sim", "r1")->empty());
+  }
+  // An emptied record is deleted: r2's is all that is left.
+  const auto keys = raw_keys(dir);
+  REQUIRE(keys.size() == 1);
+  CHECK(keys.front().find("r2") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the rocks inventory converts the keys of formats 1 and 2 it finds on open", "[providers][simulation][rocks]") {
+  const auto dir = inventory_dir();
+  const auto item = item_of("r1", "vm-1", "r1/allocate/1");
+  const auto second = item_of("r1", "vol-1", "r1/allocate/1");
+  {
     rocksdb::Options options;
     options.create_if_missing = true;
     rocksdb::DB* raw = nullptr;
     REQUIRE(rocksdb::DB::Open(options, dir.string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db{raw};
     const std::string sep{"\x1f"};
-    REQUIRE(db->Put({}, "r" + sep + "sim" + sep + "vm-1", events::encode_binary(item)).ok());
-    REQUIRE(db->Put({}, "k" + sep + "sim" + sep + "r1/allocate/1" + sep + "vm-1", "").ok());
-    REQUIRE(db->Put({}, "q" + sep + "sim" + sep + "r1" + sep + "vm-1", "").ok());
+    SECTION("format 1: a record by id and two index keys per resource") {
+      for (const auto* i : {&item, &second}) {
+        REQUIRE(db->Put({}, "r" + sep + "sim" + sep + i->id, events::encode_binary(*i)).ok());
+        REQUIRE(db->Put({}, "k" + sep + "sim" + sep + "r1/allocate/1" + sep + i->id, "").ok());
+        REQUIRE(db->Put({}, "q" + sep + "sim" + sep + "r1" + sep + i->id, "").ok());
+      }
+    }
+    SECTION("format 2: a key per resource") {
+      for (const auto* i : {&item, &second}) {
+        REQUIRE(db->Put({}, "i" + sep + "sim" + sep + "r1" + sep + i->id, events::encode_binary(*i)).ok());
+      }
+    }
   }
   {
     auto store = open_rocks_inventory_store(dir.string());
     REQUIRE(store.ok());
     const auto found = (*store)->by_key("sim", "r1", "r1/allocate/1");
-    REQUIRE(found->size() == 1);
-    CHECK(found->front().name == "prov-abcd-vm");
-    CHECK((*store)->list("sim")->size() == 1);
+    REQUIRE(found->size() == 2);
+    CHECK(found->front() == item);
+    CHECK(found->back() == second);
+    CHECK((*store)->list("sim")->size() == 2);
   }
-  {
-    // Nothing of format 1 is left.
-    rocksdb::DB* raw = nullptr;
-    REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options{}, dir.string(), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db{raw};
-    std::unique_ptr<rocksdb::Iterator> it{db->NewIterator({})};
-    std::size_t keys = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      CHECK(it->key().starts_with("i"));
-      ++keys;
-    }
-    CHECK(keys == 1);
-  }
+  // Only the call's record is left.
+  const auto keys = raw_keys(dir);
+  REQUIRE(keys.size() == 1);
+  CHECK(keys.front().starts_with("c"));
   std::filesystem::remove_all(dir);
 }
 

@@ -17,6 +17,7 @@ class counting_inventory final : public providers::inventory_store {
   std::size_t lookups() const noexcept { return _lookups.load(); }
 
   status put_all(const std::vector<providers::inventory_item>& items) override { return _inner.put_all(items); }
+  status put_call(const std::vector<providers::inventory_item>& items) override { return _inner.put_call(items); }
   result<bool> erase(const std::string& cluster, const std::string& request_id, const std::string& id) override {
     return _inner.erase(cluster, request_id, id);
   }
