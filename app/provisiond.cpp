@@ -22,6 +22,7 @@
 #include "prov/gateway/http_server.hpp"
 #include "prov/kafka/command_consumer.hpp"
 #include "prov/kafka/outbox_publisher.hpp"
+#include "prov/kafka/topics.hpp"
 
 namespace po = boost::program_options;
 
@@ -43,6 +44,7 @@ struct settings {
   std::string kafka_group = "provisiond";
   std::vector<std::string> kafka_properties;  ///< NAME=VALUE librdkafka properties
   std::size_t kafka_max_buffered = 1'000;
+  std::chrono::milliseconds kafka_topic_check{10'000};  ///< 0: no check of the topics at start
   unsigned http_threads = 2;
   std::size_t scheduler_threads = 0;
   std::string scheduler_policy = "sharing";
@@ -102,6 +104,9 @@ settings parse_args(int argc, char** argv) {
        "NAME=VALUE librdkafka property for every Kafka client (TLS, SASL, timeouts); repeatable")
       ("kafka-max-buffered", po::value(&s.kafka_max_buffered)->default_value(s.kafka_max_buffered),
        "commands consumed and not yet answered before the command partitions are paused (1-1000000)")
+      ("kafka-topic-check", po::value<std::string>(),
+       "at start, wait this long for Kafka to list its topics and refuse to start if one of ours is missing "
+       "(default 10s; unreachable: start anyway; 0 = no check)")
       ("http-threads", po::value(&s.http_threads)->default_value(s.http_threads), "HTTP I/O threads (1-64)")
       ("scheduler-threads", po::value(&s.scheduler_threads)->default_value(s.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
@@ -240,6 +245,7 @@ settings parse_args(int argc, char** argv) {
   if (s.kafka_max_buffered == 0 || s.kafka_max_buffered > 1'000'000) {
     usage_error("--kafka-max-buffered must be 1-1000000");
   }
+  s.kafka_topic_check = duration_flag(vm, "kafka-topic-check", s.kafka_topic_check, true);
   return s;
 }
 
@@ -329,6 +335,40 @@ std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const pro
   return m.take();
 }
 
+prov::kafka::client_settings kafka_client(const settings& s) {
+  prov::kafka::client_settings client{s.kafka_brokers, "provisiond", {}};
+  for (const auto& p : s.kafka_properties) {
+    const auto eq = p.find('=');
+    client.properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+  }
+  return client;
+}
+
+// Whether provisiond may start on this Kafka cluster: no when it lists its topics and one of
+// ours is not among them (a command topic that is not there would be waited on forever, and
+// on a cluster that creates topics on first use, lifecycle events would land on topics with
+// its defaults). A cluster that does not answer in time is not a reason to refuse: the outbox
+// and the command consumer wait for it.
+bool kafka_topics_ready(const settings& s) {
+  if (s.kafka_brokers.empty() || s.kafka_topic_check.count() == 0) {
+    return true;
+  }
+  const auto missing = prov::kafka::missing_topics(kafka_client(s), s.kafka_topic_prefix, s.kafka_topic_check);
+  if (!missing) {
+    prov::log::warn("kafka_topics_unchecked", {{"error", missing.err().message}});
+    return true;
+  }
+  if (missing->empty()) {
+    return true;
+  }
+  prov::log::error("kafka_topics_missing",
+                   {{"brokers", s.kafka_brokers},
+                    {"missing", *missing},
+                    {"hint", "create them (docs/KAFKA.md lists the topics), set --kafka-topic-prefix if the lifecycle "
+                             "topics have one, or give this client access to them"}});
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,6 +379,9 @@ int main(int argc, char** argv) {
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   const sigset_t stop_signals = prov::app::block_stop_signals();
 
+  if (!kafka_topics_ready(s)) {
+    return 1;
+  }
   const auto token = admin_token(s);
   prov::system_clock_source clk;
   prov::actors::engine_options options;
@@ -360,11 +403,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<prov::kafka::outbox_publisher> outbox;
   std::unique_ptr<prov::kafka::command_consumer> commands;
   if (!s.kafka_brokers.empty()) {
-    prov::kafka::client_settings client{s.kafka_brokers, "provisiond", {}};
-    for (const auto& p : s.kafka_properties) {
-      const auto eq = p.find('=');
-      client.properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
-    }
+    const auto client = kafka_client(s);
     auto storage = (*engine)->storage();
     prov::kafka::outbox_options outbox_options;
     outbox_options.client = client;

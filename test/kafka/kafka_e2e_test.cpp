@@ -435,3 +435,39 @@ TEST_CASE("kafka a full command buffer pauses the partitions and every command i
   CHECK(log.find("kafka_commands_paused") != std::string::npos);
   CHECK(log.find("kafka_commands_resumed") != std::string::npos);
 }
+
+TEST_CASE("kafka provisiond refuses to start when one of its topics is missing, and names it", "[e2e][kafka]") {
+  const auto dir = fresh_dir("kafka-topics");
+  dev_broker broker{dir, 1, 1, "staging."};  // the lifecycle topics are "staging.provisioning.started", ...
+  prov::kafka::client_settings client;
+  client.brokers = broker.bootstrap();
+  // The check lists topics and creates none: asked twice, the same nine are missing.
+  for (int i = 0; i < 2; ++i) {
+    const auto missing = prov::kafka::missing_topics(client, "", std::chrono::seconds{20});
+    REQUIRE(missing.ok());
+    REQUIRE(missing->size() == std::size(prov::events::lifecycle_types));
+    CHECK(missing->front() == "provisioning.started");
+    CHECK(missing->back() == "provisioning.rolled-back");
+  }
+  CHECK(prov::kafka::missing_topics(client, "staging.", std::chrono::seconds{20})->empty());
+  auto nobody = client;
+  nobody.brokers = "127.0.0.1:1";
+  CHECK(prov::kafka::missing_topics(nobody, "", std::chrono::seconds{2}).err().code == prov::errc::unavailable);
+
+  {
+    child_process refused{{PROVISIOND_BINARY, "--data-dir", (dir / "data").string(), "--listen", "127.0.0.1:0",
+                           "--kafka-brokers", broker.bootstrap()},
+                          (dir / "provisiond.log").string()};
+    const auto code = refused.wait(std::chrono::seconds{60});
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+  }
+  server s{dir};
+  const auto log = s.log();
+  CHECK(log.find("kafka_topics_missing") != std::string::npos);
+  CHECK(log.find("provisioning.completed") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "data"));  // refused before it touched anything
+  // With the prefix the topics have, it starts.
+  s.start({"--kafka-brokers", broker.bootstrap(), "--kafka-topic-prefix", "staging.", "--log-level", "warn"});
+  CHECK(s.stop() == 0);
+}

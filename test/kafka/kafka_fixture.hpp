@@ -28,11 +28,16 @@ namespace prov::test {
 /// kafka-dev-broker as a subprocess, with its control port.
 class dev_broker {
  public:
-  explicit dev_broker(const std::filesystem::path& dir, int brokers = 3, int partitions = 6) : _partitions(partitions) {
-    _proc = std::make_unique<child_process>(
-        std::vector<std::string>{KAFKA_DEV_BROKER_BINARY, "--brokers", std::to_string(brokers), "--partitions",
-                                 std::to_string(partitions), "--control-port", "0"},
-        (dir / "broker.log").string());
+  /// `event_prefix`: the lifecycle topics it creates have it (as `--kafka-topic-prefix` says).
+  explicit dev_broker(const std::filesystem::path& dir, int brokers = 3, int partitions = 6,
+                      const std::string& event_prefix = {})
+      : _partitions(partitions) {
+    std::vector<std::string> argv{KAFKA_DEV_BROKER_BINARY, "--brokers", std::to_string(brokers), "--partitions",
+                                  std::to_string(partitions), "--control-port", "0"};
+    if (!event_prefix.empty()) {
+      argv.insert(argv.end(), {"--event-topic-prefix", event_prefix});
+    }
+    _proc = std::make_unique<child_process>(argv, (dir / "broker.log").string());
     const auto bootstrap = _proc->read_line(std::chrono::seconds{20});
     REQUIRE(bootstrap.has_value());
     REQUIRE(bootstrap->rfind("127.0.0.1:", 0) == 0);

@@ -8,9 +8,13 @@
 /// - one topic per lifecycle type (`events::lifecycle_types`), key = request id, value =
 ///   CloudEvents 1.0 JSON; an optional prefix (e.g. "staging.") is prepended to each
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "prov/core/error.hpp"
+#include "prov/kafka/client_settings.hpp"
 
 namespace prov::kafka {
 
@@ -32,5 +36,13 @@ struct topic_spec {
 
 /// Every topic of the project: commands, results, and one per lifecycle type.
 std::vector<topic_spec> project_topics(int partitions = 6, std::string_view event_prefix = {});
+
+/// The project's topics (lifecycle topics with `event_prefix`) that the cluster at `settings`
+/// does not show this client, in `project_topics` order: missing, or not authorized (a client
+/// allowed to read or write a topic may describe it). One metadata request for every topic,
+/// which creates none (a request naming a topic may, on a broker that creates topics on first
+/// use). `errc::unavailable` if no broker answered within `timeout`.
+result<std::vector<std::string>> missing_topics(const client_settings& settings, std::string_view event_prefix,
+                                                std::chrono::milliseconds timeout);
 
 }  // namespace prov::kafka
