@@ -316,7 +316,7 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
 
 void engine::create_tenant(tenant_command cmd, callback<tenant_reply> done) {
   auto& i = *_impl;
-  auto reply = std::make_shared<tenant_reply>(tenant_reply{cmd.id, "pt_" + random_hex(24)});
+  auto reply = std::make_shared<tenant_reply>(tenant_reply{cmd.id, detail::new_tenant_token()});
   events::tenant_created e{cmd.id, cmd.name, sha256_hex(reply->token), cmd.quota};
   std::vector<events::stream_append> batch;
   batch.push_back(events::stream_append{events::tenant_stream(cmd.id), 0, {events::to_record(e)}});

@@ -446,6 +446,31 @@ void engine::set_quota(std::string tenant_id, events::tenant_quota quota, callba
   });
 }
 
+void engine::rotate_token(std::string tenant_id, std::string by, callback<tenant_reply> done) {
+  auto& i = *_impl;
+  auto version = i.journal->stream_version(events::tenant_stream(tenant_id));
+  if (!version || *version == 0) {
+    done(!version ? std::move(version).err() : make_error(errc::not_found, "tenant " + tenant_id + " does not exist"));
+    return;
+  }
+  auto reply = std::make_shared<tenant_reply>(tenant_reply{tenant_id, detail::new_tenant_token()});
+  std::vector<events::stream_append> batch;
+  batch.push_back(events::stream_append{events::tenant_stream(tenant_id), *version,
+                                        {events::to_record(events::tenant_token_rotated{sha256_hex(reply->token), by})}});
+  i.append_then(std::move(batch), [this, reply, by, done](result<events::append_receipt> r) {
+    if (!r) {
+      done(r.err().code == errc::version_conflict
+               ? make_error(errc::conflict, "tenant " + reply->id + " changed concurrently; retry")
+               : std::move(r).err());
+      return;
+    }
+    log::info("tenant_token_rotated", {{"tenant", reply->id}, {"by", by}});
+    _impl->after_projection(r->last_position, [reply, done] { done(*reply); });
+  });
+}
+
+std::uint64_t engine::catalog_generation() const noexcept { return _impl->projector->catalog_generation(); }
+
 result<usage_report> engine::usage(const std::string& tenant_id) {
   auto& i = *_impl;
   auto tenant = i.views->tenant(tenant_id);

@@ -505,6 +505,14 @@ struct tenant_folder {
     s.quota = e.quota;
     return {};
   }
+
+  status operator()(const tenant_token_rotated& e) {
+    if (!s.exists()) {
+      return make_error(errc::not_found, "token rotated before the tenant was created");
+    }
+    s.token_sha256 = e.token_sha256;
+    return {};
+  }
 };
 
 template <class Folder, class State, class Event>

@@ -98,6 +98,7 @@ struct api::impl {
   api_options options;
   std::mutex token_mutex;
   std::unordered_map<std::string, std::string> token_cache;  ///< sha256(token) -> tenant
+  std::uint64_t token_generation = 0;  ///< the engine's catalog generation `token_cache` holds
   std::array<std::atomic<std::uint64_t>, 6> responses{};     ///< by status class 0xx..5xx
   std::array<std::atomic<std::uint64_t>, 6> batch_items{};   ///< batch items by status class
 
@@ -117,9 +118,15 @@ struct api::impl {
       return caller{true, {}};
     }
     const auto hash = sha256_hex(token);
+    // A tenant change (a rotated token) makes the projections grow their catalog generation:
+    // the cache is emptied then, and filled only by reads made under the generation it holds.
+    const auto generation = engine.catalog_generation();  // before the read it vouches for
     {
       std::lock_guard<std::mutex> guard{token_mutex};
-      if (auto it = token_cache.find(hash); it != token_cache.end()) {
+      if (generation > token_generation) {
+        token_cache.clear();
+        token_generation = generation;
+      } else if (auto it = token_cache.find(hash); it != token_cache.end() && generation == token_generation) {
         return caller{false, it->second};
       }
     }
@@ -131,7 +138,9 @@ struct api::impl {
       return make_error(errc::unauthorized, "unknown token");
     }
     std::lock_guard<std::mutex> guard{token_mutex};
-    token_cache.emplace(hash, **tenant);
+    if (generation == token_generation) {
+      token_cache.emplace(hash, **tenant);
+    }
     return caller{false, **tenant};
   }
 
@@ -514,6 +523,22 @@ struct api::impl {
       }
       auto resp = json_response(201, json{{"id", r->id}, {"token", r->token}});
       resp.headers.emplace_back("Location", "/v1/tenants/" + r->id);
+      resp.headers.emplace_back("Cache-Control", "no-store");
+      respond(std::move(resp));
+    });
+  }
+
+  /// `POST /v1/tenants/{id}/token`: a new token for the tenant (shown once); the one it had
+  /// stops working before the answer is sent.
+  void rotate_token(const std::string& id, const caller& who, const responder& respond) {
+    if (!who.admin && who.tenant != id) {
+      return respond(error_response(403, errc::forbidden, "a tenant token can only rotate its own token"));
+    }
+    engine.rotate_token(id, who.admin ? "admin" : who.tenant, [respond](result<actors::tenant_reply> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      auto resp = json_response(200, json{{"id", r->id}, {"token", r->token}});
       resp.headers.emplace_back("Cache-Control", "no-store");
       respond(std::move(resp));
     });
@@ -1041,6 +1066,9 @@ struct api::impl {
       }
       if (n == 4 && seg[3] == "usage") {
         return respond(m == "GET" ? usage(id, *who) : method_not_allowed("GET"));
+      }
+      if (n == 4 && seg[3] == "token") {
+        return m == "POST" ? rotate_token(id, *who, respond) : respond(method_not_allowed("POST"));
       }
       if (n == 3 || (n == 4 && seg[3] == "quota")) {
         return respond(m == "GET" ? get_tenant(id, *who, n == 4) : method_not_allowed(n == 4 ? "GET, PUT" : "GET"));

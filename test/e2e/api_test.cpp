@@ -287,6 +287,44 @@ TEST_CASE("tenants see only their own requests", "[e2e][security]") {
   CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("a rotated tenant token stops working at once, also after a restart", "[e2e][security]") {
+  server s{fresh_dir("rotation")};
+  s.start();
+  auto c = s.client();
+  const auto first = make_tenant(c, s.admin(), "acme");
+  const auto other = make_tenant(c, s.admin(), "globex");
+  const auto id = c.post("/v1/requests", vps(), first).json()["id"].get<std::string>();
+  CHECK(c.get("/v1/requests/" + id, first).status == 200);  // the gateway knows this token now
+  CHECK(c.post("/v1/tenants/acme/token", json::object(), other).status == 403);
+  CHECK(c.get("/v1/tenants/acme/token", s.admin()).status == 405);
+  CHECK(c.post("/v1/tenants/nobody/token", json::object(), s.admin()).status == 404);
+
+  // The tenant rotates its own token: the old one is refused from the answer on.
+  auto rotated = c.post("/v1/tenants/acme/token", json::object(), first);
+  REQUIRE(rotated.status == 200);
+  CHECK(rotated.json()["id"] == "acme");
+  CHECK(rotated.header("cache-control") == "no-store");
+  const auto second = rotated.json()["token"].get<std::string>();
+  CHECK(second != first);
+  CHECK(c.get("/v1/requests/" + id, first).status == 401);
+  CHECK(c.get("/v1/requests/" + id, second).status == 200);
+  CHECK(c.get("/v1/requests/" + id, other).status == 404);
+  CHECK(c.get("/v1/requests", other).status == 200);  // other tenants' tokens are untouched
+
+  // The admin rotates it again (a leaked token): the tenant's current one goes too.
+  const auto third = c.post("/v1/tenants/acme/token", json::object(), s.admin()).json()["token"].get<std::string>();
+  CHECK(c.get("/v1/requests/" + id, second).status == 401);
+  CHECK(c.get("/v1/requests", third).json()["items"].size() == 1);
+
+  // The rotations are events: a restart keeps them.
+  REQUIRE(s.stop() == 0);
+  s.start();
+  auto after = s.client();
+  CHECK(after.get("/v1/requests/" + id, first).status == 401);
+  CHECK(after.get("/v1/requests/" + id, second).status == 401);
+  CHECK(after.get("/v1/requests/" + id, third).status == 200);
+}
+
 TEST_CASE("the same idempotency key returns the same request", "[e2e][idempotency]") {
   server s{fresh_dir("idempotency")};
   s.start();

@@ -269,6 +269,11 @@ TEST_CASE("cluster and tenant aggregates fold", "[events][apply]") {
   q.instances = 3;
   REQUIRE(apply_to(ten, tenant_quota_set{q}, event_meta{2, t}).ok());
   CHECK(ten.quota.instances == 3);
+  REQUIRE(apply_to(ten, tenant_token_rotated{"def", "acme"}, event_meta{3, t}).ok());
+  CHECK(ten.token_sha256 == "def");
+  CHECK(ten.quota.instances == 3);
+  tenant_state none;
+  CHECK(apply_to(none, tenant_token_rotated{"def", "admin"}, event_meta{1, t}).err().code == errc::not_found);
 }
 
 TEST_CASE("approval: pending_approval until approved (queued again) or rejected (failed)", "[events][apply][approval]") {

@@ -67,6 +67,7 @@ std::vector<any_event> samples() {
           rule_deleted{"admin"},
           tenant_created{"acme", "Acme Inc", "deadbeef", q},
           tenant_quota_set{q},
+          tenant_token_rotated{"cafef00d", "admin"},
           idempotency_claimed{"r1"},
           webhook_registered{"wh-1", "acme", "https://hooks.example/x", {"provisioning.completed", "*"}, "v1:c2Vj", "acme"},
           webhook_deactivated{"5 consecutive failed deliveries", 5},

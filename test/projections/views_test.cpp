@@ -442,6 +442,15 @@ TEST_CASE("views: clusters, tenants and the token lookup", "[projections][views]
   CHECK(must(v.tenant_by_token_hash(sha256_hex("token-g"))) == std::optional<std::string>{"globex"});
   CHECK_FALSE(must(v.tenant_by_token_hash(sha256_hex("token-x"))).has_value());
   CHECK_FALSE(must(v.tenant_by_token_hash("")).has_value());
+
+  // A rotated token: the old one is no longer found, the new one is, and the catalog moved on.
+  const auto generation = p.catalog_generation();
+  w.append(tenant_stream("acme"), {to_record(tenant_token_rotated{sha256_hex("token-a2"), "admin"})});
+  REQUIRE_OK(p.catch_up());
+  CHECK(p.catalog_generation() > generation);
+  CHECK_FALSE(must(v.tenant_by_token_hash(sha256_hex("token-a"))).has_value());
+  CHECK(must(v.tenant_by_token_hash(sha256_hex("token-a2"))) == std::optional<std::string>{"acme"});
+  CHECK(must(v.tenant("acme"))->token_sha256 == sha256_hex("token-a2"));
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include "prov/actors/engine.hpp"
 #include "prov/actors/spawn.hpp"
 #include "prov/actors/webhooks.hpp"
+#include "prov/core/ids.hpp"
 #include "prov/core/secret_box.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/rocks_store.hpp"
@@ -25,6 +26,9 @@ namespace prov::actors {
 namespace detail {
 
 inline constexpr auto ask_timeout = std::chrono::seconds{30};
+
+/// A tenant token: 24 random bytes, hex, with a prefix that secret scanners can match.
+inline std::string new_tenant_token() { return "pt_" + random_hex(24); }
 
 // Asks an actor from outside the actor system: a short-lived actor sends the request and
 // hands the reply (or the error) to `done`.

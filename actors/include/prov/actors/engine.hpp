@@ -194,6 +194,13 @@ class engine {
   void create_rule(events::rule_created rule, callback<events::rule_state> done);
   void delete_rule(std::string rule_id, std::string by, callback<events::rule_state> done);
   void set_quota(std::string tenant_id, events::tenant_quota quota, callback<events::tenant_state> done);
+  /// Gives the tenant a new token (answered once, like the first) and retires its current one:
+  /// the answer comes when the projections no longer know the old token.
+  /// `by`: "admin" or the tenant id, recorded in the event.
+  void rotate_token(std::string tenant_id, std::string by, callback<tenant_reply> done);
+  /// Grows whenever the projections apply a change to a tenant or an approval rule: what was
+  /// read about them under an older generation may be stale (e.g. a cached token).
+  std::uint64_t catalog_generation() const noexcept;
   result<usage_report> usage(const std::string& tenant_id);
 
   /// Webhooks (R-6.3; `engine_webhooks.cpp`). The URL must pass the address guard

@@ -25,7 +25,7 @@ using any_event =
                  action_requested, request_suspended, request_reactivated, action_failed,
                  credentials_delivered, input_requested, input_provided, orphan_found,
                  cluster_registered, cluster_updated, cluster_tested, rule_created, rule_deleted,
-                 tenant_created, tenant_quota_set, idempotency_claimed,
+                 tenant_created, tenant_quota_set, tenant_token_rotated, idempotency_claimed,
                  webhook_registered, webhook_deactivated, webhook_reactivated, webhook_deleted,
                  webhook_delivery_attempted>;
 

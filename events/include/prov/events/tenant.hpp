@@ -83,7 +83,22 @@ struct tenant_quota_set {
   bool operator==(const tenant_quota_set&) const = default;
 };
 
-using tenant_event = std::variant<tenant_created, tenant_quota_set>;
+/// The tenant's token was replaced by one whose SHA-256 is `token_sha256`: the old token
+/// stops working once this is projected. `by`: "admin" or the tenant itself.
+struct tenant_token_rotated {
+  static constexpr event_type_info info{72, 1, "tenant.token_rotated"};
+  std::string token_sha256;
+  std::string by;
+
+  template <class F, class Self>
+  static void fields(F& f, Self& x) {
+    f("tokenSha256", x.token_sha256);
+    f("by", x.by);
+  }
+  bool operator==(const tenant_token_rotated&) const = default;
+};
+
+using tenant_event = std::variant<tenant_created, tenant_quota_set, tenant_token_rotated>;
 
 /// An idempotency key was bound to a request (stream "idempotency/<tenant>/<sha256(key)>").
 /// Appended atomically with the request's first event, expecting version 0: a second submit
