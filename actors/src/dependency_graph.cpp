@@ -161,44 +161,49 @@ std::string find_cycle(const graph_state& g) {
   return cycle + node;
 }
 
+/// Adds `n` to the graph unless it closes a cycle (checked only with `check`).
+dependency_verdict add_node(graph_state& g, const dependency_node& n, bool check) {
+  for (const auto& p : n.prerequisites) {
+    if (p == n.request_id || (!n.key_node.empty() && p == n.key_node)) {
+      return dependency_verdict{false, n.request_id + " -> " + n.request_id};
+    }
+  }
+  if (check) {
+    // Checked as if every pending claim of a key commits, this request's too: requests
+    // that wait for a key wait for its claimant. (A committed claim's key has no node
+    // left: it was renamed, and later references go to the request.)
+    auto trial = g;
+    for (const auto& p : n.prerequisites) {
+      link(trial, node_of(g, p), n.request_id);
+    }
+    for (const auto& [claimant, key] : g.claims) {
+      if (has_node(trial, key)) {
+        rename(trial, key, claimant);
+      }
+    }
+    if (!n.key_node.empty() && has_node(trial, n.key_node)) {
+      rename(trial, n.key_node, n.request_id);
+    }
+    if (auto cycle = find_cycle(trial); !cycle.empty()) {
+      return dependency_verdict{false, cycle};
+    }
+  }
+  for (const auto& p : n.prerequisites) {
+    link(g, node_of(g, p), n.request_id);
+  }
+  if (!n.key_node.empty()) {
+    g.claims[n.request_id] = n.key_node;
+  }
+  return dependency_verdict{true, {}};
+}
+
 dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_context* ctx) {
   self->state.ctx = ctx;
   return {
       [=](add_atom, const dependency_node& n, bool check) -> dependency_verdict {
-        auto& g = self->state;
-        for (const auto& p : n.prerequisites) {
-          if (p == n.request_id || (!n.key_node.empty() && p == n.key_node)) {
-            return dependency_verdict{false, n.request_id + " -> " + n.request_id};
-          }
-        }
-        if (check) {
-          // Checked as if every pending claim of a key commits, this request's too: requests
-          // that wait for a key wait for its claimant. (A committed claim's key has no node
-          // left: it was renamed, and later references go to the request.)
-          auto trial = g;
-          for (const auto& p : n.prerequisites) {
-            link(trial, node_of(g, p), n.request_id);
-          }
-          for (const auto& [claimant, key] : g.claims) {
-            if (has_node(trial, key)) {
-              rename(trial, key, claimant);
-            }
-          }
-          if (!n.key_node.empty() && has_node(trial, n.key_node)) {
-            rename(trial, n.key_node, n.request_id);
-          }
-          if (auto cycle = find_cycle(trial); !cycle.empty()) {
-            return dependency_verdict{false, cycle};
-          }
-        }
-        for (const auto& p : n.prerequisites) {
-          link(g, node_of(g, p), n.request_id);
-        }
-        if (!n.key_node.empty()) {
-          g.claims[n.request_id] = n.key_node;
-        }
-        return dependency_verdict{true, {}};
+        return add_node(self->state, n, check);
       },
+      [=](add_atom, const dependency_node& n, const verdict_sink& sink) { sink.deliver(add_node(self->state, n, true)); },
       [=](claimed_atom, const std::string& key_node, const std::string& id) {
         auto& g = self->state;
         if (has_node(g, key_node)) {

@@ -229,46 +229,65 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     done(std::move(reserved).err());
     return;
   }
+  // Approval gates: the first matching rule, recorded with the submission.
+  std::optional<events::approval_required> approval;
+  if (const auto* rule = events::first_matching_rule(*rules, e.tenant, e.spec, e.type, e.region)) {
+    approval = events::approval_required{rule->id, rule->name};
+  }
   // dependsOn: every reference known, and no cycle. Last, so that nothing refuses the
   // submission once the graph holds it (until the append: then it is forgotten).
   const bool in_graph = !e.depends_on.empty() || !e.idempotency_key.empty();
-  if (in_graph) {
-    auto refuse = [&](error why) {
-      i.ledger.release(e.tenant, as_state);
-      done(std::move(why));
-    };
-    events::request_state probe;
-    probe.id = e.request_id;
-    probe.tenant = e.tenant;
-    probe.depends_on = e.depends_on;
-    probe.idempotency_key = e.idempotency_key;
-    auto node = i.dependency_node_of(probe);
-    if (!node) {
-      return refuse(std::move(node).err());
-    }
-    if (node->prerequisites.empty()) {
-      // Only a key: a request that waits for nothing closes no cycle, so there is nothing to
-      // ask. The graph records the pending claim before the append's `claimed` (or `forget`)
-      // can reach it: this message is in its mailbox first.
-      caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), false);
-    } else {
-      caf::scoped_actor asker{*i.sys};
-      std::optional<dependency_verdict> verdict;
-      asker->request(i.ctx.dependencies, detail::ask_timeout, add_atom::value, *node, true)
-          .receive([&](const dependency_verdict& v) { verdict = v; }, [](caf::error&) {});
-      if (!verdict) {
-        caf::anon_send(i.ctx.dependencies, forget_atom::value, e.request_id);  // should it answer late
-        return refuse(make_error(errc::unavailable, "the dependency graph did not answer"));
-      }
-      if (!verdict->ok) {
-        return refuse(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + verdict->cycle));
-      }
-    }
+  if (!in_graph) {
+    i.commit_submission(std::move(e), std::move(approval), std::move(as_state), false, std::move(done));
+    return;
   }
-  // Approval gates: the first matching rule, recorded with the submission.
+  events::request_state probe;
+  probe.id = e.request_id;
+  probe.tenant = e.tenant;
+  probe.depends_on = e.depends_on;
+  probe.idempotency_key = e.idempotency_key;
+  auto node = i.dependency_node_of(probe);
+  if (!node) {
+    i.ledger.release(e.tenant, as_state);
+    done(std::move(node).err());
+    return;
+  }
+  if (node->prerequisites.empty()) {
+    // Only a key: a request that waits for nothing closes no cycle, so there is nothing to
+    // ask. The graph records the pending claim before the append's `claimed` (or `forget`)
+    // can reach it: this message is in its mailbox first.
+    caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), false);
+    i.commit_submission(std::move(e), std::move(approval), std::move(as_state), true, std::move(done));
+    return;
+  }
+  // The graph checks for a cycle and hands its verdict to the rest of the submission, on its
+  // own thread: the caller (an HTTP I/O thread, the Kafka consumer) does not wait for it. The
+  // node is in the graph's mailbox before this returns, so a later submission that names this
+  // one's key (the next item of a batch) is checked with it.
+  struct pending {
+    events::request_submitted e;
+    std::optional<events::approval_required> approval;
+    events::request_state as_state;
+    callback<submit_reply> done;
+  };
+  auto p = std::make_shared<pending>(pending{std::move(e), std::move(approval), std::move(as_state), std::move(done)});
+  auto* impl = _impl.get();
+  caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), verdict_sink{[impl, p](const dependency_verdict& v) {
+                   if (!v.ok) {
+                     impl->ledger.release(p->e.tenant, p->as_state);
+                     p->done(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + v.cycle));
+                     return;
+                   }
+                   impl->commit_submission(std::move(p->e), std::move(p->approval), std::move(p->as_state), true,
+                                           std::move(p->done));
+                 }});
+}
+
+void engine::impl::commit_submission(events::request_submitted e, std::optional<events::approval_required> approval,
+                                     events::request_state as_state, bool in_graph, callback<submit_reply> done) {
   std::vector<events::event_record> records{events::to_record(e)};
-  if (const auto* rule = events::first_matching_rule(*rules, e.tenant, e.spec, e.type, e.region)) {
-    records.push_back(events::to_record(events::approval_required{rule->id, rule->name}));
+  if (approval) {
+    records.push_back(events::to_record(*approval));
   }
   std::vector<events::stream_append> batch;
   batch.push_back(events::stream_append{events::request_stream(e.request_id), 0, std::move(records)});
@@ -276,38 +295,37 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
     batch.push_back(events::stream_append{events::idempotency_stream(e.tenant, e.idempotency_key), 0,
                                           {events::to_record(events::idempotency_claimed{e.request_id})}});
   }
-  const bool needs_approval = batch.front().events.size() > 1;
+  const bool needs_approval = approval.has_value();
   auto submitted = std::make_shared<events::request_submitted>(std::move(e));
-  i.append_then(std::move(batch), [this, submitted, done, as_state, needs_approval, in_graph](result<events::append_receipt> r) {
-    auto& i = *_impl;
+  append_then(std::move(batch), [this, submitted, done, as_state, needs_approval, in_graph](result<events::append_receipt> r) {
     if (r) {
-      i.unfinished.fetch_add(1, std::memory_order_relaxed);
+      unfinished.fetch_add(1, std::memory_order_relaxed);
       if (!submitted->idempotency_key.empty()) {
         // Before the request can settle: what waits for its key waits for it from now on.
-        caf::anon_send(i.ctx.dependencies, claimed_atom::value,
-                       impl::key_node_of(submitted->tenant, submitted->idempotency_key), submitted->request_id);
+        caf::anon_send(ctx.dependencies, claimed_atom::value, key_node_of(submitted->tenant, submitted->idempotency_key),
+                       submitted->request_id);
       }
       if (!needs_approval) {
         // The request's actor starts from the state just committed: no read of its stream.
         events::request_state initial;
         if (events::apply_to(initial, events::request_event{*submitted}, events::event_meta{1, r->time})) {
-          caf::anon_send(i.supervisor, start_atom::value, submitted->request_id, std::move(initial));
+          caf::anon_send(supervisor, start_atom::value, submitted->request_id, std::move(initial));
         } else {
-          caf::anon_send(i.supervisor, start_atom::value, submitted->request_id);
+          caf::anon_send(supervisor, start_atom::value, submitted->request_id);
         }
       }
       const auto state = needs_approval ? events::lifecycle_state::pending_approval : events::lifecycle_state::queued;
-      i.after_projection(r->last_position, [submitted, done, state] {
+      after_projection(r->last_position, [submitted, done, state] {
         done(submit_reply{submitted->request_id, state, false});
       });
       return;
     }
-    i.ledger.release(submitted->tenant, as_state);
+    ledger.release(submitted->tenant, as_state);
     if (in_graph) {
-      caf::anon_send(i.ctx.dependencies, forget_atom::value, submitted->request_id);
+      caf::anon_send(ctx.dependencies, forget_atom::value, submitted->request_id);
     }
     if (r.err().code == errc::version_conflict && !submitted->idempotency_key.empty()) {
-      i.replay_submission(*submitted, done);
+      replay_submission(*submitted, done);
       return;
     }
     done(std::move(r).err());

@@ -356,3 +356,58 @@ TEST_CASE("dependsOn over HTTP: order, waiting reason, failures, unknown ids and
   CHECK(failed["reason"] == "dependency_failed");
   CHECK(failed["reasonMessage"].get<std::string>().find(p) != std::string::npos);
 }
+
+TEST_CASE("a batch of dependents chained by their keys runs in order, and a cycle closed inside it is refused",
+          "[e2e][policy][dependencies][batch]") {
+  server s{fresh_dir("deps-batch")};
+  s.start();
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  // Each item waits for the one before it, by a key submitted earlier in the same batch: the
+  // graph must see each item's node before the next item is checked.
+  constexpr int chain = 12;
+  auto items = json::array();
+  for (int i = 0; i < chain; ++i) {
+    auto item = vps(1);
+    item["idempotencyKey"] = "step-" + std::to_string(i);
+    if (i > 0) {
+      item["dependsOn"] = json::array({"key:step-" + std::to_string(i - 1)});
+    }
+    items.push_back(item);
+  }
+  auto loop_a = vps(1);
+  loop_a["idempotencyKey"] = "loop-a";
+  loop_a["dependsOn"] = json::array({"key:loop-b"});  // not submitted yet: it waits
+  auto loop_b = vps(1);
+  loop_b["idempotencyKey"] = "loop-b";
+  loop_b["dependsOn"] = json::array({"key:loop-a"});  // closes loop-a -> loop-b -> loop-a
+  items.push_back(loop_a);
+  items.push_back(loop_b);
+  auto r = c.post("/v1/requests:batch", json{{"requests", items}}, token);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  const auto results = r.json()["results"];
+  REQUIRE(results.size() == chain + 2);
+  std::vector<std::string> ids;
+  for (int i = 0; i < chain; ++i) {
+    REQUIRE(results[i]["status"] == 202);
+    ids.push_back(results[i]["id"].get<std::string>());
+  }
+  CHECK(results[chain]["status"] == 202);
+  CHECK(results[chain + 1]["status"] == 400);
+  CHECK(results[chain + 1]["error"]["message"].get<std::string>().find("cycle") != std::string::npos);
+
+  for (const auto& id : ids) {
+    REQUIRE(reaches(c, token, id, "completed"));
+  }
+  // In order: each began its first step after the one before it finished its last.
+  for (int i = 1; i < chain; ++i) {
+    const auto before = c.get("/v1/requests/" + ids[i - 1], token).json();
+    const auto after = c.get("/v1/requests/" + ids[i], token).json();
+    INFO(before.dump() << "\n" << after.dump());
+    CHECK(after["steps"][0]["startedAt"].get<std::string>() >= before["steps"][3]["finishedAt"].get<std::string>());
+  }
+  const auto waiting = c.get("/v1/requests/" + results[chain]["id"].get<std::string>(), token).json();
+  CHECK(waiting["state"] == "queued");
+  CHECK(waiting["reason"] == "waiting_for_dependencies");
+}

@@ -151,6 +151,12 @@ struct engine::impl {
                          std::vector<events::event_record> records, std::string_view on_conflict,
                          callback<events::request_state> done);
 
+  /// The rest of a submission once it passed every check: appends it (with its approval gate,
+  /// if a rule matched) and answers once projected; on a failed append, gives back its quota
+  /// and, `in_graph`, its node.
+  void commit_submission(events::request_submitted e, std::optional<events::approval_required> approval,
+                         events::request_state as_state, bool in_graph, callback<submit_reply> done);
+
   void replay_submission(const events::request_submitted& wanted, callback<submit_reply> done) {
     auto claim = journal->read_stream(events::idempotency_stream(wanted.tenant, wanted.idempotency_key));
     if (!claim || claim->empty()) {

@@ -7,6 +7,7 @@
 /// message types instead of being given serializers.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -239,6 +240,12 @@ struct dependency_verdict {
   std::string cycle;
 };
 
+/// Where the graph hands the verdict on a node it was told to add, for a caller that does not
+/// wait for the answer (engine::submit). Called on the graph's thread, exactly once.
+struct verdict_sink {
+  std::function<void(const dependency_verdict&)> deliver;
+};
+
 /// The dependency graph of requests that wait for others. `add` checks the graph with
 /// the new request by Kahn's algorithm and keeps it only if no cycle results; `claimed` tells
 /// that a request's claim of its idempotency key committed (what waited for the key waits for
@@ -247,6 +254,7 @@ struct dependency_verdict {
 /// journal) and it leaves the graph.
 using dependency_graph_actor = caf::typed_actor<
     caf::replies_to<add_atom, dependency_node, bool /*check for cycles*/>::with<dependency_verdict>,
+    caf::reacts_to<add_atom, dependency_node, verdict_sink>,  ///< checked, the verdict to the sink
     caf::reacts_to<claimed_atom, std::string /*key node*/, std::string /*request*/>,
     caf::reacts_to<forget_atom, std::string>,
     caf::reacts_to<settled_atom, std::string>>;
@@ -278,6 +286,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::timestamp)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::capacity_map)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::dependency_node)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::dependency_verdict)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::verdict_sink)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::projections::usage_totals)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::resource_spec)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::events::service_type)

@@ -1,0 +1,80 @@
+// The engine's submission path with a real actor system (one scheduler thread): a submission
+// that waits for another must not hold its caller's thread while the dependency graph checks
+// it for cycles.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+
+#include "prov/actors/engine.hpp"
+#include "prov/core/clock.hpp"
+
+using namespace prov;
+using namespace prov::actors;
+
+namespace {
+
+template <class T>
+T await(std::future<T>& f) {
+  REQUIRE(f.wait_for(std::chrono::seconds{20}) == std::future_status::ready);
+  return f.get();
+}
+
+submit_command vps_for(const std::string& tenant) {
+  submit_command cmd;
+  cmd.tenant = tenant;
+  cmd.region = "local";
+  cmd.spec.cpu_millis = 1000;
+  cmd.spec.memory_mb = 1024;
+  return cmd;
+}
+
+}  // namespace
+
+TEST_CASE("a submission that waits for another returns before the dependency graph answers it",
+          "[actors][dependencies][engine]") {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("prov-engine-submit-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  {
+    system_clock_source clk;
+    engine_options options;
+    options.data_dir = dir.string();
+    options.scheduler_threads = 1;  // the graph and every other actor share one thread
+    auto opened = engine::open(options, clk);
+    REQUIRE(opened.ok());
+    auto& e = **opened;
+
+    std::promise<result<tenant_reply>> tenant;
+    e.create_tenant(tenant_command{"acme", "Acme", {}}, [&](result<tenant_reply> r) { tenant.set_value(r); });
+    auto tenant_done = tenant.get_future();
+    REQUIRE(await(tenant_done).ok());
+    std::promise<result<submit_reply>> first;
+    e.submit(vps_for("acme"), [&](result<submit_reply> r) { first.set_value(r); });
+    auto first_done = first.get_future();
+    const auto prerequisite = await(first_done);
+    REQUIRE(prerequisite.ok());
+
+    // Submitted from the engine's only actor thread (an inventory answer's callback runs
+    // there): had the submission waited for the graph's verdict, nothing could have run the
+    // graph, and the call would have returned only when its ask timed out (30 s).
+    std::promise<void> returned;
+    std::promise<result<submit_reply>> answered;
+    e.inventory("simulation-local", [&](result<inventory_listing>) {
+      auto cmd = vps_for("acme");
+      cmd.depends_on = {prerequisite->id};
+      e.submit(std::move(cmd), [&](result<submit_reply> r) { answered.set_value(r); });
+      returned.set_value();
+    });
+    auto returned_done = returned.get_future();
+    await(returned_done);
+    auto answered_done = answered.get_future();
+    const auto dependent = await(answered_done);
+    REQUIRE(dependent.ok());
+    CHECK(dependent->state == events::lifecycle_state::queued);
+    CHECK(dependent->id != prerequisite->id);
+    e.shutdown();
+  }
+  std::filesystem::remove_all(dir);
+}
