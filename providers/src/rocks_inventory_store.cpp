@@ -181,31 +181,10 @@ class rocks_inventory_store final : public inventory_store {
     if (items.empty()) {
       return {};
     }
-    // Each call's record, read and changed: items replace the resources with their id.
-    std::map<std::string, call_record> records;
     std::lock_guard<std::mutex> guard{_write};
-    for (const auto& item : items) {
-      auto key = key_of(item);
-      auto found = records.find(key);
-      if (found == records.end()) {
-        auto read = read_record(key);
-        if (!read) {
-          return std::move(read).err();
-        }
-        found = records.emplace(std::move(key), std::move(*read)).first;
-      }
-      auto& resources = found->second.resources;
-      const auto same = std::find_if(resources.begin(), resources.end(),
-                                     [&](const stored_resource& r) { return r.id == item.id; });
-      if (same != resources.end()) {
-        *same = stored_of(item);
-      } else {
-        resources.push_back(stored_of(item));
-      }
-    }
     rocksdb::WriteBatch batch;
-    for (const auto& [key, record] : records) {
-      batch.Put(key, events::encode_binary(record));
+    if (auto merged = merge(items, batch); !merged) {
+      return merged;
     }
     return write(batch);
   }
@@ -314,21 +293,8 @@ class rocks_inventory_store final : public inventory_store {
     if (batch.Count() == 0) {
       return {};
     }
-    std::map<std::string, call_record> records;
-    for (const auto& item : old_items) {
-      auto key = key_of(item);
-      auto found = records.find(key);
-      if (found == records.end()) {
-        auto read = read_record(key);
-        if (!read) {
-          return std::move(read).err();
-        }
-        found = records.emplace(std::move(key), std::move(*read)).first;
-      }
-      found->second.resources.push_back(stored_of(item));
-    }
-    for (const auto& [key, record] : records) {
-      batch.Put(key, events::encode_binary(record));
+    if (auto merged = merge(old_items, batch); !merged) {
+      return merged;
     }
     rocksdb::WriteOptions sync;
     sync.sync = true;
@@ -347,6 +313,35 @@ class rocks_inventory_store final : public inventory_store {
     }
     if (auto s = _db->Write(rocksdb::WriteOptions{}, &batch); !s.ok()) {
       return io(s);
+    }
+    return {};
+  }
+
+  /// Stages in `batch` the records of the calls `items` belong to, each read once and changed:
+  /// an item replaces the resource with its id, or joins the record.
+  status merge(const std::vector<inventory_item>& items, rocksdb::WriteBatch& batch) {
+    std::map<std::string, call_record> records;
+    for (const auto& item : items) {
+      auto key = key_of(item);
+      auto found = records.find(key);
+      if (found == records.end()) {
+        auto read = read_record(key);
+        if (!read) {
+          return std::move(read).err();
+        }
+        found = records.emplace(std::move(key), std::move(*read)).first;
+      }
+      auto& resources = found->second.resources;
+      const auto same = std::find_if(resources.begin(), resources.end(),
+                                     [&](const stored_resource& r) { return r.id == item.id; });
+      if (same != resources.end()) {
+        *same = stored_of(item);
+      } else {
+        resources.push_back(stored_of(item));
+      }
+    }
+    for (const auto& [key, record] : records) {
+      batch.Put(key, events::encode_binary(record));
     }
     return {};
   }
