@@ -354,6 +354,10 @@ bool kafka_topics_ready(const settings& s) {
     return true;
   }
   const auto missing = prov::kafka::missing_topics(kafka_client(s), s.kafka_topic_prefix, s.kafka_topic_check);
+  if (!missing && missing.err().code != prov::errc::unavailable) {
+    prov::log::error("kafka_client_failed", {{"error", missing.err().message}});  // a refused property
+    return false;
+  }
   if (!missing) {
     prov::log::warn("kafka_topics_unchecked", {{"error", missing.err().message}});
     return true;

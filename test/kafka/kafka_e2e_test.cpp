@@ -462,6 +462,19 @@ TEST_CASE("kafka provisiond refuses to start when one of its topics is missing, 
     REQUIRE(code.has_value());
     CHECK(*code == 1);
   }
+  {
+    // A property librdkafka refuses stops the start too, before anything is opened.
+    const auto bad = dir / "bad-property";
+    std::filesystem::create_directories(bad);
+    child_process refused{{PROVISIOND_BINARY, "--data-dir", (bad / "data").string(), "--listen", "127.0.0.1:0",
+                           "--kafka-brokers", broker.bootstrap(), "--kafka-property", "no.such.property=1"},
+                          (bad / "provisiond.log").string()};
+    const auto code = refused.wait(std::chrono::seconds{60});
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_FALSE(std::filesystem::exists(bad / "data"));
+    CHECK(server{bad}.log().find("kafka_client_failed") != std::string::npos);
+  }
   server s{dir};
   const auto log = s.log();
   CHECK(log.find("kafka_topics_missing") != std::string::npos);
