@@ -180,8 +180,24 @@ void quota_ledger::release(const std::string& tenant, const events::request_stat
 
 void engine::command(std::string request_id, lifecycle_command cmd, command_input input,
                      callback<events::request_state> done) {
-  auto& i = *_impl;
-  auto stored = i.journal->read_stream(events::request_stream(request_id));
+  _impl->request_command(
+      std::move(request_id),
+      [cmd, input = std::move(input)](const events::request_state& state) -> result<std::vector<events::event_record>> {
+        if (auto refused = refuse_command(cmd, state)) {
+          return std::move(*refused);
+        }
+        std::vector<events::event_record> records;
+        for (const auto& e : events_for(cmd, input)) {
+          records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
+        }
+        return records;
+      },
+      std::move(done));
+}
+
+void engine::impl::request_command(std::string request_id, request_decision decide, callback<events::request_state> done,
+                                   int attempts) {
+  auto stored = journal->read_stream(events::request_stream(request_id));
   if (!stored) {
     done(std::move(stored).err());
     return;
@@ -195,27 +211,23 @@ void engine::command(std::string request_id, lifecycle_command cmd, command_inpu
     done(make_error(errc::not_found, "request " + request_id + " does not exist"));
     return;
   }
-  if (auto refused = refuse_command(cmd, *state)) {
-    done(std::move(*refused));
+  auto records = decide(*state);
+  if (!records) {
+    done(std::move(records).err());
     return;
   }
-  std::vector<events::event_record> records;
-  for (const auto& e : events_for(cmd, input)) {
-    records.push_back(std::visit([](const auto& x) { return events::to_record(x); }, e));
-  }
-  i.append_to_request(request_id, state->version, std::move(records), "changed while the command was decided",
-                      std::move(done));
-}
-
-void engine::impl::append_to_request(const std::string& request_id, std::uint64_t version,
-                                     std::vector<events::event_record> records, std::string_view on_conflict,
-                                     callback<events::request_state> done) {
   std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::request_stream(request_id), version, std::move(records)});
-  const auto conflict = "request " + request_id + " " + std::string{on_conflict} + "; retry";
-  append_then(std::move(batch), [this, request_id, conflict, done](result<events::append_receipt> r) {
+  batch.push_back(events::stream_append{events::request_stream(request_id), state->version, std::move(*records)});
+  append_then(std::move(batch), [this, request_id, decide, done, attempts](result<events::append_receipt> r) {
     if (!r) {
-      done(r.err().code == errc::version_conflict ? make_error(errc::conflict, conflict) : std::move(r).err());
+      if (r.err().code != errc::version_conflict) {
+        done(std::move(r).err());
+      } else if (attempts > 1) {
+        request_command(request_id, decide, done, attempts - 1);
+      } else {
+        done(make_error(errc::conflict, "request " + request_id + " changed " + std::to_string(command_attempts) +
+                                            " times while the command was decided; retry"));
+      }
       return;
     }
     // The view is read before the request's actor is woken, so the answer shows the state the
@@ -233,29 +245,23 @@ void engine::impl::append_to_request(const std::string& request_id, std::uint64_
 }
 
 void engine::provide_input(std::string request_id, manual_input input, callback<events::request_state> done) {
-  auto& i = *_impl;
-  auto stored = i.journal->read_stream(events::request_stream(request_id));
-  if (!stored) {
-    done(std::move(stored).err());
-    return;
-  }
-  auto state = events::fold_request(*stored);
-  if (!state || !state->exists()) {
-    done(!state ? std::move(state).err() : make_error(errc::not_found, "request " + request_id + " does not exist"));
-    return;
-  }
-  const auto step = events::step_of(state->state);
-  if (!step || state->step(*step).status != events::step_status::awaiting_input) {
-    done(make_error(errc::conflict, "request " + request_id + " is " + state_name(state->state) +
-                                        " and not awaiting manual input"));
-    return;
-  }
-  std::vector<events::event_record> records{
-      events::to_record(events::input_provided{*step, input.endpoints, input.by})};
-  if (!input.credentials.empty()) {
-    records.push_back(events::to_record(detail::sealed_credentials(i.secrets.get(), input.credentials)));
-  }
-  i.append_to_request(request_id, state->version, std::move(records), "changed meanwhile", std::move(done));
+  const auto* secrets = _impl->secrets.get();
+  _impl->request_command(
+      std::move(request_id),
+      [secrets, input = std::move(input)](const events::request_state& state) -> result<std::vector<events::event_record>> {
+        const auto step = events::step_of(state.state);
+        if (!step || state.step(*step).status != events::step_status::awaiting_input) {
+          return make_error(errc::conflict,
+                            "request " + state.id + " is " + state_name(state.state) + " and not awaiting manual input");
+        }
+        std::vector<events::event_record> records{
+            events::to_record(events::input_provided{*step, input.endpoints, input.by})};
+        if (!input.credentials.empty()) {
+          records.push_back(events::to_record(detail::sealed_credentials(secrets, input.credentials)));
+        }
+        return records;
+      },
+      std::move(done));
 }
 
 result<std::map<std::string, std::string>> engine::credentials(const std::string& request_id) {

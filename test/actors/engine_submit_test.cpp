@@ -1,12 +1,13 @@
-// The engine's submission path with a real actor system (one scheduler thread): a submission
-// that waits for another must not hold its caller's thread while the dependency graph checks
-// it for cycles.
+// The engine with a real actor system: a submission that waits for another must not hold its
+// caller's thread while the dependency graph checks it for cycles (one scheduler thread), and
+// a command that loses a race to another writer is decided again instead of answered 409.
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <thread>
 
 #include "prov/actors/engine.hpp"
 #include "prov/core/clock.hpp"
@@ -21,6 +22,13 @@ T await(std::future<T>& f) {
   REQUIRE(f.wait_for(std::chrono::seconds{20}) == std::future_status::ready);
   return f.get();
 }
+
+/// An engine in a fresh directory (removed with it), with a tenant "acme".
+struct engine_dir {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("prov-engine-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  ~engine_dir() { std::filesystem::remove_all(dir); }
+};
 
 submit_command vps_for(const std::string& tenant) {
   submit_command cmd;
@@ -77,4 +85,53 @@ TEST_CASE("a submission that waits for another returns before the dependency gra
     e.shutdown();
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a command that loses a race to another writer is decided again on the new state",
+          "[actors][engine][commands]") {
+  engine_dir where;
+  system_clock_source clk;
+  engine_options options;
+  options.data_dir = where.dir.string();
+  auto opened = engine::open(options, clk);
+  REQUIRE(opened.ok());
+  auto& e = **opened;
+  std::promise<result<tenant_reply>> tenant;
+  e.create_tenant(tenant_command{"acme", "Acme", {}}, [&](result<tenant_reply> r) { tenant.set_value(r); });
+  auto tenant_done = tenant.get_future();
+  REQUIRE(await(tenant_done).ok());
+  std::promise<result<submit_reply>> submitted;
+  e.submit(vps_for("acme"), [&](result<submit_reply> r) { submitted.set_value(r); });
+  auto submitted_done = submitted.get_future();
+  const auto id = await(submitted_done)->id;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+  auto state = [&] {
+    auto v = e.views().request(id);
+    return v && *v ? (*v)->state : events::lifecycle_state::queued;
+  };
+  while (state() != events::lifecycle_state::completed && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  REQUIRE(state() == events::lifecycle_state::completed);
+
+  // Both are decided on the same fold (the first one's append is still on its way to the
+  // journal when the second reads the stream), so the second one's append expects a version
+  // the first one took. Deprovisioning a request with a suspension pending is allowed: decided
+  // again, it goes through. (Were the first append to land before the second reads, both
+  // would pass anyway: this can only miss the race, never fail on correct code.)
+  std::promise<result<events::request_state>> suspend;
+  std::promise<result<events::request_state>> deprovision;
+  e.command(id, lifecycle_command::suspend, command_input{"non-payment", "admin"},
+            [&](result<events::request_state> r) { suspend.set_value(r); });
+  e.command(id, lifecycle_command::deprovision, command_input{"", "admin"},
+            [&](result<events::request_state> r) { deprovision.set_value(r); });
+  auto suspend_done = suspend.get_future();
+  auto deprovision_done = deprovision.get_future();
+  const auto suspended = await(suspend_done);
+  const auto deprovisioned = await(deprovision_done);
+  INFO((suspended ? std::string{"suspend ok"} : suspended.err().message));
+  INFO((deprovisioned ? std::string{"deprovision ok"} : deprovisioned.err().message));
+  CHECK(suspended.ok());
+  CHECK(deprovisioned.ok());
+  e.shutdown();
 }

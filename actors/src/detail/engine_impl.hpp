@@ -144,12 +144,19 @@ struct engine::impl {
     projector->when_applied(position, std::move(then));
   }
 
-  /// Appends `records` to a request's stream at `version`, reads the request's view once
-  /// projected, then wakes its actor and answers with that view. A version conflict answers `conflict`: "request <id>
-  /// <on_conflict>; retry".
-  void append_to_request(const std::string& request_id, std::uint64_t version,
-                         std::vector<events::event_record> records, std::string_view on_conflict,
-                         callback<events::request_state> done);
+  /// What a command appends to a request, decided from the request's state (or why not).
+  using request_decision = std::function<result<std::vector<events::event_record>>(const events::request_state&)>;
+  /// How often a command is decided again when another writer extended the request first.
+  static constexpr int command_attempts = 5;
+
+  /// Folds the request from its stream, lets `decide` say what to append, and appends it
+  /// expecting that fold's version. If another writer got there first (the request's actor,
+  /// another command, the orphan reconciler), decides again on a fresh fold, up to
+  /// `attempts` times, so a race answers what the command makes of the new state rather than
+  /// a 409 to retry. Once projected, reads the request's view, wakes its actor and answers
+  /// with the view. An unknown request is `not_found`.
+  void request_command(std::string request_id, request_decision decide, callback<events::request_state> done,
+                       int attempts = command_attempts);
 
   /// The rest of a submission once it passed every check: appends it (with its approval gate,
   /// if a rule matched) and answers once projected; on a failed append, gives back its quota
