@@ -5,6 +5,7 @@
 /// timeout tests: the connection is held until the client gives up or the server stops).
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -58,6 +59,15 @@ class test_server {
   /// Same with "localhost" as the host (for host name verification).
   std::string url_by_name(const std::string& path = "") const;
   std::size_t connections_accepted() const noexcept { return _accepted.load(); }
+  /// Whether `n` connections were accepted within `timeout`: a client's connect returns once
+  /// the kernel completed the handshake, possibly before the server's thread accepted it.
+  bool accepted_within(std::size_t n, std::chrono::milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (_accepted.load() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+    return _accepted.load() >= n;
+  }
   std::size_t requests_served() const noexcept { return _requests.load(); }
 
   /// Stops accepting, releases hung requests, closes connections and joins every thread.
