@@ -23,13 +23,6 @@ T await(std::future<T>& f) {
   return f.get();
 }
 
-/// An engine in a fresh directory (removed with it), with a tenant "acme".
-struct engine_dir {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                              ("prov-engine-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-  ~engine_dir() { std::filesystem::remove_all(dir); }
-};
-
 submit_command vps_for(const std::string& tenant) {
   submit_command cmd;
   cmd.tenant = tenant;
@@ -39,31 +32,49 @@ submit_command vps_for(const std::string& tenant) {
   return cmd;
 }
 
+/// An engine with real threads in a fresh directory (removed afterwards), with a tenant "acme"
+/// and one vps request of it submitted.
+struct running_engine {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("prov-engine-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  system_clock_source clk;
+  std::unique_ptr<engine> e;
+  std::string first;  ///< the request submitted
+
+  explicit running_engine(std::size_t scheduler_threads = 0) {
+    engine_options options;
+    options.data_dir = dir.string();
+    options.scheduler_threads = scheduler_threads;
+    auto opened = engine::open(options, clk);
+    REQUIRE(opened.ok());
+    e = std::move(*opened);
+    std::promise<result<tenant_reply>> tenant;
+    e->create_tenant(tenant_command{"acme", "Acme", {}}, [&](result<tenant_reply> r) { tenant.set_value(r); });
+    auto tenant_done = tenant.get_future();
+    REQUIRE(await(tenant_done).ok());
+    std::promise<result<submit_reply>> submitted;
+    e->submit(vps_for("acme"), [&](result<submit_reply> r) { submitted.set_value(r); });
+    auto submitted_done = submitted.get_future();
+    const auto reply = await(submitted_done);
+    REQUIRE(reply.ok());
+    first = reply->id;
+  }
+  ~running_engine() {
+    if (e) {
+      e->shutdown();
+      e.reset();
+    }
+    std::filesystem::remove_all(dir);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a submission that waits for another returns before the dependency graph answers it",
           "[actors][dependencies][engine]") {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("prov-engine-submit-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  running_engine run{1};  // the graph and every other actor share one thread
+  auto& e = *run.e;
   {
-    system_clock_source clk;
-    engine_options options;
-    options.data_dir = dir.string();
-    options.scheduler_threads = 1;  // the graph and every other actor share one thread
-    auto opened = engine::open(options, clk);
-    REQUIRE(opened.ok());
-    auto& e = **opened;
-
-    std::promise<result<tenant_reply>> tenant;
-    e.create_tenant(tenant_command{"acme", "Acme", {}}, [&](result<tenant_reply> r) { tenant.set_value(r); });
-    auto tenant_done = tenant.get_future();
-    REQUIRE(await(tenant_done).ok());
-    std::promise<result<submit_reply>> first;
-    e.submit(vps_for("acme"), [&](result<submit_reply> r) { first.set_value(r); });
-    auto first_done = first.get_future();
-    const auto prerequisite = await(first_done);
-    REQUIRE(prerequisite.ok());
-
     // Submitted from the engine's only actor thread (an inventory answer's callback runs
     // there): had the submission waited for the graph's verdict, nothing could have run the
     // graph, and the call would have returned only when its ask timed out (30 s).
@@ -71,7 +82,7 @@ TEST_CASE("a submission that waits for another returns before the dependency gra
     std::promise<result<submit_reply>> answered;
     e.inventory("simulation-local", [&](result<inventory_listing>) {
       auto cmd = vps_for("acme");
-      cmd.depends_on = {prerequisite->id};
+      cmd.depends_on = {run.first};
       e.submit(std::move(cmd), [&](result<submit_reply> r) { answered.set_value(r); });
       returned.set_value();
     });
@@ -81,29 +92,15 @@ TEST_CASE("a submission that waits for another returns before the dependency gra
     const auto dependent = await(answered_done);
     REQUIRE(dependent.ok());
     CHECK(dependent->state == events::lifecycle_state::queued);
-    CHECK(dependent->id != prerequisite->id);
-    e.shutdown();
+    CHECK(dependent->id != run.first);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a command that loses a race to another writer is decided again on the new state",
           "[actors][engine][commands]") {
-  engine_dir where;
-  system_clock_source clk;
-  engine_options options;
-  options.data_dir = where.dir.string();
-  auto opened = engine::open(options, clk);
-  REQUIRE(opened.ok());
-  auto& e = **opened;
-  std::promise<result<tenant_reply>> tenant;
-  e.create_tenant(tenant_command{"acme", "Acme", {}}, [&](result<tenant_reply> r) { tenant.set_value(r); });
-  auto tenant_done = tenant.get_future();
-  REQUIRE(await(tenant_done).ok());
-  std::promise<result<submit_reply>> submitted;
-  e.submit(vps_for("acme"), [&](result<submit_reply> r) { submitted.set_value(r); });
-  auto submitted_done = submitted.get_future();
-  const auto id = await(submitted_done)->id;
+  running_engine run;
+  auto& e = *run.e;
+  const auto id = run.first;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
   auto state = [&] {
     auto v = e.views().request(id);
@@ -133,5 +130,4 @@ TEST_CASE("a command that loses a race to another writer is decided again on the
   INFO((deprovisioned ? std::string{"deprovision ok"} : deprovisioned.err().message));
   CHECK(suspended.ok());
   CHECK(deprovisioned.ok());
-  e.shutdown();
 }
