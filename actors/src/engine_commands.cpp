@@ -424,54 +424,53 @@ void engine::delete_rule(std::string rule_id, std::string by, callback<events::r
   });
 }
 
-void engine::set_quota(std::string tenant_id, events::tenant_quota quota, callback<events::tenant_state> done) {
-  auto& i = *_impl;
-  auto version = i.journal->stream_version(events::tenant_stream(tenant_id));
+void engine::impl::append_to_tenant(const std::string& tenant_id, events::event_record record,
+                                    std::function<void(result<void>)> projected) {
+  auto version = journal->stream_version(events::tenant_stream(tenant_id));
   if (!version || *version == 0) {
-    done(!version ? std::move(version).err() : make_error(errc::not_found, "tenant " + tenant_id + " does not exist"));
+    projected(!version ? std::move(version).err() : make_error(errc::not_found, "tenant " + tenant_id + " does not exist"));
     return;
   }
   std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::tenant_stream(tenant_id), *version,
-                                        {events::to_record(events::tenant_quota_set{std::move(quota)})}});
-  i.append_then(std::move(batch), [this, tenant_id, done](result<events::append_receipt> r) {
+  batch.push_back(events::stream_append{events::tenant_stream(tenant_id), *version, {std::move(record)}});
+  append_then(std::move(batch), [this, tenant_id, projected](result<events::append_receipt> r) {
     if (!r) {
-      done(r.err().code == errc::version_conflict
-               ? make_error(errc::conflict, "tenant " + tenant_id + " changed concurrently; retry")
-               : std::move(r).err());
+      projected(r.err().code == errc::version_conflict
+                    ? make_error(errc::conflict, "tenant " + tenant_id + " changed concurrently; retry")
+                    : std::move(r).err());
       return;
     }
-    _impl->after_projection(r->last_position, [this, tenant_id, done] {
-      auto t = _impl->views->tenant(tenant_id);
-      if (!t || !*t) {
-        done(make_error(errc::internal, "tenant " + tenant_id + " missing from projections"));
-        return;
-      }
-      done(**t);
-    });
+    after_projection(r->last_position, [projected] { projected(result<void>{}); });
   });
 }
 
+void engine::set_quota(std::string tenant_id, events::tenant_quota quota, callback<events::tenant_state> done) {
+  auto* i = _impl.get();
+  i->append_to_tenant(tenant_id, events::to_record(events::tenant_quota_set{std::move(quota)}),
+                      [i, tenant_id, done](result<void> r) {
+                        if (!r) {
+                          done(std::move(r).err());
+                          return;
+                        }
+                        auto t = i->views->tenant(tenant_id);
+                        if (!t || !*t) {
+                          done(make_error(errc::internal, "tenant " + tenant_id + " missing from projections"));
+                          return;
+                        }
+                        done(**t);
+                      });
+}
+
 void engine::rotate_token(std::string tenant_id, std::string by, callback<tenant_reply> done) {
-  auto& i = *_impl;
-  auto version = i.journal->stream_version(events::tenant_stream(tenant_id));
-  if (!version || *version == 0) {
-    done(!version ? std::move(version).err() : make_error(errc::not_found, "tenant " + tenant_id + " does not exist"));
-    return;
-  }
   auto reply = std::make_shared<tenant_reply>(tenant_reply{tenant_id, detail::new_tenant_token()});
-  std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::tenant_stream(tenant_id), *version,
-                                        {events::to_record(events::tenant_token_rotated{sha256_hex(reply->token), by})}});
-  i.append_then(std::move(batch), [this, reply, by, done](result<events::append_receipt> r) {
+  auto record = events::to_record(events::tenant_token_rotated{sha256_hex(reply->token), by});
+  _impl->append_to_tenant(tenant_id, std::move(record), [reply, by, done](result<void> r) {
     if (!r) {
-      done(r.err().code == errc::version_conflict
-               ? make_error(errc::conflict, "tenant " + reply->id + " changed concurrently; retry")
-               : std::move(r).err());
+      done(std::move(r).err());
       return;
     }
     log::info("tenant_token_rotated", {{"tenant", reply->id}, {"by", by}});
-    _impl->after_projection(r->last_position, [reply, done] { done(*reply); });
+    done(*reply);
   });
 }
 

@@ -144,6 +144,11 @@ struct engine::impl {
     projector->when_applied(position, std::move(then));
   }
 
+  /// Appends `record` to an existing tenant's stream (`not_found` if there is none; a race
+  /// with another change is `conflict`) and calls `projected` once the projections show it.
+  void append_to_tenant(const std::string& tenant_id, events::event_record record,
+                        std::function<void(result<void>)> projected);
+
   /// What a command appends to a request, decided from the request's state (or why not).
   using request_decision = std::function<result<std::vector<events::event_record>>(const events::request_state&)>;
   /// How often a command is decided again when another writer extended the request first.
