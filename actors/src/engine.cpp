@@ -272,15 +272,20 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   };
   auto p = std::make_shared<pending>(pending{std::move(e), std::move(approval), std::move(as_state), std::move(done)});
   auto* impl = _impl.get();
-  caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), verdict_sink{[impl, p](const dependency_verdict& v) {
-                   if (!v.ok) {
-                     impl->ledger.release(p->e.tenant, p->as_state);
-                     p->done(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + v.cycle));
-                     return;
-                   }
-                   impl->commit_submission(std::move(p->e), std::move(p->approval), std::move(p->as_state), true,
-                                           std::move(p->done));
-                 }});
+  auto on_verdict = [impl, p](const dependency_verdict& v) {
+    if (!v.ok) {
+      impl->ledger.release(p->e.tenant, p->as_state);
+      p->done(make_error(errc::invalid_argument, "dependsOn would close a cycle: " + v.cycle));
+      return;
+    }
+    impl->commit_submission(std::move(p->e), std::move(p->approval), std::move(p->as_state), true, std::move(p->done));
+  };
+  // The graph stopped (shutdown) before it checked the node: nothing was appended.
+  auto on_drop = [impl, p] {
+    impl->ledger.release(p->e.tenant, p->as_state);
+    p->done(make_error(errc::unavailable, "the engine is shutting down"));
+  };
+  caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), verdict_sink{std::move(on_verdict), std::move(on_drop)});
 }
 
 void engine::impl::commit_submission(events::request_submitted e, std::optional<events::approval_required> approval,

@@ -181,3 +181,67 @@ TEST_CASE("dependency graph: a key is its request once that request's claim comm
   CHECK(started_at(w.journal, "d") >= completed_at(w.journal, "a"));
   CHECK(started_at(w.journal, "e") >= completed_at(w.journal, "a"));
 }
+
+TEST_CASE("dependency graph: a verdict is heard exactly once, also when the graph stops before it checks the node",
+          "[actors][dependencies][sink]") {
+  // engine::submit does not wait for the graph: it sends the node with a sink. The sink must
+  // answer whatever happens to the message, or that submission would never be answered.
+  struct heard {
+    int verdicts = 0;
+    int drops = 0;
+    bool ok = false;
+  };
+  auto sink_into = [](heard& h) {
+    return actors::verdict_sink{[&h](const actors::dependency_verdict& v) {
+                                  ++h.verdicts;
+                                  h.ok = v.ok;
+                                },
+                                [&h] { ++h.drops; }};
+  };
+  SECTION("the sink itself: the first delivery wins, copies share it, an undelivered one is dropped once") {
+    heard delivered;
+    heard lost;
+    {
+      auto a = sink_into(delivered);
+      auto copy = a;
+      copy.deliver(actors::dependency_verdict{true, {}});
+      a.deliver(actors::dependency_verdict{false, "x -> x"});
+      auto b = sink_into(lost);
+      auto b_copy = b;
+    }
+    CHECK(delivered.verdicts == 1);
+    CHECK(delivered.ok);
+    CHECK(delivered.drops == 0);
+    CHECK(lost.verdicts == 0);
+    CHECK(lost.drops == 1);
+  }
+  SECTION("through the graph: nodes queued before it stops are answered, one sent after is dropped") {
+    world w;
+    heard checked;
+    heard queued;
+    heard after;
+    {
+      node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}};
+      caf::anon_send(n.ctx.dependencies, actors::add_atom::value, actors::dependency_node{"a", {}, {"b"}},
+                     sink_into(checked));
+      n.run_jobs();
+      CHECK(checked.verdicts == 1);
+      CHECK(checked.ok);
+      // The shutdown's exit queues behind what is in the mailbox already.
+      caf::anon_send(n.ctx.dependencies, actors::add_atom::value, actors::dependency_node{"c", {}, {"a"}},
+                     sink_into(queued));
+      caf::anon_send_exit(n.ctx.dependencies, caf::exit_reason::user_shutdown);
+      n.run_jobs();
+      CHECK(queued.verdicts == 1);
+      // Sent once the graph is gone (a submission racing the shutdown).
+      caf::anon_send(n.ctx.dependencies, actors::add_atom::value, actors::dependency_node{"d", {}, {"a"}},
+                     sink_into(after));
+      n.run_jobs();
+      CHECK(after.drops == 1);
+    }
+    CHECK(checked.drops == 0);
+    CHECK(queued.drops == 0);
+    CHECK(after.verdicts == 0);
+    CHECK(after.drops == 1);
+  }
+}

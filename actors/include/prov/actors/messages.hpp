@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -241,9 +243,38 @@ struct dependency_verdict {
 };
 
 /// Where the graph hands the verdict on a node it was told to add, for a caller that does not
-/// wait for the answer (engine::submit). Called on the graph's thread, exactly once.
-struct verdict_sink {
-  std::function<void(const dependency_verdict&)> deliver;
+/// wait for the answer (engine::submit). The first `deliver` (on the graph's thread) is the
+/// answer; if the message is dropped undelivered instead (the graph stopped with it in its
+/// mailbox, or was gone when it was sent), `dropped` runs where the last copy dies. Either way
+/// the caller hears exactly once.
+class verdict_sink {
+ public:
+  verdict_sink() = default;
+  verdict_sink(std::function<void(const dependency_verdict&)> deliver, std::function<void()> dropped)
+      : _state{std::make_shared<state>(std::move(deliver), std::move(dropped))} {}
+
+  void deliver(const dependency_verdict& v) const {
+    if (_state && !std::exchange(_state->answered, true)) {
+      _state->on_verdict(v);
+    }
+  }
+
+ private:
+  struct state {
+    state(std::function<void(const dependency_verdict&)> v, std::function<void()> d)
+        : on_verdict{std::move(v)}, on_drop{std::move(d)} {}
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    ~state() {
+      if (!answered && on_drop) {
+        on_drop();
+      }
+    }
+    std::function<void(const dependency_verdict&)> on_verdict;
+    std::function<void()> on_drop;
+    bool answered = false;  ///< only the graph's thread delivers
+  };
+  std::shared_ptr<state> _state;
 };
 
 /// The dependency graph of requests that wait for others. `add` checks the graph with
