@@ -156,6 +156,9 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->ctx.supervisor = self->supervisor;
   self->ctx.views = self->views.get();
   self->reconciler = spawn_reconciler(*self->sys, self->ctx);
+  self->runner = self->sys->spawn([]() -> caf::behavior {
+    return {[](const detail::deferred_work& w) { w.run(); }};
+  });
 
   std::unique_ptr<engine> eng{new engine(std::move(self))};
   auto& i = *eng->_impl;
@@ -330,7 +333,7 @@ void engine::impl::commit_submission(events::request_submitted e, std::optional<
       caf::anon_send(ctx.dependencies, forget_atom::value, submitted->request_id);
     }
     if (r.err().code == errc::version_conflict && !submitted->idempotency_key.empty()) {
-      replay_submission(*submitted, done);
+      elsewhere([this, submitted, done] { replay_submission(*submitted, done); });
       return;
     }
     done(std::move(r).err());
@@ -595,6 +598,14 @@ void engine::shutdown() {
   // Appends still in flight are answered while the actor system can take their messages;
   // then nothing feeds the actors any more and the system can go.
   i.journal->drain();
+  {
+    // After the drain: an append answered during it may have handed the runner work (which
+    // the stopping engine answers at once). The exit queues behind that work.
+    caf::scoped_actor self{*i.sys};
+    self->send_exit(i.runner, caf::exit_reason::user_shutdown);
+    self->wait_for(i.runner);
+    i.runner = nullptr;
+  }
   // Applies everything committed up to now before it stops: answers waiting on the
   // projection (a submit that committed just before) are given, not dropped.
   i.projector->stop();

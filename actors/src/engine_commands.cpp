@@ -197,6 +197,7 @@ void engine::command(std::string request_id, lifecycle_command cmd, command_inpu
 
 void engine::impl::request_command(std::string request_id, request_decision decide, callback<events::request_state> done,
                                    int attempts) {
+  assert(!events::on_journal_thread());
   auto stored = journal->read_stream(events::request_stream(request_id));
   if (!stored) {
     done(std::move(stored).err());
@@ -223,7 +224,7 @@ void engine::impl::request_command(std::string request_id, request_decision deci
       if (r.err().code != errc::version_conflict) {
         done(std::move(r).err());
       } else if (attempts > 1) {
-        request_command(request_id, decide, done, attempts - 1);
+        elsewhere([this, request_id, decide, done, attempts] { request_command(request_id, decide, done, attempts - 1); });
       } else {
         done(make_error(errc::conflict, "request " + request_id + " changed " + std::to_string(command_attempts) +
                                             " times while the command was decided; retry"));

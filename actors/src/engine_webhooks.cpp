@@ -164,6 +164,7 @@ void engine::register_webhook(webhook_command cmd, callback<webhook_created> don
 void engine::impl::webhook_command(std::string id,
                                    std::function<result<events::event_record>(const events::webhook_state&)> decide,
                                    callback<events::webhook_state> done, int attempts_left) {
+  assert(!events::on_journal_thread());
   auto& i = *this;
   auto state = fold_from_journal(*i.journal, id);
   if (!state) {
@@ -181,7 +182,7 @@ void engine::impl::webhook_command(std::string id,
   i.append_then(std::move(batch), [ip, id, decide, done, attempts_left](result<events::append_receipt> r) {
     if (!r) {
       if (r.err().code == errc::version_conflict && attempts_left > 1) {
-        ip->webhook_command(id, decide, done, attempts_left - 1);
+        ip->elsewhere([ip, id, decide, done, attempts_left] { ip->webhook_command(id, decide, done, attempts_left - 1); });
         return;
       }
       done(std::move(r).err());

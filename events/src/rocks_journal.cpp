@@ -189,11 +189,13 @@ class rocks_journal final : public journal {
       if (_options.sync) {
         _syncer = std::thread([this] {
           name_this_thread("prov.wal-sync");
+          detail::mark_journal_thread();
           run_syncer();
         });
       }
       _writer = std::thread([this] {
         name_this_thread("prov.journal");
+        detail::mark_journal_thread();
         run();
       });
     } catch (const std::system_error& e) {

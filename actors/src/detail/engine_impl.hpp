@@ -3,6 +3,7 @@
 // engine_commands.cpp (lifecycle commands, policy). Private to prov::actors.
 
 #include <atomic>
+#include <cassert>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include "prov/actors/spawn.hpp"
 #include "prov/actors/webhooks.hpp"
 #include "prov/core/ids.hpp"
+#include "prov/core/log.hpp"
 #include "prov/core/secret_box.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/rocks_store.hpp"
@@ -26,6 +28,11 @@ namespace prov::actors {
 namespace detail {
 
 inline constexpr auto ask_timeout = std::chrono::seconds{30};
+
+/// Work handed to the engine's runner actor (`engine::impl::elsewhere`).
+struct deferred_work {
+  std::function<void()> run;
+};
 
 /// A tenant token: 24 random bytes, hex, with a prefix that secret scanners can match.
 inline std::string new_tenant_token() { return "pt_" + random_hex(24); }
@@ -104,6 +111,7 @@ struct engine::impl {
   engine_context ctx;
   request_supervisor_actor supervisor;
   reconciler_actor reconciler;
+  caf::actor runner;  ///< runs `elsewhere`'s work, one item at a time
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> unfinished{0};  ///< submitted and not yet at rest
   detail::quota_ledger ledger;
@@ -140,6 +148,16 @@ struct engine::impl {
     return "key:" + tenant + "/" + key;
   }
 
+  /// Runs `work` on an actor thread (the `runner`'s), for what an append handler must not do
+  /// on the journal's thread that calls it: read the journal again (a command decided anew, a
+  /// replayed submission), which would hold up every group commit behind it. A message, not a
+  /// spawn: CAF 0.17 keeps a reference to its logger in each thread that spawns, and the
+  /// actor system's end waits for that reference, which a journal thread (joined after it)
+  /// would never give back.
+  void elsewhere(std::function<void()> work) {
+    caf::anon_send(runner, detail::deferred_work{std::move(work)});
+  }
+
   void after_projection(std::uint64_t position, std::function<void()> then) {
     projector->when_applied(position, std::move(then));
   }
@@ -170,6 +188,7 @@ struct engine::impl {
                          events::request_state as_state, bool in_graph, callback<submit_reply> done);
 
   void replay_submission(const events::request_submitted& wanted, callback<submit_reply> done) {
+    assert(!events::on_journal_thread());
     auto claim = journal->read_stream(events::idempotency_stream(wanted.tenant, wanted.idempotency_key));
     if (!claim || claim->empty()) {
       done(make_error(errc::internal, "idempotency key claimed but its record is unreadable"));
@@ -204,3 +223,5 @@ struct engine::impl {
 
 
 }  // namespace prov::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(prov::actors::detail::deferred_work)

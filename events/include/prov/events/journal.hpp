@@ -72,6 +72,16 @@ using append_handler = std::function<void(result<append_receipt>)>;
 /// commits (RocksDB: the syncer, or the writer without sync). Must not block.
 using commit_listener = std::function<void(std::uint64_t head)>;
 
+/// True on a journal's own threads (RocksDB: the writer and the syncer), where append handlers
+/// and commit listeners run. Work that reads the journal or waits must not run there: it would
+/// hold up every group commit behind it. For checks (`assert`) in code that must run elsewhere.
+bool on_journal_thread() noexcept;
+
+namespace detail {
+/// Marks the calling thread as one of a journal's (for `on_journal_thread`).
+void mark_journal_thread() noexcept;
+}  // namespace detail
+
 class journal {
  public:
   virtual ~journal() = default;
