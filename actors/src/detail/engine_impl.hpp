@@ -151,9 +151,9 @@ struct engine::impl {
   /// Runs `work` on an actor thread (the `runner`'s), for what an append handler must not do
   /// on the journal's thread that calls it: read the journal again (a command decided anew, a
   /// replayed submission), which would hold up every group commit behind it. A message, not a
-  /// spawn: CAF 0.17 keeps a reference to its logger in each thread that spawns, and the
-  /// actor system's end waits for that reference, which a journal thread (joined after it)
-  /// would never give back.
+  /// spawn: after a spawn from a journal thread (joined only after the actor system is gone),
+  /// CAF 0.17's actor system never finished its destructor (observed; it waits there for its
+  /// logger's end, likely held by a thread-local reference of the spawning thread).
   void elsewhere(std::function<void()> work) {
     caf::anon_send(runner, detail::deferred_work{std::move(work)});
   }
