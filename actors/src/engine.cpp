@@ -487,79 +487,8 @@ std::size_t engine::unwritten_request_states() const { return _impl->projector->
 
 engine::storage_access engine::storage() { return storage_access{*_impl->journal, *_impl->store}; }
 
-result<std::size_t> engine::live_requests() {
-  auto& i = *_impl;
-  if (i.stopping.load()) {
-    return make_error(errc::unavailable, "the engine is shutting down");
-  }
-  std::optional<result<std::size_t>> out;
-  caf::scoped_actor self{*i.sys};
-  self->request(i.supervisor, std::chrono::seconds{5}, count_atom::value)
-      .receive([&](std::size_t x) { out = x; },
-               [&](caf::error& e) { out = make_error(errc::timeout, caf::to_string(e)); });
-  return std::move(*out);
-}
-
 std::size_t engine::unfinished_requests() const noexcept {
   return static_cast<std::size_t>(std::max<std::int64_t>(0, _impl->unfinished.load(std::memory_order_relaxed)));
-}
-
-result<cluster_runtime> engine::cluster_status(const std::string& cluster_id) {
-  auto& i = *_impl;
-  if (i.stopping.load()) {
-    return make_error(errc::unavailable, "the engine is shutting down");
-  }
-  caf::scoped_actor self{*i.sys};
-  std::optional<result<cluster_runtime>> out;
-  self->request(i.ctx.registry, detail::ask_timeout, lookup_atom::value, cluster_id)
-      .receive(
-          [&](const cluster_choice& choice) {
-            if (!choice.ok) {
-              out = make_error(errc::not_found, choice.message);
-              return;
-            }
-            self->request(choice.handle, detail::ask_timeout, status_atom::value)
-                .receive([&](const cluster_runtime& r) { out = r; },
-                         [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
-          },
-          [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
-  return std::move(*out);
-}
-
-result<admission_status> engine::admission() {
-  auto& i = *_impl;
-  if (i.stopping.load()) {
-    return make_error(errc::unavailable, "the engine is shutting down");
-  }
-  caf::scoped_actor self{*i.sys};
-  std::optional<result<admission_status>> out;
-  self->request(i.ctx.admission, detail::ask_timeout, status_atom::value)
-      .receive([&](const admission_status& s) { out = s; },
-               [&](caf::error& e) { out = make_error(errc::unavailable, caf::to_string(e)); });
-  return std::move(*out);
-}
-
-std::uint64_t engine::stuck_reports() {
-  auto& i = *_impl;
-  if (i.stopping.load()) {
-    return 0;
-  }
-  caf::scoped_actor self{*i.sys};
-  std::uint64_t n = 0;
-  self->request(i.ctx.watchdog, detail::ask_timeout, status_atom::value).receive([&](std::uint64_t x) { n = x; }, [](caf::error&) {});
-  return n;
-}
-
-reconcile_status engine::reconciler_status() {
-  auto& i = *_impl;
-  if (i.stopping.load()) {
-    return {};
-  }
-  caf::scoped_actor self{*i.sys};
-  reconcile_status out;
-  self->request(i.reconciler, detail::ask_timeout, status_atom::value)
-      .receive([&](const reconcile_status& s) { out = s; }, [](caf::error&) {});
-  return out;
 }
 
 void engine::shutdown() {

@@ -218,19 +218,4 @@ void engine::reactivate_webhook(std::string id, std::string by, callback<events:
                        std::move(done), command_attempts);
 }
 
-result<webhook_dispatcher_status> engine::webhook_status() {
-  auto& i = *_impl;
-  if (!i.webhooks || i.stopping.load()) {
-    return make_error(errc::unavailable, "the webhook dispatcher is not running");
-  }
-  caf::scoped_actor self{*i.sys};
-  std::optional<webhook_dispatcher_status> out;
-  self->request(i.webhooks->actor(), detail::ask_timeout, status_atom::value)
-      .receive([&](const webhook_dispatcher_status& s) { out = s; }, [](caf::error&) {});
-  if (!out) {
-    return make_error(errc::unavailable, "the webhook dispatcher did not answer");
-  }
-  return *out;
-}
-
 }  // namespace prov::actors

@@ -411,9 +411,8 @@ int run(const bench_options& o) {
     }
     if (now >= report_at) {
       report_at += progress_every;
-      const auto live = engine->live_requests();
       say("t=" + std::to_string(static_cast<long>(seconds_between(start, now))) + "s " + counts +
-          ", live actors " + (live ? std::to_string(*live) : std::string{"?"}) + ", rss " +
+          ", unfinished " + std::to_string(engine->unfinished_requests()) + ", rss " +
           std::to_string(static_cast<long>(current_rss_mb())) + " MB (peak " +
           std::to_string(static_cast<long>(peak_rss_mb())) + " MB)");
     }

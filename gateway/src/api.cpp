@@ -572,30 +572,45 @@ struct api::impl {
 
   // -- clusters -----------------------------------------------------------------------------
 
+  using cluster_runtimes = std::map<std::string, actors::cluster_runtime>;
+
   // The registry view of a cluster plus its runtime (breaker, bulkhead) when it runs.
-  json cluster_json(const events::cluster_state& c) {
+  json cluster_json(const events::cluster_state& c, const cluster_runtimes& runtimes) {
     auto out = detail::render_cluster(c);
     if (auto used = engine.views().usage_of_cluster(c.id)) {
       out["usage"] = {{"used", detail::render_usage(used->used)},
                       {"reserved", detail::render_usage(used->reserved)},
                       {"total", detail::render_usage(used->total())}};
     }
-    if (auto runtime = engine.cluster_status(c.id)) {
-      out["runtime"] = detail::render_runtime(*runtime);
+    if (const auto it = runtimes.find(c.id); it != runtimes.end()) {
+      out["runtime"] = detail::render_runtime(it->second);
     }
     return out;
   }
 
-  http_response list_clusters() {
-    auto all = engine.views().clusters();
-    if (!all) {
-      return error_of(all.err());
+  // The cluster actors' runtimes are gathered without a blocking wait on this I/O thread.
+  void list_clusters(const responder& respond) {
+    engine.cluster_runtimes([this, respond](cluster_runtimes runtimes) {
+      auto all = engine.views().clusters();
+      if (!all) {
+        return respond(error_of(all.err()));
+      }
+      json items = json::array();
+      for (const auto& c : *all) {
+        items.push_back(cluster_json(c, runtimes));
+      }
+      respond(json_response(200, json{{"items", std::move(items)}}));
+    });
+  }
+
+  void get_cluster(const std::string& id, const responder& respond) {
+    auto c = find_cluster(id);
+    if (!c) {
+      return respond(error_of(c.err()));
     }
-    json items = json::array();
-    for (const auto& c : *all) {
-      items.push_back(cluster_json(c));
-    }
-    return json_response(200, json{{"items", std::move(items)}});
+    engine.cluster_runtimes([this, respond, cluster = std::move(*c)](cluster_runtimes runtimes) {
+      respond(json_response(200, cluster_json(cluster, runtimes)));
+    });
   }
 
   result<events::cluster_state> find_cluster(const std::string& id) {
@@ -704,7 +719,13 @@ struct api::impl {
                                    {"projectionPosition", engine.projection_position()}});
   }
 
-  http_response metrics() {
+  // What the actors report is gathered without a blocking wait on this I/O thread; the
+  // page is rendered where the last answer arrives.
+  void metrics(const responder& respond) {
+    engine.runtime([this, respond](actors::engine_runtime rt) { respond(render_metrics(rt)); });
+  }
+
+  http_response render_metrics(const actors::engine_runtime& rt) {
     metrics_text m;
     m.family("provisiond_http_responses_total", "counter", "HTTP responses by status class.");
     for (std::size_t i = 1; i < responses.size(); ++i) {
@@ -738,14 +759,14 @@ struct api::impl {
              engine.unwritten_request_states());
     m.single("provisiond_unfinished_requests", "gauge", "Requests submitted and not yet at rest.",
              engine.unfinished_requests());
-    if (auto live = engine.live_requests()) {
+    if (const auto& live = rt.live_requests) {
       m.single("provisiond_live_request_actors", "gauge", "Requests whose actors are running.", *live);
     }
-    if (auto adm = engine.admission()) {
+    if (const auto& adm = rt.admission) {
       m.single("provisiond_admission_active", "gauge", "Requests holding a slot in the active steps.", adm->active);
       m.single("provisiond_admission_waiting", "gauge", "Requests queued for a tenant or global slot.", adm->waiting);
     }
-    if (auto wh = engine.webhook_status()) {
+    if (const auto& wh = rt.webhooks) {
       m.single("provisiond_webhook_position", "gauge", "Journal position the webhook dispatcher has read.",
                wh->position);
       m.single("provisiond_webhook_pending", "gauge", "Webhook deliveries queued or in flight.", wh->pending);
@@ -754,10 +775,11 @@ struct api::impl {
           .sample("provisiond_webhook_attempts_total", "outcome=\"failed\"", wh->failed)
           .sample("provisiond_webhook_attempts_total", "outcome=\"dropped\"", wh->dropped);
     }
-    m.single("provisiond_stuck_reports_total", "counter", "Requests reported stuck by the watchdog.",
-             engine.stuck_reports());
-    {
-      const auto rec = engine.reconciler_status();
+    if (const auto& stuck = rt.stuck_reports) {
+      m.single("provisiond_stuck_reports_total", "counter", "Requests reported stuck by the watchdog.", *stuck);
+    }
+    if (rt.reconciler) {
+      const auto& rec = *rt.reconciler;
       m.single("provisiond_reconcile_passes_total", "counter", "Orphan reconciler passes finished.", rec.passes);
       m.family("provisiond_orphans_total", "counter",
                "Resources at a provider that their request does not hold, by what the reconciler did.")
@@ -767,12 +789,10 @@ struct api::impl {
       m.single("provisiond_reconcile_foreign_resources_total", "counter",
                "Tagged resources of requests this engine's journal does not know (left alone).", rec.foreign);
     }
-    if (auto clusters = engine.views().clusters()) {
+    {
       std::vector<std::pair<std::string, actors::cluster_runtime>> statuses;
-      for (const auto& c : *clusters) {
-        if (auto r = engine.cluster_status(c.id)) {
-          statuses.emplace_back("cluster=\"" + c.id + "\"", std::move(*r));
-        }
+      for (const auto& [id, r] : rt.clusters) {
+        statuses.emplace_back("cluster=\"" + id + "\"", r);
       }
       const auto per_cluster = [&](std::string_view name, std::string_view type, std::string_view help,
                                    auto value_of) {
@@ -967,7 +987,7 @@ struct api::impl {
         return respond(readiness());
       }
       if (seg[0] == "metrics") {
-        return respond(metrics());
+        return metrics(respond);
       }
       return respond(json_response(200, detail::openapi_document()));
     }
@@ -1112,12 +1132,11 @@ struct api::impl {
         if (m == "POST") {
           return register_cluster(req, respond);
         }
-        return respond(m == "GET" ? list_clusters() : method_not_allowed("GET, POST"));
+        return m == "GET" ? list_clusters(respond) : respond(method_not_allowed("GET, POST"));
       }
       if (n == 3) {
         if (m == "GET") {
-          auto c = find_cluster(id);
-          return respond(c ? json_response(200, cluster_json(*c)) : error_of(c.err()));
+          return get_cluster(id, respond);
         }
         if (m == "PATCH") {
           return patch_cluster(req, id, respond);

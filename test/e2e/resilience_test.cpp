@@ -110,6 +110,14 @@ TEST_CASE("the circuit breaker is visible in the cluster's view and in /metrics"
     CHECK(typed.count("provisiond_journal_group_commits_total") == 1);
     CHECK(typed.count("provisiond_journal_syncs_total") == 1);
     CHECK(typed.count("provisiond_journal_events_total") == 1);
+    // Every actor's part of the page: each answered the round that gathers them.
+    for (const auto* family : {"provisiond_live_request_actors", "provisiond_admission_active",
+                               "provisiond_admission_waiting", "provisiond_stuck_reports_total",
+                               "provisiond_reconcile_passes_total", "provisiond_orphans_total",
+                               "provisiond_cluster_breaker_state"}) {
+      CAPTURE(family);
+      CHECK(typed.count(family) == 1);
+    }
     const std::string events_line = "\nprovisiond_journal_events_total ";
     const auto at = metrics.find(events_line);
     REQUIRE(at != std::string::npos);

@@ -158,6 +158,9 @@ struct engine::impl {
     caf::anon_send(runner, detail::deferred_work{std::move(work)});
   }
 
+  /// Asks the actors for `engine::runtime` (all of them, or `everything` false: the clusters').
+  void probe(bool everything, std::function<void(engine_runtime)> done);
+
   void after_projection(std::uint64_t position, std::function<void()> then) {
     projector->when_applied(position, std::move(then));
   }

@@ -149,6 +149,19 @@ struct inventory_listing {
   std::vector<providers::inventory_item> items;
 };
 
+/// A snapshot of the engine's actors (`engine::runtime`).
+struct engine_runtime {
+  std::optional<std::size_t> live_requests;       ///< requests whose actors run
+  std::optional<admission_status> admission;
+  std::optional<std::uint64_t> stuck_reports;     ///< by the watchdog, since start
+  std::optional<reconcile_status> reconciler;
+  std::optional<webhook_dispatcher_status> webhooks;  ///< empty when no dispatcher runs
+  std::map<std::string, cluster_runtime> clusters;    ///< the running clusters', by id
+};
+
+/// How long `engine::runtime` waits for any one actor.
+inline constexpr std::chrono::seconds runtime_timeout{5};
+
 class engine {
  public:
   /// Opens everything under `options.data_dir`, replays what is needed and resumes every
@@ -209,8 +222,6 @@ class engine {
   void register_webhook(webhook_command cmd, callback<webhook_created> done);
   void delete_webhook(std::string id, std::string by, callback<events::webhook_state> done);
   void reactivate_webhook(std::string id, std::string by, callback<events::webhook_state> done);
-  /// The dispatcher's counters; `errc::unavailable` when it does not run.
-  result<webhook_dispatcher_status> webhook_status();
 
   const projections::views& views() const;
   const events::journal& journal() const;
@@ -227,21 +238,16 @@ class engine {
   };
   storage_access storage();
 
-  /// Requests whose actors are running right now (for /metrics and tests).
-  result<std::size_t> live_requests();
-
   /// Requests submitted and not yet at rest (what backpressure counts).
   std::size_t unfinished_requests() const noexcept;
 
-  /// Runtime state of a cluster's calls (breaker, bulkhead); `errc::not_found` if unknown.
-  result<cluster_runtime> cluster_status(const std::string& cluster_id);
-
-  /// Admission counts (active, waiting) and stuck reports so far.
-  result<admission_status> admission();
-  std::uint64_t stuck_reports();
-
-  /// What the orphan reconciler did so far (zeros while the engine stops).
-  reconcile_status reconciler_status();
+  /// What the engine's actors report about themselves, for `/metrics` and the cluster views.
+  /// Every actor is asked at once and `done` runs (on an actor thread) once each answered or
+  /// `runtime_timeout` passed; a part whose actor did not answer is left empty. The caller's
+  /// thread never waits. Empty while the engine stops.
+  void runtime(std::function<void(engine_runtime)> done);
+  /// The `clusters` part only (breaker, bulkhead of each running cluster).
+  void cluster_runtimes(std::function<void(std::map<std::string, cluster_runtime>)> done);
 
   /// Graceful stop: admits no new work, lets in-flight provider calls finish and be
   /// recorded for up to `shutdown_grace`, then stops the actors (anything still in flight
