@@ -5,11 +5,13 @@
 // its idempotency key ("key:<tenant>/<key>"); once a request's claim of that key commits
 // (`claimed`), that node becomes the request's, and later references to the key go to the
 // request. Not before: two submissions may race for one key, and only the one whose claim
-// commits is that key's request. Cycles are found with Kahn's algorithm and refused before
-// anything is written.
+// commits is that key's request. A request that would close a cycle is refused before
+// anything is written (`cycle_probe`).
 
+#include <cassert>
 #include <map>
 #include <set>
+#include <vector>
 
 #include <caf/all.hpp>
 
@@ -29,7 +31,22 @@ struct graph_state {
   /// back) or not yet: the cycle check counts both as the key's owners, so that two
   /// submissions racing through each other's keys cannot both pass it.
   std::map<std::string, std::string> claims;
+  std::map<std::string, std::set<std::string>> claimants;  ///< key node -> who claims it (`claims` inverted)
 };
+
+void set_claim(graph_state& g, const std::string& id, const std::string& key_node) {
+  auto [it, fresh] = g.claims.try_emplace(id, key_node);
+  if (!fresh && it->second != key_node) {
+    if (auto old = g.claimants.find(it->second); old != g.claimants.end()) {
+      old->second.erase(id);
+      if (old->second.empty()) {
+        g.claimants.erase(old);
+      }
+    }
+    it->second = key_node;
+  }
+  g.claimants[key_node].insert(id);
+}
 
 /// The node a prerequisite reference stands for: a claimed key is its request.
 const std::string& node_of(const graph_state& g, const std::string& ref) {
@@ -42,6 +59,12 @@ void drop_claim(graph_state& g, const std::string& id) {
   if (auto it = g.claims.find(id); it != g.claims.end()) {
     if (auto owner = g.claimed.find(it->second); owner != g.claimed.end() && owner->second == id) {
       g.claimed.erase(owner);
+    }
+    if (auto c = g.claimants.find(it->second); c != g.claimants.end()) {
+      c->second.erase(id);
+      if (c->second.empty()) {
+        g.claimants.erase(c);
+      }
     }
     g.claims.erase(it);
   }
@@ -99,6 +122,9 @@ void rename(graph_state& g, const std::string& from, const std::string& to) {
   }
 }
 
+#ifndef NDEBUG
+// The check as it was made before the incremental one, on a copy of the whole graph; Debug
+// builds (the test suite) assert that both agree on every add.
 // Kahn's algorithm: repeatedly take nodes with no unresolved prerequisite. What remains lies on
 // or behind a cycle; one cycle is then walked out of it to name it.
 std::string find_cycle(const graph_state& g) {
@@ -161,6 +187,108 @@ std::string find_cycle(const graph_state& g) {
   return cycle + node;
 }
 
+std::string whole_graph_cycle(const graph_state& g, const dependency_node& n) {
+  auto trial = g;
+  for (const auto& p : n.prerequisites) {
+    link(trial, node_of(g, p), n.request_id);
+  }
+  for (const auto& [claimant, key] : g.claims) {
+    if (has_node(trial, key)) {
+      rename(trial, key, claimant);
+    }
+  }
+  if (!n.key_node.empty() && has_node(trial, n.key_node)) {
+    rename(trial, n.key_node, n.request_id);
+  }
+  return find_cycle(trial);
+}
+#endif
+
+// The cycle check sees the graph as if every pending claim of a key committed (requests that
+// wait for a key wait for its claimant), the new request's too. In that view a key node with
+// claimants is its first claimant's (by id), and the new request's key is the new request's
+// when nobody else claims it. The graph was acyclic in that view before the new request came
+// (every add was checked, and forgetting, settling or a claim's commit add no edge), so a
+// cycle must run through the new edges: from the new request, along who waits for whom, to
+// one of its prerequisites. Only what waits (directly or not) for the new request is walked,
+// usually nothing.
+class cycle_probe {
+ public:
+  cycle_probe(const graph_state& g, const dependency_node& n) : _g{g}, _n{n} {
+    _own_key = !n.key_node.empty() && g.claimants.count(n.key_node) == 0 ? n.key_node : std::string{};
+  }
+
+  /// The node `raw` stands for in that view.
+  const std::string& resolved(const std::string& raw) const {
+    if (const auto it = _g.claimants.find(raw); it != _g.claimants.end()) {
+      return *it->second.begin();
+    }
+    return !_own_key.empty() && raw == _own_key ? _n.request_id : raw;
+  }
+
+  /// One cycle through the new request, in waiting order ("r -> p -> ... -> r"), or empty.
+  std::string find() const {
+    std::set<std::string> targets;
+    for (const auto& p : _n.prerequisites) {
+      targets.insert(resolved(node_of(_g, p)));
+    }
+    const auto& start = _n.request_id;
+    if (targets.count(start) != 0) {
+      return start + " -> " + start;
+    }
+    std::map<std::string, std::string> reached_from{{start, {}}};  ///< node -> the node it waits for
+    std::vector<std::string> stack{start};
+    while (!stack.empty()) {
+      const auto node = stack.back();
+      stack.pop_back();
+      for (const auto* raw : raw_nodes(node)) {
+        const auto it = _g.dependents.find(*raw);
+        if (it == _g.dependents.end()) {
+          continue;
+        }
+        for (const auto& d : it->second) {
+          const auto& next = resolved(d);
+          if (!reached_from.emplace(next, node).second) {
+            continue;
+          }
+          if (targets.count(next) != 0) {
+            return name(next, reached_from);
+          }
+          stack.push_back(next);
+        }
+      }
+    }
+    return {};
+  }
+
+ private:
+  // The graph's nodes that `node` stands for: itself and a key it is the first claimant of.
+  std::vector<const std::string*> raw_nodes(const std::string& node) const {
+    std::vector<const std::string*> out{&node};
+    if (node == _n.request_id && !_own_key.empty()) {
+      out.push_back(&_own_key);
+    } else if (const auto claim = _g.claims.find(node); claim != _g.claims.end()) {
+      if (const auto c = _g.claimants.find(claim->second); c != _g.claimants.end() && *c->second.begin() == node) {
+        out.push_back(&claim->second);
+      }
+    }
+    return out;
+  }
+
+  // The new request waits for `target`, which waits (through the walk, backwards) for the new request.
+  std::string name(const std::string& target, const std::map<std::string, std::string>& reached_from) const {
+    std::string cycle = _n.request_id + " -> " + target;
+    for (auto at = reached_from.at(target); at != _n.request_id; at = reached_from.at(at)) {
+      cycle += " -> " + at;
+    }
+    return cycle + " -> " + _n.request_id;
+  }
+
+  const graph_state& _g;
+  const dependency_node& _n;
+  std::string _own_key;  ///< the new request's key node, when nobody else claims it
+};
+
 /// Adds `n` to the graph unless it closes a cycle (checked only with `check`).
 dependency_verdict add_node(graph_state& g, const dependency_node& n, bool check) {
   for (const auto& p : n.prerequisites) {
@@ -169,30 +297,17 @@ dependency_verdict add_node(graph_state& g, const dependency_node& n, bool check
     }
   }
   if (check) {
-    // Checked as if every pending claim of a key commits, this request's too: requests
-    // that wait for a key wait for its claimant. (A committed claim's key has no node
-    // left: it was renamed, and later references go to the request.)
-    auto trial = g;
-    for (const auto& p : n.prerequisites) {
-      link(trial, node_of(g, p), n.request_id);
-    }
-    for (const auto& [claimant, key] : g.claims) {
-      if (has_node(trial, key)) {
-        rename(trial, key, claimant);
-      }
-    }
-    if (!n.key_node.empty() && has_node(trial, n.key_node)) {
-      rename(trial, n.key_node, n.request_id);
-    }
-    if (auto cycle = find_cycle(trial); !cycle.empty()) {
-      return dependency_verdict{false, cycle};
+    auto cycle = cycle_probe{g, n}.find();
+    assert(cycle.empty() == whole_graph_cycle(g, n).empty());
+    if (!cycle.empty()) {
+      return dependency_verdict{false, std::move(cycle)};
     }
   }
   for (const auto& p : n.prerequisites) {
     link(g, node_of(g, p), n.request_id);
   }
   if (!n.key_node.empty()) {
-    g.claims[n.request_id] = n.key_node;
+    set_claim(g, n.request_id, n.key_node);
   }
   return dependency_verdict{true, {}};
 }
@@ -210,7 +325,7 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
           rename(g, key_node, id);
         }
         g.claimed[key_node] = id;
-        g.claims[id] = key_node;
+        set_claim(g, id, key_node);
       },
       [=](forget_atom, const std::string& id) {
         remove(self->state, id);

@@ -278,8 +278,8 @@ class verdict_sink {
 };
 
 /// The dependency graph of requests that wait for others. `add` checks the graph with
-/// the new request by Kahn's algorithm and keeps it only if no cycle results; `claimed` tells
-/// that a request's claim of its idempotency key committed (what waited for the key waits for
+/// the new request (walking only what waits for it) and keeps it only if no cycle results;
+/// `claimed` tells that a request's claim of its idempotency key committed (what waited for the key waits for
 /// it from then on); `forget` takes a request out (its submission did not commit); `settled`
 /// tells that a request completed or failed: its dependents are resumed (they decide from the
 /// journal) and it leaves the graph.
