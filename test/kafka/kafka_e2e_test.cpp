@@ -438,6 +438,89 @@ TEST_CASE("kafka a full command buffer pauses the partitions and every command i
   CHECK(log.find("kafka_commands_resumed") != std::string::npos);
 }
 
+TEST_CASE("kafka a member joining and leaving provisiond's group moves partitions away and back, and every command is answered",
+          "[e2e][kafka][rebalance]") {
+  // Another member of the group (a deploy's second instance, a misconfigured tool) takes part
+  // of the command topic's partitions in a rebalance, consumes from them without answering or
+  // committing, and leaves: provisiond gets them back and goes on from its committed offsets.
+  const auto dir = fresh_dir("kafka-rebalance");
+  dev_broker broker{dir};
+  server s{dir};
+  auto flags = kafka_flags(broker);
+  flags.back() = "info";  // assignments and revocations are logged at info
+  s.start(flags);
+  auto c = s.client();
+  constexpr int tenants = 6;
+  constexpr int first = 60;
+  send_creates(c, s, broker, tenants, first);
+  topic_reader results{broker.bootstrap(), {std::string{prov::kafka::command_result_topic}}, broker.partitions()};
+  REQUIRE(results.until([&](const auto& r) { return answers(r).size() >= 10; }));
+
+  char err[512];
+  auto* conf = client_conf(broker.bootstrap());
+  REQUIRE(rd_kafka_conf_set(conf, "group.id", "provisiond", err, sizeof err) == RD_KAFKA_CONF_OK);
+  REQUIRE(rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err) == RD_KAFKA_CONF_OK);
+  REQUIRE(rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err) == RD_KAFKA_CONF_OK);
+  rd_kafka_t* other = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  REQUIRE(other != nullptr);
+  rd_kafka_poll_set_consumer(other);
+  auto* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, std::string{prov::kafka::command_topic}.c_str(), RD_KAFKA_PARTITION_UA);
+  REQUIRE(rd_kafka_subscribe(other, topics) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(topics);
+  // More commands while the other member holds part of the topic; some land on its partitions.
+  std::vector<std::pair<std::string, std::string>> more;
+  for (int i = first; i < 2 * first; ++i) {
+    const auto tenant = "t" + std::to_string(i % tenants);
+    more.emplace_back(tenant, create("c" + std::to_string(i), tenant, "k" + std::to_string(i)));
+  }
+  std::size_t taken = 0;  // commands the other member consumed (and never answered)
+  bool sent = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+  while (taken == 0 && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_topic_partition_list_t* assigned = nullptr;
+    if (!sent && rd_kafka_assignment(other, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned->cnt > 0) {
+      produce_all(broker.bootstrap(), std::string{prov::kafka::command_topic}, more);
+      sent = true;
+    }
+    if (assigned != nullptr) {
+      rd_kafka_topic_partition_list_destroy(assigned);
+    }
+    if (rd_kafka_message_t* m = rd_kafka_consumer_poll(other, 50)) {
+      taken += m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? 1 : 0;
+      rd_kafka_message_destroy(m);
+    }
+  }
+  CHECK(sent);
+  CHECK(taken > 0);
+  rd_kafka_consumer_close(other);  // leaves the group, commits nothing
+  rd_kafka_destroy(other);
+  if (!sent) {
+    produce_all(broker.bootstrap(), std::string{prov::kafka::command_topic}, more);
+  }
+
+  REQUIRE(results.until([&](const auto& r) { return answers(r).size() == 2 * first; }, std::chrono::seconds{90}));
+  std::map<std::string, std::set<std::string>> ids_of;  // correlation -> request ids answered
+  for (const auto& r : results.records()) {
+    const auto j = json::parse(r.value);
+    INFO(j.dump());
+    CHECK(j["status"] == "accepted");
+    ids_of[j["correlationId"].get<std::string>()].insert(j["requestId"].get<std::string>());
+  }
+  std::set<std::string> ids;
+  for (const auto& [correlation, answered] : ids_of) {
+    INFO(correlation);
+    CHECK(answered.size() == 1);  // a command consumed again is answered with the same request
+    ids.insert(answered.begin(), answered.end());
+  }
+  CHECK(ids.size() == 2 * first);
+  REQUIRE(eventually([&] { return all_requests(c, s.admin()).size() >= 2 * first; }));
+  CHECK(all_requests(c, s.admin()).size() == 2 * first);  // nothing created twice
+  s.stop();
+  const auto log = s.log();
+  CHECK(log.find("kafka_commands_revoked") != std::string::npos);
+}
+
 TEST_CASE("kafka provisiond refuses to start when one of its topics is missing, and names it", "[e2e][kafka]") {
   const auto dir = fresh_dir("kafka-topics");
   dev_broker broker{dir, 1, 1, "staging."};  // the lifecycle topics are "staging.provisioning.started", ...
