@@ -192,6 +192,13 @@ result<std::unique_ptr<rocks_store>> rocks_store::open(const rocks_store_options
   rocksdb::DB* db = nullptr;
   const auto s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &db);
   if (!s.ok()) {
+    // RocksDB locks `<path>/LOCK` while a store is open: another process has it ("While lock
+    // file"), or this one ("lock hold by current process").
+    const auto text = s.ToString();
+    if (s.IsIOError() && (text.find("lock file") != std::string::npos || text.find("lock hold") != std::string::npos)) {
+      return make_error(errc::conflict, "rocks_store: " + options.path +
+                                            " is in use: another process (or this one) has it open (RocksDB: " + text + ")");
+    }
     return detail::to_error(s, "rocks_store: open " + options.path);
   }
 

@@ -962,6 +962,18 @@ TEST_CASE("rocks journal: one journal per store", "[events][journal][rocks]") {
   CHECK(second.err().code == errc::conflict);
 }
 
+TEST_CASE("rocks store: a directory another store has open is refused as in use", "[events][journal][rocks]") {
+  // A second provisiond on the same --data-dir: it must say what is wrong, not only "IO error".
+  journal_env env(kind::rocks);
+  rocks_store_options again;
+  again.path = env.db_path();
+  const auto second = rocks_store::open(again);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.err().code == errc::conflict);
+  CHECK(second.err().message.find("in use") != std::string::npos);
+  CHECK(second.err().message.find(env.db_path()) != std::string::npos);
+}
+
 TEST_CASE("rocks journal: on-disk record and index format 4", "[events][journal][rocks]") {
   rocks_journal_options options;
   options.index_checkpoint_interval = std::chrono::milliseconds{0};  // every group writes its index
