@@ -281,17 +281,61 @@ void pump(self_ptr self) {
   }
 }
 
-// Queues a provider call whose outcome type is `Out` (it has ok, error, delay). `work` runs on
-// a worker thread for blocking providers, inline otherwise.
+// How `submit` reads and makes a call's outcome. The step and service outcomes have ok, error
+// (a provider_error) and delay (when a simulated call answers); the inventory and the
+// connectivity test say a failure their own way, and a simulated test answers after its latency.
+template <class Out>
+Out failure_of(const std::string& code, std::string message) {
+  Out out;
+  out.error = providers::provider_error{code, std::move(message), true};
+  return out;
+}
+template <>
+inventory_reply failure_of<inventory_reply>(const std::string& code, std::string message) {
+  return inventory_reply{false, make_error(code == "timeout" ? errc::timeout : errc::unavailable, std::move(message)), {}};
+}
+template <>
+providers::connectivity_report failure_of<providers::connectivity_report>(const std::string& code, std::string message) {
+  providers::connectivity_report out;
+  out.message = code + ": " + std::move(message);
+  return out;
+}
+
+template <class Out>
+std::chrono::milliseconds delay_of(const Out& out) {
+  return out.delay;
+}
+template <>
+std::chrono::milliseconds delay_of<inventory_reply>(const inventory_reply&) {
+  return std::chrono::milliseconds{0};
+}
+template <>
+std::chrono::milliseconds delay_of<providers::connectivity_report>(const providers::connectivity_report& out) {
+  return out.latency;
+}
+
+template <class Out>
+bool retryable_failure(const Out& out) {
+  return !out.ok && out.error.retryable;
+}
+template <>
+bool retryable_failure<inventory_reply>(const inventory_reply&) {
+  return false;  // never counted by the breaker
+}
+template <>
+bool retryable_failure<providers::connectivity_report>(const providers::connectivity_report&) {
+  return false;
+}
+
+// Queues a provider call whose outcome type is `Out`. `work` runs on a worker thread for
+// blocking providers, inline otherwise. `counts`: the call passes (and feeds) the breaker.
 template <class Out>
 caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> work, bool counts = true) {
   auto& st = self->state;
   const auto& policy = st.ctx->pipeline.calls;
   if (st.queue.size() >= policy.max_queued) {
     ++st.counters.rejected;
-    Out out;
-    out.error = providers::provider_error{"bulkhead_full", "too many calls waiting for cluster " + st.cluster.id, true};
-    return out;
+    return failure_of<Out>("bulkhead_full", "too many calls waiting for cluster " + st.cluster.id);
   }
   auto promise = self->make_response_promise<Out>();
   auto result = std::make_shared<Out>();
@@ -300,11 +344,9 @@ caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> 
   c.counts = counts;
   c.finish = [promise, result]() mutable { promise.deliver(std::move(*result)); };
   c.fail = [promise](std::string code, std::string message) mutable {
-    Out out;
-    out.error = providers::provider_error{std::move(code), std::move(message), true};
-    promise.deliver(std::move(out));
+    promise.deliver(failure_of<Out>(code, std::move(message)));
   };
-  c.failed = [result] { return !result->ok && result->error.retryable; };
+  c.failed = [result] { return retryable_failure(*result); };
   auto provider = st.provider;
   c.run = [self, id, provider, work = std::move(work), result]() {
     if (provider->blocking()) {
@@ -320,46 +362,19 @@ caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> 
       return;
     }
     *result = work(*provider);
-    if (result->delay == providers::never_answers) {
+    const auto delay = delay_of(*result);
+    if (delay == providers::never_answers) {
       return;  // only the timeout (or the watchdog) will end this call
     }
-    if (result->delay.count() <= 0) {
+    if (delay.count() <= 0) {
       complete(self, id);
     } else {
-      self->delayed_send(self, result->delay, deliver_atom::value, id);
+      self->delayed_send(self, delay, deliver_atom::value, id);
     }
   };
   st.calls.emplace(id, std::move(c));
   st.queue.push_back(id);
   pump(self);
-  return promise;
-}
-
-// Runs a call outside the bulkhead and the breaker (inventory, connectivity test): on a
-// worker thread for blocking providers, inline otherwise.
-template <class Out>
-caf::result<Out> offload(self_ptr self, std::function<Out(providers::provider&)> work) {
-  auto& st = self->state;
-  auto provider = st.provider;
-  if (!provider->blocking()) {
-    return work(*provider);
-  }
-  auto promise = self->make_response_promise<Out>();
-  auto result = std::make_shared<Out>();
-  const auto id = ++st.next_id;
-  call c;
-  c.counts = false;
-  c.finish = [promise, result]() mutable { promise.deliver(std::move(*result)); };
-  c.failed = [] { return false; };
-  st.calls.emplace(id, std::move(c));
-  if (!st.workers) {
-    st.workers = worker_pool::start(st.ctx->pipeline.calls.max_concurrent);
-  }
-  auto handle = caf::actor_cast<cluster_actor>(self);
-  st.workers->post([handle, id, provider, work, result] {
-    *result = work(*provider);
-    caf::anon_send(handle, deliver_atom::value, id);
-  });
   return promise;
 }
 
@@ -414,34 +429,25 @@ cluster_actor::behavior_type cluster_actor_impl(self_ptr self, const engine_cont
         // Reading metrics says little about the cluster's ability to provision: no breaker.
         return submit<providers::metrics_sample>(self, [c](providers::provider& p) { return p.metrics(c); }, false);
       },
+      // The inventory and the connectivity test take a bulkhead slot and have the call timeout
+      // like any call, so neither can hold a worker thread that a step's call then waits for
+      // with its own timeout running. The breaker lets them through (an operator tests a
+      // cluster whose breaker is open) and does not count them.
       [=](inventory_atom) {
-        return offload<inventory_reply>(self, [](providers::provider& p) {
-          auto items = p.inventory();
-          if (!items) {
-            return inventory_reply{false, items.err(), {}};
-          }
-          return inventory_reply{true, {}, std::move(*items)};
-        });
+        return submit<inventory_reply>(
+            self,
+            [](providers::provider& p) {
+              auto items = p.inventory();
+              if (!items) {
+                return inventory_reply{false, items.err(), {}};
+              }
+              return inventory_reply{true, {}, std::move(*items)};
+            },
+            false);
       },
-      [=](test_atom) -> caf::result<providers::connectivity_report> {
-        if (self->state.provider->blocking()) {
-          return offload<providers::connectivity_report>(
-              self, [](providers::provider& p) { return p.test_connectivity(); });
-        }
-        // The simulation reports its latency: answer after it, on the actor clock.
-        auto report = self->state.provider->test_connectivity();
-        if (report.latency.count() <= 0) {
-          return report;
-        }
-        auto promise = self->make_response_promise<providers::connectivity_report>();
-        const auto id = ++self->state.next_id;
-        call c;
-        c.counts = false;
-        c.finish = [promise, report]() mutable { promise.deliver(report); };
-        c.failed = [] { return false; };
-        self->state.calls.emplace(id, std::move(c));
-        self->delayed_send(self, report.latency, deliver_atom::value, id);
-        return promise;
+      [=](test_atom) {
+        return submit<providers::connectivity_report>(
+            self, [](providers::provider& p) { return p.test_connectivity(); }, false);
       },
       [=](status_atom) { return runtime_of(self); },
       [=](update_atom, const events::cluster_state& updated) {

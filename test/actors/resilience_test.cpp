@@ -393,6 +393,56 @@ TEST_CASE("bulkhead: no more provider calls at once than allowed, the rest wait 
   CHECK(n.virtual_now() >= std::chrono::seconds{12});
 }
 
+TEST_CASE("bulkhead: an inventory listing and a connectivity test wait for a slot and time out like any call",
+          "[actors][resilience][bulkhead]") {
+  // Before, both ran beside the bulkhead: on a real cloud a slow listing held a worker thread
+  // that an admitted step's call then waited for, its own timeout running.
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 1000;
+  sim.delay_max_ms = 1000;
+  simulation_settings slow;
+  slow.delay_min_ms = 2000;
+  slow.delay_max_ms = 2000;
+  actors::pipeline_options opts;
+  opts.calls.max_concurrent = 1;
+  opts.calls.call_timeout = std::chrono::milliseconds{1500};
+  auto slow_cluster = prov::testing::sim_cluster("slow", slow);
+  slow_cluster.is_default = false;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim), slow_cluster}, opts};
+  // Asks cluster `id`'s actor, as the engine does; the reply lands in `*out`.
+  auto ask = [&](const std::string& id, auto atom, auto out) {
+    auto registry = n.ctx.registry;
+    n.sys->spawn([registry, id, atom, out](caf::event_based_actor* self) {
+      self->request(registry, caf::infinite, actors::lookup_atom::value, id).then([=](const actors::cluster_choice& c) {
+        using reply = typename std::decay_t<decltype(*out)>::value_type;
+        self->request(c.handle, caf::infinite, atom).then([=](const reply& r) { *out = r; });
+      });
+    });
+  };
+  submit_for(w, n, "t0", "r0");
+  n.run_jobs();
+  REQUIRE(n.cluster_status("sim").in_flight == 1);  // the allocate call, 1 s
+
+  auto listing = std::make_shared<std::optional<actors::inventory_reply>>();
+  ask("sim", actors::inventory_atom::value, listing);
+  n.run_jobs();
+  CHECK_FALSE(listing->has_value());  // behind the step's call
+  CHECK(n.cluster_status("sim").queued == 1);
+  REQUIRE(n.run_until([&] { return listing->has_value(); }));
+  CHECK((*listing)->ok);
+  CHECK(n.virtual_now() >= std::chrono::seconds{1});
+
+  // A test that takes longer than the call timeout is answered with the timeout.
+  auto report = std::make_shared<std::optional<providers::connectivity_report>>();
+  const auto asked_at = n.virtual_now();
+  ask("slow", actors::test_atom::value, report);
+  REQUIRE(n.run_until([&] { return report->has_value(); }));
+  CHECK_FALSE((*report)->ok);
+  CHECK((*report)->message.rfind("timeout", 0) == 0);
+  CHECK(n.virtual_now() - asked_at < std::chrono::seconds{2});
+}
+
 TEST_CASE("draining finishes and records in-flight calls, then stops", "[actors][resilience][shutdown]") {
   world w;
   simulation_settings sim;
