@@ -37,6 +37,7 @@ constexpr int exit_usage = 2;
 
 struct settings {
   std::string data_dir = "./data";
+  std::string backup_dir;
   std::string listen = "127.0.0.1:8080";
   std::string admin_token;
   std::string kafka_brokers;
@@ -93,6 +94,8 @@ settings parse_args(int argc, char** argv) {
       ("help,h", "show this help and exit")
       ("config", po::value(&config_file), "read options from FILE (command-line flags win)")
       ("data-dir", po::value(&s.data_dir)->default_value(s.data_dir), "directory of the journal, projections and simulated cloud")
+      ("backup-dir", po::value(&s.backup_dir),
+       "where POST /v1/backups writes (default <data-dir>/backups: on the same filesystem a backup is hard links)")
       ("listen", po::value(&s.listen)->default_value(s.listen), "HOST:PORT of the HTTP gateway (port 0 = any free port)")
       ("admin-token", po::value(&s.admin_token),
        "admin bearer token (else env PROVISIOND_ADMIN_TOKEN, else <data-dir>/admin.token, generated on first start)")
@@ -390,6 +393,7 @@ int main(int argc, char** argv) {
   prov::system_clock_source clk;
   prov::actors::engine_options options;
   options.data_dir = s.data_dir;
+  options.backup_dir = s.backup_dir;
   options.scheduler_threads = s.scheduler_threads;
   options.scheduler = *prov::actors::parse_scheduler_policy(s.scheduler_policy);
   options.rebuild_projections = s.rebuild_projections;

@@ -1,8 +1,16 @@
-// engine::runtime: a snapshot of what the engine's actors report about themselves, gathered
-// without a blocking wait, so `/metrics` and the cluster views hold no I/O thread while an
-// actor works through a long mailbox.
+// What an operator asks of a running engine: `engine::runtime`, a snapshot of what the
+// engine's actors report about themselves, gathered without a blocking wait, so `/metrics` and
+// the cluster views hold no I/O thread while an actor works through a long mailbox; and
+// `engine::backup`, a consistent copy of the store taken while it runs.
 
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <memory>
+#include <system_error>
+
+#include "prov/core/log.hpp"
+#include "prov/core/time_format.hpp"
 
 #include "detail/engine_impl.hpp"
 
@@ -82,6 +90,76 @@ void engine::runtime(std::function<void(engine_runtime)> done) { _impl->probe(tr
 
 void engine::cluster_runtimes(std::function<void(std::map<std::string, cluster_runtime>)> done) {
   _impl->probe(false, [done = std::move(done)](engine_runtime r) { done(std::move(r.clusters)); });
+}
+
+namespace {
+
+bool valid_backup_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name.front() == '.') {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+}  // namespace
+
+void engine::backup(std::string name, callback<backup_report> done) {
+  namespace fs = std::filesystem;
+  auto& i = *_impl;
+  if (i.stopping.load()) {
+    done(make_error(errc::unavailable, "the engine is shutting down"));
+    return;
+  }
+  if (name.empty()) {
+    // backup-20261127T204512Z: sorts by time, unique to the second (a clash is a conflict).
+    auto stamp = format_rfc3339(i.clk.now(), 0);
+    std::erase_if(stamp, [](char c) { return c == '-' || c == ':'; });
+    name = "backup-" + stamp;
+  }
+  if (!valid_backup_name(name)) {
+    done(make_error(errc::invalid_argument,
+                    "name must be 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"));
+    return;
+  }
+  const fs::path root = i.options.backup_dir.empty() ? fs::path{i.options.data_dir} / "backups" : fs::path{i.options.backup_dir};
+  const fs::path data_dir{i.options.data_dir};
+  i.elsewhere([impl = &i, root, data_dir, name, done] {
+    const auto started = std::chrono::steady_clock::now();
+    const auto target = root / name;
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    if (ec) {
+      done(make_error(errc::io_error, "cannot create the backup directory " + root.string() + ": " + ec.message()));
+      return;
+    }
+    if (!fs::create_directory(target, ec)) {
+      done(ec ? make_error(errc::io_error, "cannot create " + target.string() + ": " + ec.message())
+              : make_error(errc::conflict, "a backup named " + name + " exists"));
+      return;
+    }
+    const auto head = impl->journal->head();
+    auto written = impl->store->checkpoint((target / "db").string());
+    if (written) {
+      fs::copy_file(data_dir / "secret.key", target / "secret.key", ec);
+      if (!ec) {
+        fs::permissions(target / "secret.key", fs::perms::owner_read | fs::perms::owner_write, ec);
+      }
+      if (ec) {
+        written = make_error(errc::io_error, "cannot copy the secret key: " + ec.message());
+      }
+    }
+    if (!written) {
+      fs::remove_all(target, ec);
+      log::error("backup_failed", {{"name", name}, {"error", written.err().message}});
+      done(std::move(written).err());
+      return;
+    }
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    log::info("backup_written", {{"name", name}, {"path", target.string()}, {"journal_head", head}, {"ms", took.count()}});
+    done(backup_report{name, target.string(), head, static_cast<std::uint64_t>(took.count())});
+  });
 }
 
 }  // namespace prov::actors

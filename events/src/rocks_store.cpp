@@ -16,6 +16,7 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 
 #include "detail/journal_codec.hpp"
 #include "detail/rocks_status.hpp"
@@ -257,6 +258,15 @@ rocks_store::~rocks_store() {
   // WAL already holds every acknowledged write, so there is nothing else to do about it.
   _db->Close().PermitUncheckedError();
   delete _db;
+}
+
+status rocks_store::checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  if (auto s = detail::to_status(rocksdb::Checkpoint::Create(_db, &raw), "rocks_store: checkpoint"); !s) {
+    return s;
+  }
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint{raw};
+  return detail::to_status(checkpoint->CreateCheckpoint(dir), "rocks_store: checkpoint to " + dir);
 }
 
 status rocks_store::flush() {

@@ -570,6 +570,24 @@ struct api::impl {
     return json_response(200, json{{"items", std::move(items)}});
   }
 
+  // -- backups ------------------------------------------------------------------------------
+
+  void backup(const http_request& req, const responder& respond) {
+    auto name = detail::parse_backup_name(req.body);
+    if (!name) {
+      return respond(error_of(name.err()));
+    }
+    engine.backup(std::move(*name), [respond](result<actors::backup_report> r) {
+      if (!r) {
+        return respond(error_of(r.err()));
+      }
+      respond(json_response(201, json{{"name", r->name},
+                                      {"path", r->path},
+                                      {"journalHead", r->journal_head},
+                                      {"tookMs", r->took_ms}}));
+    });
+  }
+
   // -- clusters -----------------------------------------------------------------------------
 
   using cluster_runtimes = std::map<std::string, actors::cluster_runtime>;
@@ -1123,6 +1141,13 @@ struct api::impl {
           });
         }
         return respond(method_not_allowed("GET, DELETE"));
+      }
+    } else if (collection == "backups") {
+      if (n == 2 && admin_only()) {
+        return m == "POST" ? backup(req, respond) : respond(method_not_allowed("POST"));
+      }
+      if (n == 2) {
+        return;
       }
     } else if (collection == "clusters") {
       if (!admin_only()) {

@@ -124,3 +124,57 @@ TEST_CASE("kill -9 mid-run, restart: all terminal, no duplicates, no orphans, pr
   }
   CHECK(s.stop() == 0);
 }
+
+TEST_CASE("an online backup is a data directory: provisiond started on it has every request and credential of that moment",
+          "[e2e][backup]") {
+  const auto dir = fresh_dir("backup");
+  const auto backups = fresh_dir("backup-to");
+  server s{dir};
+  s.start({"--backup-dir", backups.string()});
+  auto c = s.client();
+  const auto token = make_tenant(c, s.admin(), "acme");
+  const json vps{{"type", "vps"}, {"provider", "simulation"}, {"region", "local"}, {"spec", {{"cpu", 1}, {"memoryGb", 1}}}};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.post("/v1/requests", vps, token);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  auto completed = [&](http_client& client, const std::string& id, const std::string& as) {
+    return client.get("/v1/requests/" + id, as).json()["state"] == "completed";
+  };
+  REQUIRE(eventually([&] { return std::all_of(ids.begin(), ids.end(), [&](const auto& id) { return completed(c, id, token); }); }));
+
+  CHECK(c.post("/v1/backups", json{{"name", "../elsewhere"}}, s.admin()).status == 400);
+  CHECK(c.post("/v1/backups", json{{"name", "mine"}}, token).status == 403);
+  // Named "data": the fixture's next server runs on <backups>/data.
+  const auto made = c.post("/v1/backups", json{{"name", "data"}}, s.admin());
+  REQUIRE(made.status == 201);
+  CHECK(made.json()["path"] == (backups / "data").string());
+  CHECK(made.json()["journalHead"].get<std::uint64_t>() > 0);
+  CHECK(c.post("/v1/backups", json{{"name", "data"}}, s.admin()).status == 409);
+  const auto unnamed = c.request("POST", "/v1/backups", "", {{"Authorization", "Bearer " + s.admin()}});
+  REQUIRE(unnamed.status == 201);
+  CHECK(unnamed.json()["name"].get<std::string>().rfind("backup-", 0) == 0);
+  // After the backup: not in it.
+  const auto later = c.post("/v1/requests", vps, token);
+  REQUIRE(later.status == 202);
+  const auto credentials = c.get("/v1/requests/" + ids[0] + "/credentials", token);
+  REQUIRE(credentials.status == 200);
+  s.stop();
+
+  server restored{backups};  // --data-dir <backups>/data: the backup
+  restored.start();
+  auto r = restored.client();
+  const auto all = all_requests(r, restored.admin());
+  CHECK(all.size() == ids.size());
+  for (const auto& id : ids) {
+    CHECK(completed(r, id, token));  // the tenant's token is in the journal: it works there too
+  }
+  CHECK(r.get("/v1/requests/" + later.json()["id"].get<std::string>(), token).status == 404);
+  // The secret key came along: sealed credentials open.
+  const auto reopened = r.get("/v1/requests/" + ids[0] + "/credentials", token);
+  REQUIRE(reopened.status == 200);
+  CHECK(reopened.json() == credentials.json());
+  restored.stop();
+}

@@ -206,6 +206,10 @@ json build() {
                     "recorded (request.orphan_found) and deleted; answers with what it found and did",
                     true, {{"200", resp("Pass", json{{"type", "object"}})}, {"4XX", errors()}}, nullptr,
                     json::array({path_param("id")}))}}},
+      {"/v1/backups",
+       {{"post", op("An online backup under --backup-dir: a data directory (the store and the secret key) to "
+                    "start provisiond on; body {\"name\"} optional",
+                    true, {{"201", resp("Written", json{{"type", "object"}})}, {"4XX", errors()}})}}},
       {"/v1/webhooks",
        {{"post", op("Register a webhook (the secret is shown once)", false,
                     {{"201", resp("Registered", ref("Webhook"))}, {"4XX", errors()}}, ref("WebhookRegistration"))},

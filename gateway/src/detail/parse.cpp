@@ -475,6 +475,23 @@ result<std::string> parse_reason(const std::string& body, bool required) {
   return reason.value_or("");
 }
 
+result<std::string> parse_backup_name(const std::string& body) {
+  if (body.empty()) {
+    return std::string{};
+  }
+  auto obj = parse_object(body);
+  if (!obj) {
+    return std::move(obj).err();
+  }
+  field_reader f{*obj, ""};
+  const auto name = f.text("name", false, 64);
+  f.check_unknown();
+  if (!f.ok()) {
+    return f.err();
+  }
+  return name.value_or("");
+}
+
 namespace {
 
 std::optional<events::cluster_capacity> parse_capacity(field_reader& outer, const json* cap) {

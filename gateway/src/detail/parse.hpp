@@ -70,6 +70,10 @@ result<actors::manual_input> parse_manual_input(const nlohmann::json& body);
 /// The optional `{"reason": "..."}` of lifecycle commands; `required` for reject.
 result<std::string> parse_reason(const std::string& body, bool required);
 
+/// `POST /v1/backups`: the optional `{"name": "..."}` ("" when absent: the engine's rules
+/// apply to a given one).
+result<std::string> parse_backup_name(const std::string& body);
+
 /// A cluster command and the provider credentials that came with it (clear text JSON, or "";
 /// the engine seals them).
 template <class Command>

@@ -59,6 +59,9 @@ constexpr std::optional<scheduler_policy> parse_scheduler_policy(std::string_vie
 
 struct engine_options {
   std::string data_dir = "./data";
+  /// Where `engine::backup` writes (default: `<data_dir>/backups`; on the data directory's
+  /// filesystem a backup is hard links, made at once).
+  std::string backup_dir;
   bool journal_sync = true;          ///< fsync every group commit (the only durable mode)
   std::size_t scheduler_threads = 0; ///< CAF worker threads; 0 = number of cores
   scheduler_policy scheduler = scheduler_policy::sharing;
@@ -147,6 +150,14 @@ struct webhook_created {
 struct inventory_listing {
   std::string cluster;
   std::vector<providers::inventory_item> items;
+};
+
+/// A backup the engine wrote (`engine::backup`).
+struct backup_report {
+  std::string name;
+  std::string path;                ///< a data directory: `db/` and `secret.key`
+  std::uint64_t journal_head = 0;  ///< the backup holds the journal at least up to here
+  std::uint64_t took_ms = 0;
 };
 
 /// A snapshot of the engine's actors (`engine::runtime`).
@@ -240,6 +251,15 @@ class engine {
 
   /// Requests submitted and not yet at rest (what backpressure counts).
   std::size_t unfinished_requests() const noexcept;
+
+  /// Writes a backup named `name` (letters, digits, '.', '_', '-'; at most 64; not starting
+  /// with '.'; empty: "backup-<UTC time to the second>") under the backup directory while the
+  /// engine runs: a consistent copy of the
+  /// store (journal, projections, positions) and the secret key, laid out as a data directory.
+  /// Started with `--data-dir` on it, provisiond resumes as after a crash at that moment.
+  /// `errc::invalid_argument` for a bad name, `errc::conflict` if the name is taken. Runs on
+  /// an actor thread (it flushes the memtables), not the caller's.
+  void backup(std::string name, callback<backup_report> done);
 
   /// What the engine's actors report about themselves, for `/metrics` and the cluster views.
   /// Every actor is asked at once and `done` runs (on an actor thread) once each answered or

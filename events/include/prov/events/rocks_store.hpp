@@ -64,6 +64,11 @@ class rocks_store {
   /// Syncs the WAL and flushes memtables (used on shutdown).
   status flush();
 
+  /// Writes a consistent copy of the whole store to `dir` (which must not exist) while it is in
+  /// use: RocksDB's checkpoint, hard links where the filesystem allows, else copies. Opened, it
+  /// is the store as a crash at that moment would have left it.
+  status checkpoint(const std::string& dir);
+
  private:
   rocks_store() = default;
   rocksdb::DB* _db = nullptr;
