@@ -455,10 +455,14 @@ result<actors::manual_input> parse_manual_input(const json& body) {
   return in;
 }
 
-result<std::string> parse_reason(const std::string& body, bool required) {
+namespace {
+
+// A body of at most one text member (`{"reason": "..."}`): its value, "" when the body or the
+// member is absent and not `required`.
+result<std::string> single_text(const std::string& body, const char* name, bool required, std::size_t max_len) {
   if (body.empty()) {
     if (required) {
-      return make_error(errc::invalid_argument, "reason is required: {\"reason\": \"...\"}");
+      return make_error(errc::invalid_argument, std::string{name} + " is required: {\"" + name + "\": \"...\"}");
     }
     return std::string{};
   }
@@ -467,30 +471,21 @@ result<std::string> parse_reason(const std::string& body, bool required) {
     return std::move(obj).err();
   }
   field_reader f{*obj, ""};
-  const auto reason = f.text("reason", required, 1000);
+  const auto value = f.text(name, required, max_len);
   f.check_unknown();
   if (!f.ok()) {
     return f.err();
   }
-  return reason.value_or("");
+  return value.value_or("");
 }
 
-result<std::string> parse_backup_name(const std::string& body) {
-  if (body.empty()) {
-    return std::string{};
-  }
-  auto obj = parse_object(body);
-  if (!obj) {
-    return std::move(obj).err();
-  }
-  field_reader f{*obj, ""};
-  const auto name = f.text("name", false, 64);
-  f.check_unknown();
-  if (!f.ok()) {
-    return f.err();
-  }
-  return name.value_or("");
+}  // namespace
+
+result<std::string> parse_reason(const std::string& body, bool required) {
+  return single_text(body, "reason", required, 1000);
 }
+
+result<std::string> parse_backup_name(const std::string& body) { return single_text(body, "name", false, 64); }
 
 namespace {
 
