@@ -318,7 +318,7 @@ dependency_graph_actor::behavior_type graph_impl(self_ptr self, const engine_con
       [=](add_atom, const dependency_node& n, bool check) -> dependency_verdict {
         return add_node(self->state, n, check);
       },
-      [=](add_atom, const dependency_node& n, const verdict_sink& sink) { sink.deliver(add_node(self->state, n, true)); },
+      [=](add_atom, const dependency_node& n, const verdict_sink& sink) { sink(add_node(self->state, n, true)); },
       [=](claimed_atom, const std::string& key_node, const std::string& id) {
         auto& g = self->state;
         if (has_node(g, key_node)) {

@@ -157,7 +157,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->ctx.views = self->views.get();
   self->reconciler = spawn_reconciler(*self->sys, self->ctx);
   self->runner = self->sys->spawn([]() -> caf::behavior {
-    return {[](const detail::deferred_work& w) { w.run(); }};
+    return {[](const detail::deferred_work& w) { w(); }};
   });
 
   std::unique_ptr<engine> eng{new engine(std::move(self))};
@@ -286,7 +286,7 @@ void engine::submit(submit_command cmd, callback<submit_reply> done) {
   // The graph stopped (shutdown) before it checked the node: nothing was appended.
   auto on_drop = [impl, p] {
     impl->ledger.release(p->e.tenant, p->as_state);
-    p->done(make_error(errc::unavailable, "the engine is shutting down"));
+    p->done(detail::shutting_down());
   };
   caf::anon_send(i.ctx.dependencies, add_atom::value, std::move(*node), verdict_sink{std::move(on_verdict), std::move(on_drop)});
 }
@@ -333,7 +333,7 @@ void engine::impl::commit_submission(events::request_submitted e, std::optional<
       caf::anon_send(ctx.dependencies, forget_atom::value, submitted->request_id);
     }
     if (r.err().code == errc::version_conflict && !submitted->idempotency_key.empty()) {
-      elsewhere([this, submitted, done] { replay_submission(*submitted, done); });
+      elsewhere([this, submitted, done] { replay_submission(*submitted, done); }, [done] { done(detail::shutting_down()); });
       return;
     }
     done(std::move(r).err());
@@ -431,7 +431,7 @@ template <class T>
 void with_cluster(bool stopping, caf::actor_system* sys, const cluster_registry_actor& registry, const std::string& id,
                   callback<T> done, std::function<void(cluster_choice)> then) {
   if (stopping) {
-    done(make_error(errc::unavailable, "the engine is shutting down"));
+    done(detail::shutting_down());
     return;
   }
   detail::ask<cluster_choice>(*sys, registry,

@@ -224,7 +224,8 @@ void engine::impl::request_command(std::string request_id, request_decision deci
       if (r.err().code != errc::version_conflict) {
         done(std::move(r).err());
       } else if (attempts > 1) {
-        elsewhere([this, request_id, decide, done, attempts] { request_command(request_id, decide, done, attempts - 1); });
+        elsewhere([this, request_id, decide, done, attempts] { request_command(request_id, decide, done, attempts - 1); },
+                  [done] { done(detail::shutting_down()); });
       } else {
         done(make_error(errc::conflict, "request " + request_id + " changed " + std::to_string(command_attempts) +
                                             " times while the command was decided; retry"));

@@ -109,7 +109,7 @@ void engine::backup(std::string name, callback<backup_report> done) {
   namespace fs = std::filesystem;
   auto& i = *_impl;
   if (i.stopping.load()) {
-    done(make_error(errc::unavailable, "the engine is shutting down"));
+    done(detail::shutting_down());
     return;
   }
   if (name.empty()) {
@@ -159,7 +159,7 @@ void engine::backup(std::string name, callback<backup_report> done) {
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     log::info("backup_written", {{"name", name}, {"path", target.string()}, {"journal_head", head}, {"ms", took.count()}});
     done(backup_report{name, target.string(), head, static_cast<std::uint64_t>(took.count())});
-  });
+  }, [done] { done(detail::shutting_down()); });
 }
 
 }  // namespace prov::actors

@@ -182,7 +182,8 @@ void engine::impl::webhook_command(std::string id,
   i.append_then(std::move(batch), [ip, id, decide, done, attempts_left](result<events::append_receipt> r) {
     if (!r) {
       if (r.err().code == errc::version_conflict && attempts_left > 1) {
-        ip->elsewhere([ip, id, decide, done, attempts_left] { ip->webhook_command(id, decide, done, attempts_left - 1); });
+        ip->elsewhere([ip, id, decide, done, attempts_left] { ip->webhook_command(id, decide, done, attempts_left - 1); },
+                      [done] { done(detail::shutting_down()); });
         return;
       }
       done(std::move(r).err());

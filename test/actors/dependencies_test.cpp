@@ -208,8 +208,8 @@ TEST_CASE("dependency graph: a verdict is heard exactly once, also when the grap
     {
       auto a = sink_into(delivered);
       auto copy = a;
-      copy.deliver(actors::dependency_verdict{true, {}});
-      a.deliver(actors::dependency_verdict{false, "x -> x"});
+      copy(actors::dependency_verdict{true, {}});
+      a(actors::dependency_verdict{false, "x -> x"});
       auto b = sink_into(lost);
       auto b_copy = b;
     }

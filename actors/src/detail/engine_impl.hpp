@@ -15,7 +15,6 @@
 #include "prov/actors/spawn.hpp"
 #include "prov/actors/webhooks.hpp"
 #include "prov/core/ids.hpp"
-#include "prov/core/log.hpp"
 #include "prov/core/secret_box.hpp"
 #include "prov/events/apply.hpp"
 #include "prov/events/rocks_store.hpp"
@@ -29,10 +28,11 @@ namespace detail {
 
 inline constexpr auto ask_timeout = std::chrono::seconds{30};
 
+/// What a call the stopping engine no longer takes is answered with.
+inline error shutting_down() { return make_error(errc::unavailable, "the engine is shutting down"); }
+
 /// Work handed to the engine's runner actor (`engine::impl::elsewhere`).
-struct deferred_work {
-  std::function<void()> run;
-};
+using deferred_work = once_or_dropped<>;
 
 /// A tenant token: 24 random bytes, hex, with a prefix that secret scanners can match.
 inline std::string new_tenant_token() { return "pt_" + random_hex(24); }
@@ -134,7 +134,7 @@ struct engine::impl {
   // Appends and answers once the projections show the result.
   void append_then(std::vector<events::stream_append> batch, std::function<void(result<events::append_receipt>)> committed) {
     if (stopping.load()) {
-      committed(make_error(errc::unavailable, "the engine is shutting down"));
+      committed(detail::shutting_down());
       return;
     }
     journal->append(std::move(batch), std::move(committed));
@@ -154,8 +154,9 @@ struct engine::impl {
   /// spawn: after a spawn from a journal thread (joined only after the actor system is gone),
   /// CAF 0.17's actor system never finished its destructor (observed; it waits there for its
   /// logger's end, likely held by a thread-local reference of the spawning thread).
-  void elsewhere(std::function<void()> work) {
-    caf::anon_send(runner, detail::deferred_work{std::move(work)});
+  /// `dropped` runs instead if the runner never gets to it (it stopped: the engine shuts down).
+  void elsewhere(std::function<void()> work, std::function<void()> dropped) {
+    caf::anon_send(runner, detail::deferred_work{std::move(work), std::move(dropped)});
   }
 
   /// Asks the actors for `engine::runtime` (all of them, or `everything` false: the clusters').

@@ -242,40 +242,43 @@ struct dependency_verdict {
   std::string cycle;
 };
 
-/// Where the graph hands the verdict on a node it was told to add, for a caller that does not
-/// wait for the answer (engine::submit). The first `deliver` (on the graph's thread) is the
-/// answer; if the message is dropped undelivered instead (the graph stopped with it in its
-/// mailbox, or was gone when it was sent), `dropped` runs where the last copy dies. Either way
-/// the caller hears exactly once.
-class verdict_sink {
+/// A callback handed to an actor in a message, for a caller that must hear back whatever
+/// happens: the first call runs `run` (on the actor's thread); if the message is dropped
+/// instead (the actor stopped with it in its mailbox, or was gone when it was sent), `dropped`
+/// runs where its last copy dies. Copies share one state, so exactly one of the two runs.
+template <class... Args>
+class once_or_dropped {
  public:
-  verdict_sink() = default;
-  verdict_sink(std::function<void(const dependency_verdict&)> deliver, std::function<void()> dropped)
-      : _state{std::make_shared<state>(std::move(deliver), std::move(dropped))} {}
+  once_or_dropped() = default;
+  once_or_dropped(std::function<void(Args...)> run, std::function<void()> dropped)
+      : _state{std::make_shared<state>(std::move(run), std::move(dropped))} {}
 
-  void deliver(const dependency_verdict& v) const {
-    if (_state && !std::exchange(_state->answered, true)) {
-      _state->on_verdict(v);
+  void operator()(Args... args) const {
+    if (_state && !std::exchange(_state->ran, true)) {
+      _state->run(std::forward<Args>(args)...);
     }
   }
 
  private:
   struct state {
-    state(std::function<void(const dependency_verdict&)> v, std::function<void()> d)
-        : on_verdict{std::move(v)}, on_drop{std::move(d)} {}
+    state(std::function<void(Args...)> r, std::function<void()> d) : run{std::move(r)}, dropped{std::move(d)} {}
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
-      if (!answered && on_drop) {
-        on_drop();
+      if (!ran && dropped) {
+        dropped();
       }
     }
-    std::function<void(const dependency_verdict&)> on_verdict;
-    std::function<void()> on_drop;
-    bool answered = false;  ///< only the graph's thread delivers
+    std::function<void(Args...)> run;
+    std::function<void()> dropped;
+    bool ran = false;  ///< only the receiving actor's thread calls
   };
   std::shared_ptr<state> _state;
 };
+
+/// Where the graph hands the verdict on a node it was told to add, for a caller that does not
+/// wait for the answer (engine::submit).
+using verdict_sink = once_or_dropped<const dependency_verdict&>;
 
 /// The dependency graph of requests that wait for others. `add` checks the graph with
 /// the new request (walking only what waits for it) and keeps it only if no cycle results;
