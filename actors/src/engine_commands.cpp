@@ -197,44 +197,29 @@ void engine::command(std::string request_id, lifecycle_command cmd, command_inpu
 
 void engine::impl::request_command(std::string request_id, request_decision decide, callback<events::request_state> done,
                                    int attempts) {
-  assert(!events::on_journal_thread());
-  auto stored = journal->read_stream(events::request_stream(request_id));
-  if (!stored) {
-    done(std::move(stored).err());
-    return;
-  }
-  auto state = events::fold_request(*stored);
-  if (!state) {
-    done(std::move(state).err());
-    return;
-  }
-  if (!state->exists()) {
-    done(make_error(errc::not_found, "request " + request_id + " does not exist"));
-    return;
-  }
-  auto records = decide(*state);
-  if (!records) {
-    done(std::move(records).err());
-    return;
-  }
-  std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::request_stream(request_id), state->version, std::move(*records)});
-  append_then(std::move(batch), [this, request_id, decide, done, attempts](result<events::append_receipt> r) {
-    if (!r) {
-      if (r.err().code != errc::version_conflict) {
-        done(std::move(r).err());
-      } else if (attempts > 1) {
-        elsewhere([this, request_id, decide, done, attempts] { request_command(request_id, decide, done, attempts - 1); },
-                  [done] { done(detail::shutting_down()); });
-      } else {
-        done(make_error(errc::conflict, "request " + request_id + " changed " + std::to_string(command_attempts) +
-                                            " times while the command was decided; retry"));
-      }
+  auto fold = [this, request_id]() -> result<events::request_state> {
+    auto stored = journal->read_stream(events::request_stream(request_id));
+    if (!stored) {
+      return std::move(stored).err();
+    }
+    auto state = events::fold_request(*stored);
+    if (state && !state->exists()) {
+      return make_error(errc::not_found, "request " + request_id + " does not exist");
+    }
+    return state;
+  };
+  auto exhausted = [request_id] {
+    return make_error(errc::conflict, "request " + request_id + " changed " + std::to_string(command_attempts) +
+                                          " times while the command was decided; retry");
+  };
+  auto committed = [this, request_id, done](result<std::uint64_t> position) {
+    if (!position) {
+      done(std::move(position).err());
       return;
     }
     // The view is read before the request's actor is woken, so the answer shows the state the
     // command left (not a later step the actor may already have taken).
-    after_projection(r->last_position, [this, request_id, done] {
+    after_projection(*position, [this, request_id, done] {
       auto view = views->request(request_id);
       caf::anon_send(supervisor, start_atom::value, request_id);
       if (!view || !*view) {
@@ -243,7 +228,9 @@ void engine::impl::request_command(std::string request_id, request_decision deci
       }
       done(**view);
     });
-  });
+  };
+  decide_and_append<events::request_state>(events::request_stream(request_id), std::move(fold), std::move(decide),
+                                           std::move(exhausted), std::move(committed), attempts);
 }
 
 void engine::provide_input(std::string request_id, manual_input input, callback<events::request_state> done) {

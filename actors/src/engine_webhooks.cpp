@@ -164,40 +164,30 @@ void engine::register_webhook(webhook_command cmd, callback<webhook_created> don
 void engine::impl::webhook_command(std::string id,
                                    std::function<result<events::event_record>(const events::webhook_state&)> decide,
                                    callback<events::webhook_state> done, int attempts_left) {
-  assert(!events::on_journal_thread());
-  auto& i = *this;
-  auto state = fold_from_journal(*i.journal, id);
-  if (!state) {
-    done(std::move(state).err());
-    return;
-  }
-  auto record = decide(*state);
-  if (!record) {
-    done(std::move(record).err());
-    return;
-  }
-  std::vector<events::stream_append> batch;
-  batch.push_back(events::stream_append{events::webhook_stream(id), state->version, {std::move(*record)}});
-  auto* ip = &i;
-  i.append_then(std::move(batch), [ip, id, decide, done, attempts_left](result<events::append_receipt> r) {
-    if (!r) {
-      if (r.err().code == errc::version_conflict && attempts_left > 1) {
-        ip->elsewhere([ip, id, decide, done, attempts_left] { ip->webhook_command(id, decide, done, attempts_left - 1); },
-                      [done] { done(detail::shutting_down()); });
-        return;
-      }
-      done(std::move(r).err());
+  auto one_record = [decide = std::move(decide)](const events::webhook_state& w) -> result<std::vector<events::event_record>> {
+    auto record = decide(w);
+    if (!record) {
+      return std::move(record).err();
+    }
+    return std::vector<events::event_record>{std::move(*record)};
+  };
+  auto committed = [this, id, done](result<std::uint64_t> position) {
+    if (!position) {
+      done(std::move(position).err());
       return;
     }
-    ip->after_projection(r->last_position, [ip, id, done] {
-      auto w = ip->views->webhook(id);
+    after_projection(*position, [this, id, done] {
+      auto w = views->webhook(id);
       if (!w || !*w) {
         done(make_error(errc::internal, "webhook " + id + " missing from projections"));
         return;
       }
       done(**w);
     });
-  });
+  };
+  decide_and_append<events::webhook_state>(
+      events::webhook_stream(id), [this, id] { return fold_from_journal(*journal, id); }, std::move(one_record), nullptr,
+      std::move(committed), attempts_left);
 }
 
 void engine::delete_webhook(std::string id, std::string by, callback<events::webhook_state> done) {

@@ -159,6 +159,43 @@ struct engine::impl {
     caf::anon_send(runner, detail::deferred_work{std::move(work), std::move(dropped)});
   }
 
+  /// A command on one stream: `fold` reads its state (or says why there is none), `decide`
+  /// says what to append, and the append expects the fold's version; `committed` gets the
+  /// append's last position. A lost race (another writer extended the stream) is decided again
+  /// on a fresh fold, on the runner, up to `attempts` times; then the answer is `exhausted()`
+  /// (or, without it, the version conflict itself).
+  template <class State>
+  void decide_and_append(std::string stream, std::function<result<State>()> fold,
+                         std::function<result<std::vector<events::event_record>>(const State&)> decide,
+                         std::function<error()> exhausted, std::function<void(result<std::uint64_t>)> committed,
+                         int attempts) {
+    assert(!events::on_journal_thread());
+    auto state = fold();
+    if (!state) {
+      committed(std::move(state).err());
+      return;
+    }
+    auto records = decide(*state);
+    if (!records) {
+      committed(std::move(records).err());
+      return;
+    }
+    std::vector<events::stream_append> batch;
+    batch.push_back(events::stream_append{stream, state->version, std::move(*records)});
+    append_then(std::move(batch), [=, this](result<events::append_receipt> r) {
+      if (r) {
+        committed(r->last_position);
+      } else if (r.err().code != errc::version_conflict) {
+        committed(std::move(r).err());
+      } else if (attempts <= 1) {
+        committed(exhausted ? exhausted() : std::move(r).err());
+      } else {
+        elsewhere([=, this] { decide_and_append(stream, fold, decide, exhausted, committed, attempts - 1); },
+                  [committed] { committed(detail::shutting_down()); });
+      }
+    });
+  }
+
   /// Asks the actors for `engine::runtime` (all of them, or `everything` false: the clusters').
   void probe(bool everything, std::function<void(engine_runtime)> done);
 
