@@ -1143,11 +1143,11 @@ struct api::impl {
         return respond(method_not_allowed("GET, DELETE"));
       }
     } else if (collection == "backups") {
-      if (n == 2 && admin_only()) {
-        return m == "POST" ? backup(req, respond) : respond(method_not_allowed("POST"));
+      if (!admin_only()) {
+        return;
       }
       if (n == 2) {
-        return;
+        return m == "POST" ? backup(req, respond) : respond(method_not_allowed("POST"));
       }
     } else if (collection == "clusters") {
       if (!admin_only()) {
