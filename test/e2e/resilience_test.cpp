@@ -52,7 +52,10 @@ TEST_CASE("SIGTERM during slow requests: in-flight calls finish, exit 0 within t
     return true;
   }));
   for (const auto& id : ids) {
-    for (const auto& step : c2.get("/v1/requests/" + id, s.admin()).json()["steps"]) {
+    // Named: the loop over a temporary's ["steps"] would read a destroyed document.
+    const auto view = c2.get("/v1/requests/" + id, s.admin()).json();
+    REQUIRE(view["steps"].size() == 4);
+    for (const auto& step : view["steps"]) {
       CHECK(step["attempts"] == 1);  // nothing was lost and repeated as a new attempt
     }
   }
