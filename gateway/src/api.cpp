@@ -93,7 +93,7 @@ constexpr std::size_t max_batch_items = 1000;
 
 }  // namespace
 
-struct api::impl {
+struct api::impl : std::enable_shared_from_this<api::impl> {
   actors::engine& engine;
   api_options options;
   std::mutex token_mutex;
@@ -201,9 +201,9 @@ struct api::impl {
     g->results.get_ref<json::array_t&>().resize(n);
     g->left = n;
     g->respond = respond;
-    auto settle = [this, g](std::size_t index, result<actors::submit_reply> r) {
+    auto settle = [self = shared_from_this(), g](std::size_t index, result<actors::submit_reply> r) {
       const auto status = r ? 202U : http_status_for(r.err().code);
-      batch_items[std::min<std::size_t>(status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
+      self->batch_items[std::min<std::size_t>(status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
       std::unique_lock<std::mutex> lock{g->mutex};
       if (r) {
         ++g->accepted;
@@ -608,14 +608,14 @@ struct api::impl {
 
   // The cluster actors' runtimes are gathered without a blocking wait on this I/O thread.
   void list_clusters(const responder& respond) {
-    engine.cluster_runtimes([this, respond](cluster_runtimes runtimes) {
-      auto all = engine.views().clusters();
+    engine.cluster_runtimes([self = shared_from_this(), respond](cluster_runtimes runtimes) {
+      auto all = self->engine.views().clusters();
       if (!all) {
         return respond(error_of(all.err()));
       }
       json items = json::array();
       for (const auto& c : *all) {
-        items.push_back(cluster_json(c, runtimes));
+        items.push_back(self->cluster_json(c, runtimes));
       }
       respond(json_response(200, json{{"items", std::move(items)}}));
     });
@@ -626,8 +626,8 @@ struct api::impl {
     if (!c) {
       return respond(error_of(c.err()));
     }
-    engine.cluster_runtimes([this, respond, cluster = std::move(*c)](cluster_runtimes runtimes) {
-      respond(json_response(200, cluster_json(cluster, runtimes)));
+    engine.cluster_runtimes([self = shared_from_this(), respond, cluster = std::move(*c)](cluster_runtimes runtimes) {
+      respond(json_response(200, self->cluster_json(cluster, runtimes)));
     });
   }
 
@@ -740,7 +740,7 @@ struct api::impl {
   // What the actors report is gathered without a blocking wait on this I/O thread; the
   // page is rendered where the last answer arrives.
   void metrics(const responder& respond) {
-    engine.runtime([this, respond](actors::engine_runtime rt) { respond(render_metrics(rt)); });
+    engine.runtime([self = shared_from_this(), respond](actors::engine_runtime rt) { respond(self->render_metrics(rt)); });
   }
 
   http_response render_metrics(const actors::engine_runtime& rt) {
@@ -1182,7 +1182,7 @@ struct api::impl {
   }
 };
 
-api::api(actors::engine& engine, api_options options) : _impl(std::make_unique<impl>(engine, std::move(options))) {}
+api::api(actors::engine& engine, api_options options) : _impl(std::make_shared<impl>(engine, std::move(options))) {}
 
 api::~api() = default;
 

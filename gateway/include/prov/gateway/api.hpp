@@ -36,7 +36,9 @@ class api {
 
  private:
   struct impl;
-  std::unique_ptr<impl> _impl;
+  /// Shared with the engine's callbacks still on their way (a batch's items, the cluster
+  /// views, /metrics), so one that answers after the api is gone finds its state alive.
+  std::shared_ptr<impl> _impl;
 };
 
 }  // namespace prov::gateway
