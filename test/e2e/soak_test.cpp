@@ -58,6 +58,22 @@ void check_usage(const json& usage, const json& want, const std::string& who) {
   }
 }
 
+/// Stops `s` and starts it again with every read model rebuilt from the journal; the request
+/// views must be `views` again. Returns a client of the rebuilt engine.
+http_client rebuilt(server& s, const std::vector<json>& views) {
+  CHECK(s.stop() == 0);
+  s.start({"--rebuild-projections"});
+  auto fresh = s.client();
+  const auto replayed = all_requests(fresh, s.admin());
+  REQUIRE(replayed.size() == views.size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    differ += replayed[i] == views[i] ? 0 : 1;
+  }
+  CHECK(differ == 0);
+  return fresh;
+}
+
 }  // namespace
 
 TEST_CASE("soak: failures, delays and repeated kill -9 leave nothing behind", "[e2e][soak]") {
@@ -138,16 +154,7 @@ TEST_CASE("soak: failures, delays and repeated kill -9 leave nothing behind", "[
   }
   CHECK(at_provider == held);
 
-  CHECK(s.stop() == 0);
-  s.start({"--rebuild-projections"});
-  auto fresh = s.client();
-  const auto replayed = all_requests(fresh, s.admin());
-  REQUIRE(replayed.size() == views.size());
-  std::size_t differ = 0;
-  for (std::size_t i = 0; i < views.size(); ++i) {
-    differ += replayed[i] == views[i] ? 0 : 1;
-  }
-  CHECK(differ == 0);
+  rebuilt(s, views);
   CHECK(s.stop() == 0);
 }
 
@@ -413,16 +420,7 @@ TEST_CASE("soak: the whole lifecycle under kill -9 keeps usage, dependencies and
   CHECK(states["suspended"] + states["failed"] > 0);
 
   // A rebuild from the journal gives the same views and the same usage.
-  CHECK(s.stop() == 0);
-  s.start({"--rebuild-projections"});
-  auto fresh = s.client();
-  const auto replayed = all_requests(fresh, s.admin());
-  REQUIRE(replayed.size() == views.size());
-  std::size_t differ = 0;
-  for (std::size_t i = 0; i < views.size(); ++i) {
-    differ += replayed[i] == views[i] ? 0 : 1;
-  }
-  CHECK(differ == 0);
+  auto fresh = rebuilt(s, views);
   for (const auto& t : tenant_ids) {
     CHECK(fresh.get("/v1/tenants/" + t + "/usage", s.admin()).json() == tenant_usage[t]);
   }
