@@ -10,6 +10,7 @@
 // The journal tail, the request folds and every decision run on the dispatcher's own thread;
 // the POSTs run on the transport's threads and come back as messages through the gate.
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -94,6 +95,9 @@ struct hook {
   timestamp attempt_started{};
   std::optional<std::string> secret;            ///< opened lazily, in memory only
   std::unordered_set<std::string> finals;       ///< recovery: event ids already settled
+  /// Recovery: attempts recorded for event ids not settled before the restart; a delivery of
+  /// one goes on counting from there (its attempt header, the attempt limit, the backoff).
+  std::unordered_map<std::string, std::uint32_t> tried;
 
   bool deliverable() const { return state.active && !state.deleted && !deactivated_here; }
 };
@@ -324,7 +328,12 @@ void dispatch(self_ptr self, const events::stored_event& stored, const events::l
       });
       continue;
     }
-    h.queue.push_back(delivery{stored.position, event_id, le.type, le.request, le.cloudevent.dump(), 0});
+    std::uint32_t attempts = 0;
+    if (auto tried = h.tried.find(event_id); tried != h.tried.end()) {
+      attempts = tried->second;
+      h.tried.erase(tried);
+    }
+    h.queue.push_back(delivery{stored.position, event_id, le.type, le.request, le.cloudevent.dump(), attempts});
     st.pending.insert(stored.position);
     pump(self, id, h);
   }
@@ -438,6 +447,7 @@ void advanced(self_ptr self) {
     st.counters.recovering = false;
     for (auto& [id, h] : st.hooks) {
       h.finals.clear();
+      h.tried.clear();
     }
   }
   save_low_water(self);
@@ -520,7 +530,8 @@ std::uint64_t first_after(const events::journal& journal, const std::string& str
 }
 
 /// Takes the known webhooks (projected states), catches each up with its stream, and notes
-/// what was settled after the start position (so a restart does not deliver it twice). Reads
+/// what was settled after the start position (so a restart does not deliver it twice) and how
+/// often each unsettled event was tried (so its attempts go on counting). Reads
 /// only the events after the start position, plus the (re)activating event.
 void load(dispatcher_state& st) {
   if (!st.ctx.load_webhooks) {
@@ -560,8 +571,14 @@ void load(dispatcher_state& st) {
         break;
       }
       if (const auto* rec = std::get_if<events::webhook_delivery_attempted>(&*event);
-          rec != nullptr && rec->final && rec->position > st.cursor) {
-        h.finals.insert(rec->event_id);
+          rec != nullptr && rec->position > st.cursor) {
+        if (rec->final) {
+          h.finals.insert(rec->event_id);
+          h.tried.erase(rec->event_id);
+        } else {
+          auto& n = h.tried[rec->event_id];
+          n = std::max(n, rec->attempt);
+        }
       }
     }
     if (!ok || !h.state.exists()) {

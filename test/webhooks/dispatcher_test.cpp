@@ -556,3 +556,40 @@ TEST_CASE("webhook: a restart from the stored position does not deliver settled 
     CHECK(w.transport->to("fast").size() == 1);
   }
 }
+
+TEST_CASE("webhook: after a restart an unsettled event's attempts go on counting from the recorded ones",
+          "[webhooks][dispatcher]") {
+  auto o = world::options();
+  o.retry.max_attempts = 4;
+  o.deactivate_after = 100;  // only the attempt limit ends the event here
+  world w{o};
+  w.transport->respond = [](const actors::webhook_post&) { return actors::webhook_reply{503, 1, {}}; };
+  w.register_hook("wh1", "acme", {"*"});
+  w.submit("r1");
+  REQUIRE(w.n->run_until([&] { return w.records("wh1").size() == 2; }));
+  CHECK(render(w.records("wh1")) == "r1:1:failed r1:2:failed ");
+  const auto stored = w.saved_position;
+  w.stop_dispatcher();  // a crash while the third attempt waits for its backoff
+
+  w.transport->calls.clear();
+  w.start_dispatcher(o, stored);
+  REQUIRE(w.n->run_until([&] {
+    const auto recs = w.records("wh1");
+    return !recs.empty() && recs.back().final;
+  }));
+  // Two more attempts, numbered 3 and 4, and the fourth is the last: the limit counts the
+  // attempts before the restart too.
+  CHECK(render(w.records("wh1")) == "r1:1:failed r1:2:failed r1:3:failed r1:4:failed:final ");
+  const auto calls = w.transport->to("wh1");
+  REQUIRE(calls.size() == 2);
+  CHECK(header(calls[0].post, "X-Webhook-Attempt") == "3");
+  CHECK(header(calls[1].post, "X-Webhook-Attempt") == "4");
+  CHECK(calls[1].at - calls[0].at == std::chrono::seconds{20});  // the backoff after attempt 3
+  // Settled now: the next restart sends nothing of it again.
+  const auto settled = w.saved_once_due();
+  w.stop_dispatcher();
+  w.transport->calls.clear();
+  w.start_dispatcher(o, settled);
+  w.n->run_jobs();
+  CHECK(w.transport->calls.empty());
+}
