@@ -34,15 +34,20 @@ struct graph_state {
   std::map<std::string, std::set<std::string>> claimants;  ///< key node -> who claims it (`claims` inverted)
 };
 
+/// Takes `id` out of `key_node`'s claimants (the key's entry goes with its last claimant).
+void drop_claimant(graph_state& g, const std::string& key_node, const std::string& id) {
+  if (auto c = g.claimants.find(key_node); c != g.claimants.end()) {
+    c->second.erase(id);
+    if (c->second.empty()) {
+      g.claimants.erase(c);
+    }
+  }
+}
+
 void set_claim(graph_state& g, const std::string& id, const std::string& key_node) {
   auto [it, fresh] = g.claims.try_emplace(id, key_node);
   if (!fresh && it->second != key_node) {
-    if (auto old = g.claimants.find(it->second); old != g.claimants.end()) {
-      old->second.erase(id);
-      if (old->second.empty()) {
-        g.claimants.erase(old);
-      }
-    }
+    drop_claimant(g, it->second, id);
     it->second = key_node;
   }
   g.claimants[key_node].insert(id);
@@ -60,12 +65,7 @@ void drop_claim(graph_state& g, const std::string& id) {
     if (auto owner = g.claimed.find(it->second); owner != g.claimed.end() && owner->second == id) {
       g.claimed.erase(owner);
     }
-    if (auto c = g.claimants.find(it->second); c != g.claimants.end()) {
-      c->second.erase(id);
-      if (c->second.empty()) {
-        g.claimants.erase(c);
-      }
-    }
+    drop_claimant(g, it->second, id);
     g.claims.erase(it);
   }
 }
