@@ -43,7 +43,9 @@ struct settings {
   std::string kafka_brokers;
   std::string kafka_topic_prefix;
   std::string kafka_group = "provisiond";
-  std::vector<std::string> kafka_properties;  ///< NAME=VALUE librdkafka properties
+  std::vector<std::string> kafka_properties;           ///< NAME=VALUE librdkafka properties, every client
+  std::vector<std::string> kafka_consumer_properties;  ///< ... the command consumer only
+  std::vector<std::string> kafka_producer_properties;  ///< ... the producers only
   std::size_t kafka_max_buffered = 1'000;
   std::chrono::milliseconds kafka_topic_check{10'000};  ///< 0: no check of the topics at start
   unsigned http_threads = 2;
@@ -105,6 +107,10 @@ settings parse_args(int argc, char** argv) {
       ("kafka-group", po::value(&s.kafka_group)->default_value(s.kafka_group), "consumer group of the command topic")
       ("kafka-property", po::value(&s.kafka_properties)->composing(),
        "NAME=VALUE librdkafka property for every Kafka client (TLS, SASL, timeouts); repeatable")
+      ("kafka-consumer-property", po::value(&s.kafka_consumer_properties)->composing(),
+       "NAME=VALUE librdkafka property for the command consumer only (e.g. group.instance.id); repeatable")
+      ("kafka-producer-property", po::value(&s.kafka_producer_properties)->composing(),
+       "NAME=VALUE librdkafka property for the producers only (outbox, command answers); repeatable")
       ("kafka-max-buffered", po::value(&s.kafka_max_buffered)->default_value(s.kafka_max_buffered),
        "commands consumed and not yet answered before the command partitions are paused (1-1000000)")
       ("kafka-topic-check", po::value<std::string>(),
@@ -234,13 +240,22 @@ settings parse_args(int argc, char** argv) {
   if (s.data_dir.empty()) {
     usage_error("--data-dir must not be empty");
   }
-  if ((!s.kafka_topic_prefix.empty() || !s.kafka_properties.empty()) && s.kafka_brokers.empty()) {
-    usage_error("--kafka-topic-prefix and --kafka-property need --kafka-brokers");
-  }
-  for (const auto& p : s.kafka_properties) {
-    if (p.find('=') == std::string::npos || p.front() == '=') {
-      usage_error("--kafka-property must be NAME=VALUE (the value is not shown: it may be a secret)");
+  const std::pair<const char*, const std::vector<std::string>*> property_flags[] = {
+      {"--kafka-property", &s.kafka_properties},
+      {"--kafka-consumer-property", &s.kafka_consumer_properties},
+      {"--kafka-producer-property", &s.kafka_producer_properties}};
+  for (const auto& [flag, values] : property_flags) {
+    if (!values->empty() && s.kafka_brokers.empty()) {
+      usage_error(std::string{flag} + " needs --kafka-brokers");
     }
+    for (const auto& p : *values) {
+      if (p.find('=') == std::string::npos || p.front() == '=') {
+        usage_error(std::string{flag} + " must be NAME=VALUE (the value is not shown: it may be a secret)");
+      }
+    }
+  }
+  if (!s.kafka_topic_prefix.empty() && s.kafka_brokers.empty()) {
+    usage_error("--kafka-topic-prefix needs --kafka-brokers");
   }
   if (s.kafka_group.empty()) {
     usage_error("--kafka-group must not be empty");
@@ -339,26 +354,44 @@ std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const pro
 }
 
 prov::kafka::client_settings kafka_client(const settings& s) {
-  prov::kafka::client_settings client{s.kafka_brokers, "provisiond", {}};
-  for (const auto& p : s.kafka_properties) {
-    const auto eq = p.find('=');
-    client.properties.emplace_back(p.substr(0, eq), p.substr(eq + 1));
-  }
+  const auto split = [](const std::vector<std::string>& flags) {
+    std::vector<prov::kafka::kafka_property> out;
+    for (const auto& p : flags) {
+      const auto eq = p.find('=');
+      out.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    }
+    return out;
+  };
+  prov::kafka::client_settings client;
+  client.brokers = s.kafka_brokers;
+  client.properties = split(s.kafka_properties);
+  client.consumer_properties = split(s.kafka_consumer_properties);
+  client.producer_properties = split(s.kafka_producer_properties);
   return client;
 }
 
-// Whether provisiond may start on this Kafka cluster: no when it lists its topics and one of
+// Whether provisiond may start on this Kafka cluster: no when librdkafka refuses one of the
+// properties it was given, or when it lists its topics and one of
 // ours is not among them (a command topic that is not there would be waited on forever, and
 // on a cluster that creates topics on first use, lifecycle events would land on topics with
 // its defaults). A cluster that does not answer in time is not a reason to refuse: the outbox
 // and the command consumer wait for it.
 bool kafka_topics_ready(const settings& s) {
-  if (s.kafka_brokers.empty() || s.kafka_topic_check.count() == 0) {
+  if (s.kafka_brokers.empty()) {
+    return true;
+  }
+  // A property librdkafka refuses (for either kind of client) stops the start here, whether or
+  // not the topics are checked.
+  if (const auto checked = prov::kafka::check_properties(kafka_client(s)); !checked) {
+    prov::log::error("kafka_client_failed", {{"error", checked.err().message}});
+    return false;
+  }
+  if (s.kafka_topic_check.count() == 0) {
     return true;
   }
   const auto missing = prov::kafka::missing_topics(kafka_client(s), s.kafka_topic_prefix, s.kafka_topic_check);
   if (!missing && missing.err().code != prov::errc::unavailable) {
-    prov::log::error("kafka_client_failed", {{"error", missing.err().message}});  // a refused property
+    prov::log::error("kafka_client_failed", {{"error", missing.err().message}});
     return false;
   }
   if (!missing) {

@@ -221,7 +221,8 @@ struct command_consumer::impl {
   }
 
   result<detail::handle> make_producer() {
-    auto c = detail::make_conf(options.client, {{"linger.ms", "2"}, {"reconnect.backoff.max.ms", "1000"}},
+    auto c = detail::make_conf(options.client, client_role::producer,
+                               {{"linger.ms", "2"}, {"reconnect.backoff.max.ms", "1000"}},
                                {{"enable.idempotence", "true"}, {"acks", "all"}, {"message.timeout.ms", "0"},
                                 {"partitioner", "murmur2_random"}});
     if (!c) {
@@ -234,8 +235,9 @@ struct command_consumer::impl {
   }
 
   result<detail::handle> make_consumer() {
-    auto c = detail::make_conf(options.client, {{"auto.offset.reset", "earliest"}, {"session.timeout.ms", "10000"},
-                                                {"reconnect.backoff.max.ms", "1000"}},
+    auto c = detail::make_conf(options.client, client_role::consumer,
+                               {{"auto.offset.reset", "earliest"}, {"session.timeout.ms", "10000"},
+                                {"reconnect.backoff.max.ms", "1000"}},
                                {{"group.id", options.group_id},
                                 {"enable.auto.commit", "false"},
                                 {"enable.auto.offset.store", "false"},

@@ -154,7 +154,7 @@ struct outbox_publisher::impl {
   }
 
   result<detail::handle> make_producer() {
-    auto c = detail::make_conf(options.client,
+    auto c = detail::make_conf(options.client, client_role::producer,
                                {{"linger.ms", "5"}, {"queue.buffering.max.messages", "1000000"},
                                 {"compression.codec", "lz4"},
                                 {"reconnect.backoff.max.ms", "1000"}},  // back within a second after an outage

@@ -30,7 +30,7 @@ status set(rd_kafka_conf_t* c, const std::string& name, const std::string& value
 
 }  // namespace
 
-result<conf> make_conf(const client_settings& settings, const std::vector<property>& defaults,
+result<conf> make_conf(const client_settings& settings, client_role role, const std::vector<property>& defaults,
                        const std::vector<property>& fixed) {
   if (settings.brokers.empty()) {
     return make_error(errc::invalid_argument, "kafka brokers are required (HOST:PORT[,...])");
@@ -38,7 +38,8 @@ result<conf> make_conf(const client_settings& settings, const std::vector<proper
   conf c{rd_kafka_conf_new()};
   std::vector<property> all{{"bootstrap.servers", settings.brokers}, {"client.id", settings.client_id}};
   all.insert(all.end(), defaults.begin(), defaults.end());
-  all.insert(all.end(), settings.properties.begin(), settings.properties.end());
+  const auto user = user_properties(settings, role);
+  all.insert(all.end(), user.begin(), user.end());
   all.insert(all.end(), fixed.begin(), fixed.end());
   for (const auto& [name, value] : all) {
     if (auto st = set(c.get(), name, value); !st) {
@@ -60,3 +61,25 @@ result<handle> make_client(rd_kafka_type_t type, conf c) {
 }
 
 }  // namespace prov::kafka::detail
+
+namespace prov::kafka {
+
+std::vector<kafka_property> user_properties(const client_settings& settings, client_role role) {
+  const auto& own = role == client_role::consumer ? settings.consumer_properties : settings.producer_properties;
+  std::vector<kafka_property> out;
+  out.reserve(settings.properties.size() + own.size());
+  out.insert(out.end(), settings.properties.begin(), settings.properties.end());
+  out.insert(out.end(), own.begin(), own.end());
+  return out;
+}
+
+status check_properties(const client_settings& settings) {
+  for (const auto role : {client_role::producer, client_role::consumer}) {
+    if (auto c = detail::make_conf(settings, role, {}, {}); !c) {
+      return std::move(c).err();
+    }
+  }
+  return {};
+}
+
+}  // namespace prov::kafka

@@ -17,7 +17,7 @@ std::vector<topic_spec> project_topics(int partitions, std::string_view event_pr
 
 result<std::vector<std::string>> missing_topics(const client_settings& settings, std::string_view event_prefix,
                                                 std::chrono::milliseconds timeout) {
-  auto c = detail::make_conf(settings, {}, {});
+  auto c = detail::make_conf(settings, client_role::producer, {}, {});
   if (!c) {
     return std::move(c).err();
   }

@@ -109,7 +109,12 @@ TEST_CASE("kafka commands in and lifecycle events out in order per request over 
   const auto dir = fresh_dir("kafka-flow");
   dev_broker broker{dir};
   server s{dir};
-  s.start(kafka_flags(broker));
+  // Properties for one kind of client reach only that kind: librdkafka would log a CONFWARN
+  // line for each client that ignores one.
+  auto flags = kafka_flags(broker);
+  flags.insert(flags.end(), {"--kafka-consumer-property", "session.timeout.ms=10000", "--kafka-consumer-property",
+                             "fetch.wait.max.ms=100", "--kafka-producer-property", "linger.ms=1"});
+  s.start(flags);
   auto c = s.client();
   constexpr int tenants = 12;
   constexpr int requests = 240;
@@ -163,6 +168,7 @@ TEST_CASE("kafka commands in and lifecycle events out in order per request over 
   for (const auto& r : events.records()) {
     CHECK(r.value.find("password") == std::string::npos);
   }
+  CHECK(s.log().find("CONFWARN") == std::string::npos);
 }
 
 TEST_CASE("kafka duplicate and malformed commands are answered and never stop consumption", "[e2e][kafka]") {
@@ -561,6 +567,23 @@ TEST_CASE("kafka provisiond refuses to start when one of its topics is missing, 
     CHECK(*code == 1);
     CHECK_FALSE(std::filesystem::exists(bad / "data"));
     CHECK(server{bad}.log().find("kafka_client_failed") != std::string::npos);
+  }
+  {
+    // So does one for the consumer only, with the topic check off; its value is not logged.
+    const auto bad = dir / "bad-consumer-property";
+    std::filesystem::create_directories(bad);
+    child_process refused{{PROVISIOND_BINARY, "--data-dir", (bad / "data").string(), "--listen", "127.0.0.1:0",
+                           "--kafka-brokers", broker.bootstrap(), "--kafka-topic-check", "0",
+                           "--kafka-consumer-property", "session.timeout.ms=secret-not-a-number"},
+                          (bad / "provisiond.log").string()};
+    const auto code = refused.wait(std::chrono::seconds{60});
+    REQUIRE(code.has_value());
+    CHECK(*code == 1);
+    CHECK_FALSE(std::filesystem::exists(bad / "data"));
+    const auto log = server{bad}.log();
+    CHECK(log.find("kafka_client_failed") != std::string::npos);
+    CHECK(log.find("session.timeout.ms") != std::string::npos);
+    CHECK(log.find("secret-not-a-number") == std::string::npos);
   }
   server s{dir};
   const auto log = s.log();

@@ -33,12 +33,13 @@ using conf = std::unique_ptr<rd_kafka_conf_t, conf_deleter>;
 using partition_list = std::unique_ptr<rd_kafka_topic_partition_list_t, partition_list_deleter>;
 using message = std::unique_ptr<rd_kafka_message_t, message_deleter>;
 
-using property = std::pair<std::string, std::string>;
+using property = kafka_property;
 
-/// A configuration: `defaults`, then the user's `settings.properties`, then `fixed` (the
-/// properties a guarantee depends on: they win). Logs go to prov::log (never message payloads).
-/// `errc::invalid_argument` names the property librdkafka refused (not its value).
-result<conf> make_conf(const client_settings& settings, const std::vector<property>& defaults,
+/// A configuration for a client of `role`: `defaults`, then the user's properties for that role
+/// (`user_properties`), then `fixed` (the properties a guarantee depends on: they win). Logs go
+/// to prov::log (never message payloads). `errc::invalid_argument` names the property
+/// librdkafka refused (not its value).
+result<conf> make_conf(const client_settings& settings, client_role role, const std::vector<property>& defaults,
                        const std::vector<property>& fixed);
 
 /// Creates a client of `type` from `c` (which it takes over).
