@@ -287,6 +287,95 @@ TEST_CASE("tenants see only their own requests", "[e2e][security]") {
   CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("every route refuses another tenant's resources, and every admin route a tenant's token",
+          "[e2e][security]") {
+  server s{fresh_dir("isolation-walk")};
+  s.start({"--webhook-allow-loopback"});
+  auto c = s.client();
+  const auto a = make_tenant(c, s.admin(), "tenant-a");
+  const auto b = make_tenant(c, s.admin(), "tenant-b");
+  REQUIRE(c.post("/v1/approval-rules", json{{"name", "big"}, {"priority", 10}, {"conditions", {{"minCpu", 8}}}},
+                 s.admin()).status == 201);
+  auto big = vps();
+  big["spec"]["cpu"] = 8;
+  const auto pending = c.post("/v1/requests", big, a).json()["id"].get<std::string>();
+  const auto done = c.post("/v1/requests", vps(), a).json()["id"].get<std::string>();
+  REQUIRE(eventually([&] { return state_of(c, a, pending) == "pending_approval" && state_of(c, a, done) == "completed"; }));
+  auto hook = c.post("/v1/webhooks", json{{"url", "http://127.0.0.1:9/hook"}, {"events", {"*"}}}, a);
+  REQUIRE(hook.status == 201);
+  const auto webhook = hook.json()["id"].get<std::string>();
+  const auto events_of = [&](const std::string& id) { return c.get("/v1/requests/" + id + "/events", a).body; };
+  const auto history = std::map<std::string, std::string>{{pending, events_of(pending)}, {done, events_of(done)}};
+
+  // Tenant b, on a's request ids: not found, as if they did not exist (their existence is not
+  // revealed), whatever their state.
+  for (const auto& id : {pending, done}) {
+    INFO(id);
+    for (const auto* path : {"", "/events", "/credentials", "/metrics"}) {
+      INFO(path);
+      CHECK(c.get("/v1/requests/" + id + path, b).status == 404);
+    }
+    for (const auto* action : {"cancel", "suspend", "reactivate", "deprovision"}) {
+      INFO(action);
+      CHECK(c.post("/v1/requests/" + id + "/" + action, json{{"reason", "not mine"}}, b).status == 404);
+    }
+    for (const auto* action : {"approve", "reject"}) {  // an approver's (admin) action, any request
+      INFO(action);
+      CHECK(c.post("/v1/requests/" + id + "/" + action, json{{"reason", "not mine"}}, b).status == 403);
+    }
+    auto depending = vps();
+    depending["dependsOn"] = {id};
+    CHECK(c.post("/v1/requests", depending, b).status == 400);  // "does not exist", as for any unknown id
+  }
+  // ... on a's webhook and tenant record.
+  CHECK(c.get("/v1/webhooks/" + webhook, b).status == 404);
+  CHECK(c.get("/v1/webhooks/" + webhook + "/deliveries", b).status == 404);
+  CHECK(c.post("/v1/webhooks/" + webhook + "/reactivate", json::object(), b).status == 404);
+  CHECK(c.del("/v1/webhooks/" + webhook, b).status == 404);
+  for (const auto* path : {"", "/quota", "/usage"}) {
+    INFO(path);
+    CHECK(c.get(std::string{"/v1/tenants/tenant-a"} + path, b).status == 403);
+  }
+  CHECK(c.post("/v1/tenants/tenant-a/token", json::object(), b).status == 403);
+  CHECK(c.get("/v1/webhooks?tenant=tenant-a", b).status == 403);
+  CHECK(c.get("/v1/requests?tenant=tenant-a", b).status == 403);
+  auto batch = json{{"requests", json::array({vps()})}};
+  batch["requests"][0]["tenant"] = "tenant-a";
+  const auto batched = c.post("/v1/requests:batch", batch, b);
+  REQUIRE(batched.status == 200);
+  CHECK(batched.json()["results"][0]["status"] == 403);
+
+  // Admin routes refuse a tenant's token, whatever the method.
+  const auto forbidden = [&](const http_client::reply& r) { return r.status == 403; };
+  CHECK(forbidden(c.get("/v1/tenants", b)));
+  CHECK(forbidden(c.post("/v1/tenants", json{{"id", "tenant-c"}}, b)));
+  CHECK(forbidden(c.put("/v1/tenants/tenant-b/quota", json{{"cpu", 1000}}, b)));
+  CHECK(forbidden(c.get("/v1/approval-rules", b)));
+  CHECK(forbidden(c.post("/v1/approval-rules", json{{"name", "x"}, {"priority", 1}, {"conditions", json::object()}}, b)));
+  CHECK(forbidden(c.del("/v1/approval-rules/whatever", b)));
+  CHECK(forbidden(c.get("/v1/clusters", b)));
+  CHECK(forbidden(c.post("/v1/clusters", json{{"id", "x"}, {"type", "simulation"}, {"region", "local"}}, b)));
+  CHECK(forbidden(c.get("/v1/clusters/simulation-local", b)));
+  CHECK(forbidden(c.patch("/v1/clusters/simulation-local", json{{"state", "disabled"}}, b)));
+  CHECK(forbidden(c.get("/v1/clusters/simulation-local/inventory", b)));
+  CHECK(forbidden(c.post("/v1/clusters/simulation-local/reconcile", json::object(), b)));
+  CHECK(forbidden(c.post("/v1/clusters/simulation-local/test", json::object(), b)));
+  CHECK(forbidden(c.post("/v1/backups", json::object(), b)));
+  CHECK(forbidden(c.post("/v1/requests/" + pending + "/manual-input", json{{"input", json::object()}}, a)));
+
+  // Nothing b tried changed a's requests, and b's own view holds nothing of a's.
+  for (const auto& [id, before] : history) {
+    INFO(id);
+    CHECK(events_of(id) == before);
+  }
+  CHECK(state_of(c, a, pending) == "pending_approval");
+  CHECK(c.get("/v1/requests", b).json()["items"].empty());
+  CHECK(c.get("/v1/webhooks", b).json()["items"].empty());
+  CHECK(c.get("/v1/tenants/tenant-b/usage", b).status == 200);
+  CHECK(c.get("/v1/tenants", s.admin()).json()["items"].size() == 2);  // no tenant-c
+  CHECK(c.get("/v1/clusters/simulation-local", s.admin()).json()["state"] != "disabled");
+}
+
 TEST_CASE("a rotated tenant token stops working at once, also after a restart", "[e2e][security]") {
   server s{fresh_dir("rotation")};
   s.start();
