@@ -371,11 +371,11 @@ prov::kafka::client_settings kafka_client(const settings& s) {
 }
 
 // Whether provisiond may start on this Kafka cluster: no when librdkafka refuses one of the
-// properties it was given, or when it lists its topics and one of
-// ours is not among them (a command topic that is not there would be waited on forever, and
-// on a cluster that creates topics on first use, lifecycle events would land on topics with
-// its defaults). A cluster that does not answer in time is not a reason to refuse: the outbox
-// and the command consumer wait for it.
+// properties it was given, or when the cluster lists its topics and one of ours is not among
+// them (a command topic that is not there would be waited on forever, and on a cluster that
+// creates topics on first use, lifecycle events would land on topics with its defaults). A
+// cluster that does not answer in time is not a reason to refuse: the outbox and the command
+// consumer wait for it.
 bool kafka_topics_ready(const settings& s) {
   if (s.kafka_brokers.empty()) {
     return true;
