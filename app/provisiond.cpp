@@ -49,6 +49,8 @@ struct settings {
   std::size_t kafka_max_buffered = 1'000;
   std::chrono::milliseconds kafka_topic_check{10'000};  ///< 0: no check of the topics at start
   unsigned http_threads = 2;
+  std::string tls_cert;  ///< PEM certificate chain of the gateway: HTTPS (with tls_key)
+  std::string tls_key;   ///< PEM private key of that certificate
   std::size_t scheduler_threads = 0;
   std::string scheduler_policy = "sharing";
   bool rebuild_projections = false;
@@ -117,6 +119,9 @@ settings parse_args(int argc, char** argv) {
        "at start, wait this long for Kafka to list its topics and refuse to start if one of ours is missing "
        "(default 10s; unreachable: start anyway; 0 = no check)")
       ("http-threads", po::value(&s.http_threads)->default_value(s.http_threads), "HTTP I/O threads (1-64)")
+      ("tls-cert", po::value(&s.tls_cert),
+       "serve HTTPS: PEM file of the gateway's certificate chain (its certificate first; needs --tls-key)")
+      ("tls-key", po::value(&s.tls_key), "PEM file of the private key of --tls-cert")
       ("scheduler-threads", po::value(&s.scheduler_threads)->default_value(s.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
       ("scheduler-policy", po::value(&s.scheduler_policy)->default_value(s.scheduler_policy),
@@ -225,6 +230,9 @@ settings parse_args(int argc, char** argv) {
   if (w.retry.cap < w.retry.base) {
     usage_error("--webhook-retry-cap must not be shorter than --webhook-retry-base");
   }
+  if (s.tls_cert.empty() != s.tls_key.empty()) {
+    usage_error("--tls-cert and --tls-key go together");
+  }
   if (s.http_threads < 1 || s.http_threads > 64) {
     usage_error("--http-threads must be from 1 to 64");
   }
@@ -267,7 +275,7 @@ settings parse_args(int argc, char** argv) {
   return s;
 }
 
-prov::gateway::http_server_options parse_listen(const std::string& listen, unsigned threads) {
+prov::gateway::http_server_options parse_listen(const std::string& listen, const settings& s) {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
     usage_error("--listen must be HOST:PORT, got '" + listen + "'");
@@ -283,7 +291,9 @@ prov::gateway::http_server_options parse_listen(const std::string& listen, unsig
     o.host = o.host.substr(1, o.host.size() - 2);
   }
   o.port = static_cast<unsigned short>(std::stoul(port_text));
-  o.threads = threads;
+  o.threads = s.http_threads;
+  o.tls_cert_file = s.tls_cert;
+  o.tls_key_file = s.tls_key;
   return o;
 }
 
@@ -414,7 +424,12 @@ bool kafka_topics_ready(const settings& s) {
 int main(int argc, char** argv) {
   const auto s = parse_args(argc, argv);
   prov::log::set_level(level_of(s.log_level));
-  const auto listen = parse_listen(s.listen, s.http_threads);
+  const auto listen = parse_listen(s.listen, s);
+  // Certificate and key are loaded before anything is opened: a bad file stops the start.
+  if (const auto tls = prov::gateway::check_tls(listen); !tls) {
+    prov::log::error("tls_failed", {{"error", tls.err().message}});
+    return 1;
+  }
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   const sigset_t stop_signals = prov::app::block_stop_signals();
@@ -494,7 +509,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   prov::log::info("listening", {{"host", listen.host}, {"port", *port}});
-  std::cout << "provisiond listening on http://" << listen.host << ":" << *port << std::endl;
+  std::cout << "provisiond listening on " << (listen.tls_cert_file.empty() ? "http" : "https") << "://" << listen.host
+            << ":" << *port << std::endl;
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

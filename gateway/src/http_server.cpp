@@ -10,6 +10,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -17,11 +18,15 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "prov/core/log.hpp"
 #include "prov/core/thread_name.hpp"
@@ -199,7 +204,73 @@ const beast::error_category& http_category() {
   return bhttp::make_error_code(bhttp::error::end_of_stream).category();
 }
 
+/// OpenSSL's reason for the last failure on this thread (its error queue emptied), or
+/// `fallback` when it left none.
+std::string openssl_reason(std::string fallback) {
+  std::string reason;
+  while (const unsigned long code = ERR_get_error()) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    reason = text;  // the last one is the most specific
+  }
+  return reason.empty() ? fallback : reason;
+}
+
+error mismatch(const http_server_options& o) {
+  return make_error(errc::invalid_argument,
+                    "the TLS private key in " + o.tls_key_file + " does not belong to the certificate in " + o.tls_cert_file);
+}
+
+/// The server side of TLS from the options' PEM files: TLS 1.2 or later, the chain and its key,
+/// checked to belong together. None when the options ask for plain HTTP.
+result<std::optional<net::ssl::context>> load_tls(const http_server_options& o) {
+  if (o.tls_cert_file.empty() && o.tls_key_file.empty()) {
+    return std::optional<net::ssl::context>{};
+  }
+  if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+    return make_error(errc::invalid_argument, "TLS needs both a certificate chain file and a private key file");
+  }
+  ERR_clear_error();
+  net::ssl::context ctx{net::ssl::context::tls_server};
+  beast::error_code ec;
+  ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                      net::ssl::context::single_dh_use,
+                  ec);
+  if (!ec) {
+    ctx.use_certificate_chain_file(o.tls_cert_file, ec);
+    if (ec) {
+      return make_error(errc::invalid_argument, "cannot load the TLS certificate chain from " + o.tls_cert_file +
+                                                    ": " + openssl_reason(ec.message()));
+    }
+    ctx.use_private_key_file(o.tls_key_file, net::ssl::context::pem, ec);
+    if (ec) {
+      const auto reason = openssl_reason(ec.message());
+      if (reason.find("key values mismatch") != std::string::npos) {
+        return mismatch(o);
+      }
+      return make_error(errc::invalid_argument, "cannot load the TLS private key from " + o.tls_key_file + ": " + reason);
+    }
+  }
+  if (ec) {
+    return make_error(errc::invalid_argument, "cannot set up TLS: " + openssl_reason(ec.message()));
+  }
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+    ERR_clear_error();
+    return mismatch(o);
+  }
+  return std::optional<net::ssl::context>{std::move(ctx)};
+}
+
 }  // namespace
+
+status check_tls(const http_server_options& options) {
+  auto tls = load_tls(options);
+  if (!tls) {
+    return std::move(tls).err();
+  }
+  return {};
+}
 
 namespace detail {
 
@@ -228,6 +299,7 @@ struct server_core {
   http_server_options options;
   http_handler handler;
   std::shared_ptr<responder_gate> gate = std::make_shared<responder_gate>();
+  std::optional<net::ssl::context> tls;  ///< set by `start()` when the options ask for TLS
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor;
@@ -245,24 +317,92 @@ struct server_core {
   std::unordered_map<connection*, std::shared_ptr<connection>> connections;
 };
 
-/// One accepted socket. Every member is touched only on the socket's strand, except by `stop()`
-/// after the I/O threads have been joined.
-class connection : public std::enable_shared_from_this<connection> {
+/// What the server's table and the responders know of a connection, plain or TLS.
+class connection {
  public:
-  connection(server_core& core, tcp::socket socket) : _core(core), _stream(std::move(socket)) {
-    beast::error_code ec;
-    const auto ep = _stream.socket().remote_endpoint(ec);
-    if (!ec) {
-      const auto addr = ep.address();
-      _remote = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
-      _remote += ':';
-      _remote += std::to_string(ep.port());
+  virtual ~connection() = default;
+  virtual void start() = 0;
+  /// Hands a handler's response (or, with none, the order to close) to the connection's strand.
+  virtual void post_reply(std::optional<http_response> r) = 0;
+  /// For `stop()`, with no I/O thread running: closes without touching the server's table.
+  virtual void close_for_stop() = 0;
+};
+
+/// The state behind every copy of one request's responder.
+struct reply_slot {
+  reply_slot(std::weak_ptr<connection> c, std::shared_ptr<responder_gate> g) : conn(std::move(c)), gate(std::move(g)) {}
+  reply_slot(const reply_slot&) = delete;
+  reply_slot& operator=(const reply_slot&) = delete;
+
+  ~reply_slot() {
+    if (!used.exchange(true)) {
+      send(std::nullopt);
     }
-    _head.reserve(256);
   }
 
-  void start() {
-    net::dispatch(_stream.get_executor(), beast::bind_front_handler(&connection::read_header, shared_from_this()));
+  void deliver(http_response r) noexcept {
+    if (!used.exchange(true)) {
+      send(std::move(r));
+    }
+  }
+
+  /// Hands the response (or, if none, the order to close) to the connection, if the server
+  /// still runs and the connection is still open.
+  void send(std::optional<http_response> r) noexcept {
+    try {
+      std::shared_lock lock(gate->mutex);
+      if (!gate->open) {
+        return;
+      }
+      if (auto c = conn.lock()) {
+        c->post_reply(std::move(r));
+      }
+    } catch (const std::exception& e) {
+      log::error("http responder failed", {{"what", e.what()}});
+    } catch (...) {
+      log::error("http responder failed", {{"what", "unknown exception"}});
+    }
+  }
+
+  std::weak_ptr<connection> conn;
+  std::shared_ptr<responder_gate> gate;
+  std::atomic<bool> used{false};
+};
+
+using plain_stream = beast::tcp_stream;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+/// One accepted socket, over `Stream` (`plain_stream` or `tls_stream`). Every member is
+/// touched only on the socket's strand, except by `stop()` after the I/O threads have been
+/// joined.
+template <class Stream>
+class stream_connection final : public connection, public std::enable_shared_from_this<stream_connection<Stream>> {
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+ public:
+  stream_connection(server_core& core, tcp::socket socket)
+    requires(!is_tls)
+      : _core(core), _stream(std::move(socket)) {
+    init();
+  }
+  stream_connection(server_core& core, tcp::socket socket)
+    requires is_tls
+      : _core(core), _stream(beast::tcp_stream{std::move(socket)}, *core.tls) {
+    init();
+  }
+
+  void start() override {
+    net::dispatch(_stream.get_executor(), [self = this->shared_from_this()] { self->begin(); });
+  }
+
+  void post_reply(std::optional<http_response> r) override {
+    net::dispatch(_stream.get_executor(), [self = this->shared_from_this(), r = std::move(r)]() mutable {
+      if (r) {
+        self->respond(std::move(*r));
+      } else {
+        self->close();
+      }
+    });
   }
 
   /// Delivers a handler's response (on the strand).
@@ -281,18 +421,52 @@ class connection : public std::enable_shared_from_this<connection> {
     }
     _closed = true;
     beast::error_code ec;
-    _stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    _stream.close();
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().close();
     _core.forget(this);
   }
 
-  /// For `stop()`, with no I/O thread running: closes without touching the server's table.
-  void close_for_stop() {
+  void close_for_stop() override {
     _closed = true;
-    _stream.close();
+    tcp_layer().close();
   }
 
  private:
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(_stream); }
+
+  void init() {
+    beast::error_code ec;
+    const auto ep = tcp_layer().socket().remote_endpoint(ec);
+    if (!ec) {
+      const auto addr = ep.address();
+      _remote = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
+      _remote += ':';
+      _remote += std::to_string(ep.port());
+    }
+    _head.reserve(256);
+  }
+
+  /// The first step on the strand: the TLS handshake (within the idle timeout; a client that
+  /// fails it is closed, logged at debug), then the first request.
+  void begin() {
+    if constexpr (is_tls) {
+      tcp_layer().expires_after(_core.options.idle_timeout);
+      _stream.async_handshake(net::ssl::stream_base::server,
+                              beast::bind_front_handler(&stream_connection::on_handshake, this->shared_from_this()));
+    } else {
+      read_header();
+    }
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      log::debug("tls_handshake_failed", {{"remote", _remote}, {"error", ec.message()}});
+      close();
+      return;
+    }
+    read_header();
+  }
+
   void read_header() {
     if (_closed) {
       return;
@@ -301,9 +475,9 @@ class connection : public std::enable_shared_from_this<connection> {
     _parser->header_limit(header_limit_bytes);
     _parser->body_limit(static_cast<std::uint64_t>(_core.options.max_body_bytes));
     _parser->eager(true);
-    _stream.expires_after(_core.options.idle_timeout);
+    tcp_layer().expires_after(_core.options.idle_timeout);
     bhttp::async_read_header(_stream, _buffer, *_parser,
-                             beast::bind_front_handler(&connection::on_header, shared_from_this()));
+                             beast::bind_front_handler(&stream_connection::on_header, this->shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
@@ -323,9 +497,9 @@ class connection : public std::enable_shared_from_this<connection> {
     const auto expect = msg[bhttp::field::expect];
     if (msg.version() >= 11 && iequals(to_std(expect), "100-continue")) {
       static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
-      _stream.expires_after(_core.options.idle_timeout);
+      tcp_layer().expires_after(_core.options.idle_timeout);
       net::async_write(_stream, net::buffer(interim.data(), interim.size()),
-                       beast::bind_front_handler(&connection::on_continue_written, shared_from_this()));
+                       beast::bind_front_handler(&stream_connection::on_continue_written, this->shared_from_this()));
       return;
     }
     read_body();
@@ -340,8 +514,8 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   void read_body() {
-    _stream.expires_after(_core.options.idle_timeout);
-    bhttp::async_read(_stream, _buffer, *_parser, beast::bind_front_handler(&connection::on_body, shared_from_this()));
+    tcp_layer().expires_after(_core.options.idle_timeout);
+    bhttp::async_read(_stream, _buffer, *_parser, beast::bind_front_handler(&stream_connection::on_body, this->shared_from_this()));
   }
 
   void on_body(beast::error_code ec, std::size_t) {
@@ -413,7 +587,7 @@ class connection : public std::enable_shared_from_this<connection> {
     req.body = std::move(msg.body());
     _parser.reset();
 
-    auto slot = std::make_shared<reply_slot>(weak_from_this(), _core.gate);
+    auto slot = std::make_shared<reply_slot>(this->weak_from_this(), _core.gate);
     try {
       _core.handler(std::move(req), responder{[slot](http_response r) { slot->deliver(std::move(r)); }});
     } catch (const std::exception& e) {
@@ -425,56 +599,6 @@ class connection : public std::enable_shared_from_this<connection> {
     }
     // If the handler dropped every copy of its responder, `slot` dies here and closes us.
   }
-
-  /// The state behind every copy of one request's responder.
-  struct reply_slot {
-    reply_slot(std::weak_ptr<connection> c, std::shared_ptr<responder_gate> g)
-        : conn(std::move(c)), gate(std::move(g)) {}
-    reply_slot(const reply_slot&) = delete;
-    reply_slot& operator=(const reply_slot&) = delete;
-
-    ~reply_slot() {
-      if (!used.exchange(true)) {
-        send(std::nullopt);
-      }
-    }
-
-    void deliver(http_response r) noexcept {
-      if (!used.exchange(true)) {
-        send(std::move(r));
-      }
-    }
-
-    /// Hands the response (or, if none, the order to close) to the connection's strand.
-    void send(std::optional<http_response> r) noexcept {
-      try {
-        std::shared_lock lock(gate->mutex);
-        if (!gate->open) {
-          return;
-        }
-        auto c = conn.lock();
-        if (!c) {
-          return;
-        }
-        auto executor = c->_stream.get_executor();
-        net::dispatch(executor, [c = std::move(c), r = std::move(r)]() mutable {
-          if (r) {
-            c->respond(std::move(*r));
-          } else {
-            c->close();
-          }
-        });
-      } catch (const std::exception& e) {
-        log::error("http responder failed", {{"what", e.what()}});
-      } catch (...) {
-        log::error("http responder failed", {{"what", "unknown exception"}});
-      }
-    }
-
-    std::weak_ptr<connection> conn;
-    std::shared_ptr<responder_gate> gate;
-    std::atomic<bool> used{false};
-  };
 
   void write(http_response response, bool keep_alive, bool linger) {
     if (_core.stopping.load(std::memory_order_relaxed)) {
@@ -527,8 +651,8 @@ class connection : public std::enable_shared_from_this<connection> {
     _head_request = false;
 
     const std::array<net::const_buffer, 2> buffers{net::buffer(_head), net::buffer(_body)};
-    _stream.expires_after(_core.options.idle_timeout);
-    net::async_write(_stream, buffers, beast::bind_front_handler(&connection::on_write, shared_from_this()));
+    tcp_layer().expires_after(_core.options.idle_timeout);
+    net::async_write(_stream, buffers, beast::bind_front_handler(&stream_connection::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
@@ -537,17 +661,24 @@ class connection : public std::enable_shared_from_this<connection> {
       return;
     }
     if (_linger) {
+      // The rest of the request is read as raw bytes (under TLS too): nothing is answered.
       beast::error_code ignored;
-      _stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
       _buffer.consume(_buffer.size());
       _lingered = 0;
-      _stream.expires_after(std::min<std::chrono::steady_clock::duration>(linger_timeout, _core.options.idle_timeout));
+      tcp_layer().expires_after(std::min<std::chrono::steady_clock::duration>(linger_timeout, _core.options.idle_timeout));
       drain();
       return;
     }
     if (!_keep_alive) {
+      if constexpr (is_tls) {
+        // close_notify first, so that the client can tell the end from a truncation.
+        tcp_layer().expires_after(std::min<std::chrono::steady_clock::duration>(linger_timeout, _core.options.idle_timeout));
+        _stream.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
+        return;
+      }
       beast::error_code ignored;
-      _stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
       close();
       return;
     }
@@ -556,8 +687,8 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   void drain() {
-    _stream.async_read_some(_buffer.prepare(64 * 1024),
-                            beast::bind_front_handler(&connection::on_drain, shared_from_this()));
+    tcp_layer().async_read_some(_buffer.prepare(64 * 1024),
+                            beast::bind_front_handler(&stream_connection::on_drain, this->shared_from_this()));
   }
 
   void on_drain(beast::error_code ec, std::size_t n) {
@@ -570,7 +701,7 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   server_core& _core;
-  beast::tcp_stream _stream;
+  Stream _stream;
   beast::flat_buffer _buffer;  ///< survives requests: holds pipelined bytes, reuses its memory
   std::optional<bhttp::request_parser<bhttp::string_body>> _parser;
   std::string _head;  ///< status line and headers of the response being written
@@ -609,7 +740,11 @@ void server_core::on_accept(beast::error_code ec, tcp::socket socket) {
     if (connections.size() < options.max_connections) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      c = std::make_shared<connection>(*this, std::move(socket));
+      if (tls) {
+        c = std::make_shared<stream_connection<tls_stream>>(*this, std::move(socket));
+      } else {
+        c = std::make_shared<stream_connection<plain_stream>>(*this, std::move(socket));
+      }
       connections.emplace(c.get(), c);
     }
   }
@@ -652,6 +787,11 @@ result<unsigned short> http_server::start() {
   if (!core.handler) {
     return make_error(errc::invalid_argument, "http server needs a handler");
   }
+  auto tls = load_tls(core.options);
+  if (!tls) {
+    return std::move(tls).err();
+  }
+  core.tls = std::move(*tls);
   const std::string where = core.options.host + ":" + std::to_string(core.options.port);
 
   beast::error_code ec;
@@ -730,7 +870,8 @@ result<unsigned short> http_server::start() {
     core.stopped = true;
     return make_error(errc::io_error, std::string("cannot start http threads: ") + e.what());
   }
-  log::info("http server listening", {{"host", core.options.host}, {"port", bound.port()}, {"threads", n}});
+  log::info("http server listening",
+            {{"host", core.options.host}, {"port", bound.port()}, {"threads", n}, {"tls", core.tls.has_value()}});
   return bound.port();
 }
 

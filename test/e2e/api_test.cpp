@@ -5,6 +5,8 @@
 #include <set>
 #include <sys/stat.h>
 
+#include "prov/providers/http/client.hpp"
+#include "providers_http/test_pki.hpp"
 #include "server_fixture.hpp"
 
 using namespace prov::test;
@@ -374,6 +376,58 @@ TEST_CASE("every route refuses another tenant's resources, and every admin route
   CHECK(c.get("/v1/tenants/tenant-b/usage", b).status == 200);
   CHECK(c.get("/v1/tenants", s.admin()).json()["items"].size() == 2);  // no tenant-c
   CHECK(c.get("/v1/clusters/simulation-local", s.admin()).json()["state"] != "disabled");
+}
+
+TEST_CASE("HTTPS: with --tls-cert and --tls-key the API is served over TLS only, and a bad key stops the start",
+          "[e2e][security][tls]") {
+  const auto ca = prov::test::make_test_ca();
+  const auto id = prov::test::make_server_identity(ca);
+  const prov::test::temp_file cert{id.cert_pem};
+  const prov::test::temp_file key{id.key_pem};
+  server s{fresh_dir("tls")};
+  s.start({"--tls-cert", cert.path(), "--tls-key", key.path()});
+  REQUIRE(s.tls());
+  prov::providers::http::client_options options;
+  options.ca_pem = ca.cert_pem;
+  prov::providers::http::client https{options};
+  const auto base = "https://127.0.0.1:" + std::to_string(s.port());
+  const auto call = [&](const std::string& method, const std::string& path, const json* body, const std::string& token) {
+    auto r = https.send_json(method, base + path, body, {{"Authorization", "Bearer " + token}});
+    REQUIRE(r.ok());
+    return std::move(*r);
+  };
+  const json tenant{{"id", "acme"}};
+  const auto token = call("POST", "/v1/tenants", &tenant, s.admin()).json()->at("token").get<std::string>();
+  const auto body = vps();
+  auto submitted = call("POST", "/v1/requests", &body, token);
+  REQUIRE(submitted.status == 202);
+  const auto request = submitted.json()->at("id").get<std::string>();
+  CHECK(eventually([&] { return call("GET", "/v1/requests/" + request, nullptr, token).json()->at("state") == "completed"; }));
+  CHECK(call("GET", "/v1/requests/" + request, nullptr, "wrong").status == 401);
+  CHECK(call("GET", "/healthz", nullptr, "").status == 200);
+  CHECK(s.client().get("/healthz").status == 0);  // no plain HTTP on the port
+  CHECK(s.stop() == 0);
+
+  // One of the two flags alone is a usage error; a key of another certificate stops the start
+  // before the data directory is made.
+  const auto other = prov::test::make_server_identity(ca);
+  const prov::test::temp_file other_key{other.key_pem};
+  const auto dir = fresh_dir("tls-refused");
+  const std::vector<std::pair<std::vector<std::string>, int>> refusals{
+      {{"--tls-cert", cert.path()}, 2}, {{"--tls-key", key.path()}, 2}, {{"--tls-cert", cert.path(), "--tls-key", other_key.path()}, 1}};
+  for (const auto& [flags, expected] : refusals) {
+    std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (dir / "data").string(), "--listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    child_process refused{argv, (dir / "provisiond.log").string()};
+    const auto code = refused.wait(std::chrono::seconds{60});
+    REQUIRE(code.has_value());
+    CHECK(*code == expected);
+    CHECK_FALSE(std::filesystem::exists(dir / "data"));
+  }
+  std::ifstream in{dir / "provisiond.log"};
+  const std::string log{std::istreambuf_iterator<char>{in}, {}};
+  CHECK(log.find("tls_failed") != std::string::npos);
+  CHECK(log.find("does not belong") != std::string::npos);
 }
 
 TEST_CASE("a rotated tenant token stops working at once, also after a restart", "[e2e][security]") {

@@ -84,6 +84,7 @@ class server {
 
   const std::filesystem::path& dir() const { return _dir; }
   unsigned short port() const { return _port; }
+  bool tls() const { return _tls; }  ///< it said it serves HTTPS
   const std::string& admin() const { return _admin; }
 
   void start(std::vector<std::string> extra = {}) {
@@ -93,7 +94,8 @@ class server {
     const auto line = _proc->read_line(std::chrono::seconds{60});
     REQUIRE(line.has_value());
     const auto colon = line->rfind(':');
-    REQUIRE(line->rfind("provisiond listening on http://127.0.0.1:", 0) == 0);
+    _tls = line->rfind("provisiond listening on https://127.0.0.1:", 0) == 0;
+    REQUIRE((_tls || line->rfind("provisiond listening on http://127.0.0.1:", 0) == 0));
     _port = static_cast<unsigned short>(std::stoi(line->substr(colon + 1)));
     std::ifstream in{_dir / "data" / "admin.token"};
     std::getline(in, _admin);
@@ -128,6 +130,7 @@ class server {
   std::filesystem::path _dir;
   std::unique_ptr<child_process> _proc;
   unsigned short _port = 0;
+  bool _tls = false;
   std::string _admin;
 };
 

@@ -11,9 +11,18 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+
 #include "../support/http_client.hpp"
 #include "prov/core/log.hpp"
 #include "prov/gateway/http_server.hpp"
+#include "prov/providers/http/client.hpp"
+#include "providers_http/test_pki.hpp"
 #include "support/log_capture.hpp"
 
 using namespace prov;
@@ -570,4 +579,149 @@ TEST_CASE("http 64 concurrent clients x 50 requests all succeed", "[gateway][htt
   }
   CHECK(wrong == 0);
   CHECK(ok == clients * requests);
+}
+
+// -- TLS ------------------------------------------------------------------------------------
+
+namespace {
+
+/// A test CA, a server identity it signed for 127.0.0.1, and the two as files.
+struct tls_files {
+  prov::test::test_ca ca = prov::test::make_test_ca();
+  prov::test::test_identity id = prov::test::make_server_identity(ca);
+  prov::test::temp_file cert{id.cert_pem};
+  prov::test::temp_file key{id.key_pem};
+
+  http_server_options options() const {
+    http_server_options o;
+    o.tls_cert_file = cert.path();
+    o.tls_key_file = key.path();
+    return o;
+  }
+};
+
+/// What `close_over_tls` saw: the bytes of the answer, and whether the stream ended with the
+/// server's close_notify (a read ending in eof rather than a truncation).
+struct closing_exchange {
+  std::string response;
+  bool clean_end = false;
+};
+
+/// One `Connection: close` request over a fresh TLS connection (blocking, reads bounded by a
+/// 10 s receive timeout).
+closing_exchange close_over_tls(unsigned short port, const std::string& ca_pem) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ssl::context ctx{net::ssl::context::tls_client};
+  ctx.add_certificate_authority(net::buffer(ca_pem));
+  ctx.set_verify_mode(net::ssl::verify_peer);
+  net::ssl::stream<net::ip::tcp::socket> stream{ioc, ctx};
+  stream.next_layer().connect({net::ip::make_address("127.0.0.1"), port});
+  const timeval limit{10, 0};
+  ::setsockopt(stream.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  stream.handshake(net::ssl::stream_base::client);
+  const std::string request = "GET /bye HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  net::write(stream, net::buffer(request));
+  closing_exchange out;
+  std::array<char, 4096> buf{};
+  boost::system::error_code ec;
+  while (!ec) {
+    const auto n = stream.read_some(net::buffer(buf), ec);
+    out.response.append(buf.data(), n);
+  }
+  out.clean_end = ec == net::error::eof;
+  return out;
+}
+
+providers::http::client verifying_client(const std::string& ca_pem) {
+  providers::http::client_options o;
+  o.ca_pem = ca_pem;
+  o.request_timeout = std::chrono::seconds{10};
+  return providers::http::client{o};
+}
+
+}  // namespace
+
+TEST_CASE("http over TLS: a client that trusts the CA gets answers on one kept-alive connection",
+          "[gateway][http][tls]") {
+  const tls_files files;
+  REQUIRE(check_tls(files.options()).ok());
+  running_server s(echo_handler(), files.options());
+  auto c = verifying_client(files.ca.cert_pem);
+  const auto base = "https://127.0.0.1:" + std::to_string(s.port);
+  for (int i = 0; i < 3; ++i) {
+    const nlohmann::json body{{"n", i}};
+    auto r = c.send_json("POST", base + "/v1/echo?x=" + std::to_string(i), &body, {{"Authorization", "Bearer t"}});
+    REQUIRE(r.ok());
+    REQUIRE(r->status == 200);
+    const auto echoed = r->json();
+    REQUIRE(echoed.ok());
+    CHECK((*echoed)["path"] == "/v1/echo");
+    CHECK((*echoed)["query"]["x"] == std::to_string(i));
+    CHECK((*echoed)["authorization"] == "Bearer t");
+    CHECK(nlohmann::json::parse((*echoed)["body"].get<std::string>()) == body);
+  }
+  CHECK(c.connections_opened() == 1);
+  // "Connection: close" is answered, then the server ends the stream with close_notify, so
+  // that the client can tell the end from a truncation.
+  const auto last = close_over_tls(s.port, files.ca.cert_pem);
+  CHECK(last.response.rfind("HTTP/1.1 200 ", 0) == 0);
+  CHECK(last.response.find("Connection: close\r\n") != std::string::npos);
+  CHECK(last.response.find("\"path\":\"/bye\"") != std::string::npos);
+  CHECK(last.clean_end);
+}
+
+TEST_CASE("http over TLS: plain HTTP and clients that do not trust the certificate get nothing",
+          "[gateway][http][tls]") {
+  const tls_files files;
+  running_server s(echo_handler(), files.options());
+  // Plain HTTP to the TLS port: no HTTP answer (the handshake fails on the first bytes).
+  auto plain = s.client().get("/healthz");
+  CHECK(plain.status == 0);
+  // A client with another CA refuses the server's certificate.
+  const auto other = prov::test::make_test_ca("another CA");
+  auto c = verifying_client(other.cert_pem);
+  auto r = c.send({"GET", "https://127.0.0.1:" + std::to_string(s.port) + "/", {}, "", std::nullopt});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.err().message.find("tls") != std::string::npos);
+  // The server is still there for a trusting client.
+  auto trusting = verifying_client(files.ca.cert_pem);
+  auto ok = trusting.send({"GET", "https://127.0.0.1:" + std::to_string(s.port) + "/after", {}, "", std::nullopt});
+  REQUIRE(ok.ok());
+  CHECK(ok->status == 200);
+}
+
+TEST_CASE("http TLS options: both files needed, unreadable files and a key of another certificate are named",
+          "[gateway][http][tls]") {
+  const tls_files files;
+  const tls_files others;
+  auto only_cert = files.options();
+  only_cert.tls_key_file.clear();
+  CHECK(check_tls(only_cert).err().code == errc::invalid_argument);
+
+  auto missing = files.options();
+  missing.tls_cert_file = "/nonexistent/cert.pem";
+  auto checked = check_tls(missing);
+  REQUIRE_FALSE(checked.ok());
+  CHECK(checked.err().message.find("/nonexistent/cert.pem") != std::string::npos);
+
+  auto not_a_key = files.options();
+  not_a_key.tls_key_file = files.cert.path();  // a certificate where the key should be
+  checked = check_tls(not_a_key);
+  REQUIRE_FALSE(checked.ok());
+  CHECK(checked.err().message.find(files.cert.path()) != std::string::npos);
+
+  auto mismatched = files.options();
+  mismatched.tls_key_file = others.key.path();
+  checked = check_tls(mismatched);
+  REQUIRE_FALSE(checked.ok());
+  INFO(checked.err().message);
+  CHECK(checked.err().message.find("does not belong") != std::string::npos);
+
+  // start() refuses the same way, before it binds anything.
+  http_server server{running_server::with_ephemeral_port(mismatched), echo_handler()};
+  const auto started = server.start();
+  REQUIRE_FALSE(started.ok());
+  CHECK(started.err().code == errc::invalid_argument);
+  CHECK(check_tls(http_server_options{}).ok());  // plain HTTP: nothing to check
 }

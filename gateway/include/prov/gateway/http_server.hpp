@@ -1,7 +1,8 @@
 #pragma once
 /// The gateway's HTTP/1.1 server: Boost.Beast on an io_context run by a few threads, keep-alive,
-/// one request in flight per connection, asynchronous responses. It frames, limits and decodes
-/// requests and renders responses; routing, auth and JSON bodies are the handler's job.
+/// one request in flight per connection, asynchronous responses, plain or over TLS. It frames,
+/// limits and decodes requests and renders responses; routing, auth and JSON bodies are the
+/// handler's job.
 ///
 /// Bad input never reaches the handler and never takes the server down: malformed HTTP or an
 /// invalid percent-encoding is answered 400, a body over the limit 413 (then the connection is
@@ -24,7 +25,16 @@ struct http_server_options {
   std::size_t max_body_bytes = 1 << 20;  ///< larger bodies are refused with 413
   std::chrono::seconds idle_timeout{60};  ///< closes connections idle (or stalled) this long
   std::size_t max_connections = 10000;    ///< connections beyond this are closed on accept
+  /// HTTPS: PEM files of the server's certificate chain (its certificate first) and of its
+  /// private key. Both empty: plain HTTP. TLS 1.2 is the oldest version accepted.
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
 };
+
+/// Loads the TLS certificate chain and key the options name, as `start()` will, and checks that
+/// they belong together; nothing is opened or bound. Without TLS options: nothing to check.
+/// Errors: `invalid_argument` naming the file (or the mismatch) and OpenSSL's reason.
+status check_tls(const http_server_options& options);
 
 namespace detail {
 struct server_core;
