@@ -432,7 +432,10 @@ int main(int argc, char** argv) {
   }
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
-  const sigset_t stop_signals = prov::app::block_stop_signals();
+  // SIGHUP (`systemctl reload`) reloads the TLS certificate rather than ending the process.
+  sigset_t signals = prov::app::block_stop_signals();
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (!kafka_topics_ready(s)) {
     return 1;
@@ -513,7 +516,15 @@ int main(int argc, char** argv) {
             << ":" << *port << std::endl;
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (listen.tls_cert_file.empty()) {
+      prov::log::info("sighup_ignored", {{"reason", "no TLS certificate to reload"}});
+    } else if (const auto reloaded = server.reload_tls(); !reloaded) {
+      prov::log::error("tls_reload_failed", {{"error", reloaded.err().message}, {"hint", "the previous certificate stays"}});
+    } else {
+      prov::log::info("tls_reloaded", {{"cert", listen.tls_cert_file}});
+    }
+  }
   prov::log::info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server.stop();
   stop_kafka();

@@ -299,7 +299,10 @@ struct server_core {
   http_server_options options;
   http_handler handler;
   std::shared_ptr<responder_gate> gate = std::make_shared<responder_gate>();
-  std::optional<net::ssl::context> tls;  ///< set by `start()` when the options ask for TLS
+  /// The TLS context of new connections (each keeps the one it was accepted with): set by
+  /// `start()` when the options ask for TLS, replaced by `reload_tls()`.
+  std::shared_ptr<net::ssl::context> tls;
+  std::mutex tls_mutex;
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor;
@@ -385,9 +388,9 @@ class stream_connection final : public connection, public std::enable_shared_fro
       : _core(core), _stream(std::move(socket)) {
     init();
   }
-  stream_connection(server_core& core, tcp::socket socket)
+  stream_connection(server_core& core, tcp::socket socket, std::shared_ptr<net::ssl::context> tls)
     requires is_tls
-      : _core(core), _stream(beast::tcp_stream{std::move(socket)}, *core.tls) {
+      : _core(core), _tls(std::move(tls)), _stream(beast::tcp_stream{std::move(socket)}, *_tls) {
     init();
   }
 
@@ -701,6 +704,7 @@ class stream_connection final : public connection, public std::enable_shared_fro
   }
 
   server_core& _core;
+  std::shared_ptr<net::ssl::context> _tls;  ///< what `_stream` was made with (TLS only)
   Stream _stream;
   beast::flat_buffer _buffer;  ///< survives requests: holds pipelined bytes, reuses its memory
   std::optional<bhttp::request_parser<bhttp::string_body>> _parser;
@@ -734,14 +738,19 @@ void server_core::on_accept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  std::shared_ptr<net::ssl::context> context;
+  {
+    std::lock_guard lock(tls_mutex);
+    context = tls;
+  }
   std::shared_ptr<connection> c;
   {
     std::lock_guard lock(connections_mutex);
     if (connections.size() < options.max_connections) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      if (tls) {
-        c = std::make_shared<stream_connection<tls_stream>>(*this, std::move(socket));
+      if (context) {
+        c = std::make_shared<stream_connection<tls_stream>>(*this, std::move(socket), std::move(context));
       } else {
         c = std::make_shared<stream_connection<plain_stream>>(*this, std::move(socket));
       }
@@ -791,7 +800,9 @@ result<unsigned short> http_server::start() {
   if (!tls) {
     return std::move(tls).err();
   }
-  core.tls = std::move(*tls);
+  if (*tls) {
+    core.tls = std::make_shared<net::ssl::context>(std::move(**tls));
+  }
   const std::string where = core.options.host + ":" + std::to_string(core.options.port);
 
   beast::error_code ec;
@@ -871,8 +882,29 @@ result<unsigned short> http_server::start() {
     return make_error(errc::io_error, std::string("cannot start http threads: ") + e.what());
   }
   log::info("http server listening",
-            {{"host", core.options.host}, {"port", bound.port()}, {"threads", n}, {"tls", core.tls.has_value()}});
+            {{"host", core.options.host}, {"port", bound.port()}, {"threads", n}, {"tls", core.tls != nullptr}});
   return bound.port();
+}
+
+status http_server::reload_tls() {
+  auto& core = *_core;
+  {
+    std::lock_guard lifecycle(core.lifecycle_mutex);
+    if (!core.started) {
+      return make_error(errc::unavailable, "http server is not running");
+    }
+  }
+  if (core.options.tls_cert_file.empty()) {
+    return make_error(errc::invalid_argument, "http server does not serve TLS: nothing to reload");
+  }
+  auto tls = load_tls(core.options);
+  if (!tls) {
+    return std::move(tls).err();
+  }
+  auto fresh = std::make_shared<net::ssl::context>(std::move(**tls));
+  std::lock_guard lock(core.tls_mutex);
+  core.tls = std::move(fresh);
+  return {};
 }
 
 void http_server::stop() {

@@ -406,6 +406,22 @@ TEST_CASE("HTTPS: with --tls-cert and --tls-key the API is served over TLS only,
   CHECK(call("GET", "/v1/requests/" + request, nullptr, "wrong").status == 401);
   CHECK(call("GET", "/healthz", nullptr, "").status == 200);
   CHECK(s.client().get("/healthz").status == 0);  // no plain HTTP on the port
+
+  // A renewed certificate (here from another CA) in the same files, then SIGHUP: new
+  // connections get it, and the process goes on.
+  const auto renewed_ca = prov::test::make_test_ca("renewed CA");
+  const auto renewed = prov::test::make_server_identity(renewed_ca);
+  std::ofstream{cert.path(), std::ios::trunc} << renewed.cert_pem;
+  std::ofstream{key.path(), std::ios::trunc} << renewed.key_pem;
+  s.signal(SIGHUP);
+  prov::providers::http::client_options renewed_options;
+  renewed_options.ca_pem = renewed_ca.cert_pem;
+  CHECK(eventually([&] {
+    prov::providers::http::client fresh{renewed_options};
+    auto r = fresh.send({"GET", base + "/healthz", {}, "", std::nullopt});
+    return r.ok() && r->status == 200;
+  }));
+  CHECK(s.log().find("tls_reloaded") != std::string::npos);
   CHECK(s.stop() == 0);
 
   // One of the two flags alone is a usage error; a key of another certificate stops the start

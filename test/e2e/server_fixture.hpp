@@ -108,6 +108,9 @@ class server {
     REQUIRE(_proc->wait(std::chrono::seconds{30}).has_value());
   }
 
+  /// Sends `sig` and returns at once.
+  void signal(int sig) { _proc->signal(sig); }
+
   /// SIGTERM; returns the exit code.
   int stop() { return stop_within(std::chrono::seconds{60}); }
 

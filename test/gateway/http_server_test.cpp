@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -724,4 +725,40 @@ TEST_CASE("http TLS options: both files needed, unreadable files and a key of an
   REQUIRE_FALSE(started.ok());
   CHECK(started.err().code == errc::invalid_argument);
   CHECK(check_tls(http_server_options{}).ok());  // plain HTTP: nothing to check
+}
+
+TEST_CASE("http over TLS: a reload takes a renewed certificate for new connections, a bad one is refused",
+          "[gateway][http][tls]") {
+  const tls_files files;
+  running_server s(echo_handler(), files.options());
+  const auto url = "https://127.0.0.1:" + std::to_string(s.port) + "/";
+  const auto answers = [&](const std::string& ca_pem) {
+    auto c = verifying_client(ca_pem);  // a fresh client: a new connection
+    auto r = c.send({"GET", url, {}, "", std::nullopt});
+    return r.ok() && r->status == 200;
+  };
+  const auto renewed_ca = prov::test::make_test_ca("renewed CA");
+  const auto renewed = prov::test::make_server_identity(renewed_ca);
+  const auto overwrite = [](const std::string& path, const std::string& text) {
+    std::ofstream out{path, std::ios::trunc};
+    out << text;
+  };
+  CHECK(answers(files.ca.cert_pem));
+  CHECK_FALSE(answers(renewed_ca.cert_pem));
+
+  overwrite(files.cert.path(), renewed.cert_pem);
+  overwrite(files.key.path(), renewed.key_pem);
+  REQUIRE(s.server.reload_tls().ok());
+  CHECK(answers(renewed_ca.cert_pem));
+  CHECK_FALSE(answers(files.ca.cert_pem));
+
+  // A key that does not load: refused, and the server goes on with the certificate it has.
+  overwrite(files.key.path(), "not a key");
+  const auto refused = s.server.reload_tls();
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.err().message.find(files.key.path()) != std::string::npos);
+  CHECK(answers(renewed_ca.cert_pem));
+
+  running_server plain(echo_handler());
+  CHECK(plain.server.reload_tls().err().code == errc::invalid_argument);
 }

@@ -60,6 +60,12 @@ class http_server {
   /// stops the I/O loop, and the joining is left to a later call from another thread.
   void stop();
 
+  /// Loads the TLS certificate chain and key again from the options' files (a renewed
+  /// certificate): connections accepted from then on use them, open ones keep theirs. On an
+  /// error (as `check_tls`) the server goes on with what it had. `invalid_argument` on a server
+  /// without TLS, `unavailable` before `start()`.
+  status reload_tls();
+
   /// The options this server was built with (port as configured, not as bound).
   const http_server_options& options() const noexcept;
 
