@@ -216,9 +216,10 @@ std::string openssl_reason(std::string fallback) {
   return reason.empty() ? fallback : reason;
 }
 
+/// The error of a private key that is not the certificate's.
 error mismatch(const http_server_options& o) {
-  return make_error(errc::invalid_argument,
-                    "the TLS private key in " + o.tls_key_file + " does not belong to the certificate in " + o.tls_cert_file);
+  return make_error(errc::invalid_argument, "the TLS private key in " + o.tls_key_file +
+                                                " does not belong to the certificate in " + o.tls_cert_file);
 }
 
 /// The server side of TLS from the options' PEM files: TLS 1.2 or later, the chain and its key,
@@ -237,23 +238,22 @@ result<std::optional<net::ssl::context>> load_tls(const http_server_options& o) 
                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
                       net::ssl::context::single_dh_use,
                   ec);
-  if (!ec) {
-    ctx.use_certificate_chain_file(o.tls_cert_file, ec);
-    if (ec) {
-      return make_error(errc::invalid_argument, "cannot load the TLS certificate chain from " + o.tls_cert_file +
-                                                    ": " + openssl_reason(ec.message()));
-    }
-    ctx.use_private_key_file(o.tls_key_file, net::ssl::context::pem, ec);
-    if (ec) {
-      const auto reason = openssl_reason(ec.message());
-      if (reason.find("key values mismatch") != std::string::npos) {
-        return mismatch(o);
-      }
-      return make_error(errc::invalid_argument, "cannot load the TLS private key from " + o.tls_key_file + ": " + reason);
-    }
-  }
   if (ec) {
     return make_error(errc::invalid_argument, "cannot set up TLS: " + openssl_reason(ec.message()));
+  }
+  ctx.use_certificate_chain_file(o.tls_cert_file, ec);
+  if (ec) {
+    return make_error(errc::invalid_argument, "cannot load the TLS certificate chain from " + o.tls_cert_file + ": " +
+                                                  openssl_reason(ec.message()));
+  }
+  ctx.use_private_key_file(o.tls_key_file, net::ssl::context::pem, ec);
+  if (ec) {
+    // OpenSSL checks the key against the certificate as it loads it.
+    const auto reason = openssl_reason(ec.message());
+    if (reason.find("key values mismatch") != std::string::npos) {
+      return mismatch(o);
+    }
+    return make_error(errc::invalid_argument, "cannot load the TLS private key from " + o.tls_key_file + ": " + reason);
   }
   if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
     ERR_clear_error();
@@ -437,6 +437,11 @@ class stream_connection final : public connection, public std::enable_shared_fro
  private:
   beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(_stream); }
 
+  /// How long a connection that is closing may take (draining, or the TLS close_notify).
+  std::chrono::steady_clock::duration closing_limit() const {
+    return std::min<std::chrono::steady_clock::duration>(linger_timeout, _core.options.idle_timeout);
+  }
+
   void init() {
     beast::error_code ec;
     const auto ep = tcp_layer().socket().remote_endpoint(ec);
@@ -518,7 +523,8 @@ class stream_connection final : public connection, public std::enable_shared_fro
 
   void read_body() {
     tcp_layer().expires_after(_core.options.idle_timeout);
-    bhttp::async_read(_stream, _buffer, *_parser, beast::bind_front_handler(&stream_connection::on_body, this->shared_from_this()));
+    bhttp::async_read(_stream, _buffer, *_parser,
+                      beast::bind_front_handler(&stream_connection::on_body, this->shared_from_this()));
   }
 
   void on_body(beast::error_code ec, std::size_t) {
@@ -655,7 +661,8 @@ class stream_connection final : public connection, public std::enable_shared_fro
 
     const std::array<net::const_buffer, 2> buffers{net::buffer(_head), net::buffer(_body)};
     tcp_layer().expires_after(_core.options.idle_timeout);
-    net::async_write(_stream, buffers, beast::bind_front_handler(&stream_connection::on_write, this->shared_from_this()));
+    net::async_write(_stream, buffers,
+                     beast::bind_front_handler(&stream_connection::on_write, this->shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
@@ -669,14 +676,14 @@ class stream_connection final : public connection, public std::enable_shared_fro
       tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
       _buffer.consume(_buffer.size());
       _lingered = 0;
-      tcp_layer().expires_after(std::min<std::chrono::steady_clock::duration>(linger_timeout, _core.options.idle_timeout));
+      tcp_layer().expires_after(closing_limit());
       drain();
       return;
     }
     if (!_keep_alive) {
       if constexpr (is_tls) {
         // close_notify first, so that the client can tell the end from a truncation.
-        tcp_layer().expires_after(std::min<std::chrono::steady_clock::duration>(linger_timeout, _core.options.idle_timeout));
+        tcp_layer().expires_after(closing_limit());
         _stream.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
         return;
       }
