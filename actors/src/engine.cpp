@@ -52,6 +52,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   events::rocks_store_options store_options;
   store_options.path = (std::filesystem::path{options.data_dir} / "db").string();
   store_options.projections_insert_hint = projections::insert_hint();
+  store_options.env = options.store_env;
   auto store = events::rocks_store::open(store_options);
   if (!store) {
     return std::move(store).err();

@@ -503,9 +503,14 @@ class rocks_journal final : public journal {
   }
 
   rocks_journal_stats stats() const {
+    bool failed = false;
+    {
+      std::lock_guard lock(_mutex);
+      failed = _failed;
+    }
     return {_groups.load(std::memory_order_relaxed), _appends_committed.load(std::memory_order_relaxed),
             _events_committed.load(std::memory_order_relaxed), _syncs.load(std::memory_order_relaxed),
-            _index_checkpoints.load(std::memory_order_relaxed)};
+            _index_checkpoints.load(std::memory_order_relaxed), failed};
   }
 
   /// Before the writer starts: the position the stream index holds every event up to (stored
@@ -1045,7 +1050,7 @@ class rocks_journal final : public journal {
   std::vector<std::pair<std::string, std::uint64_t>> _categories;
 
   // The queue and the hand-over, shared by appenders, the writer and the syncer.
-  std::mutex _mutex;
+  mutable std::mutex _mutex;
   std::condition_variable _wake;       ///< the writer waits for work and a free hand-over
   std::condition_variable _sync_wake;  ///< the syncer waits for a written group
   std::condition_variable _drained;    ///< drain() waits for answers

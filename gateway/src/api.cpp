@@ -727,7 +727,27 @@ struct api::impl : std::enable_shared_from_this<api::impl> {
 
   // -- operability --------------------------------------------------------------------------
 
+  /// Set once the journal failed a WAL sync: nothing can be written until a restart (the
+  /// events after the last good sync may or may not have reached the disk).
+  std::optional<std::string> journal_failure() const {
+    if (const auto stats = events::rocks_journal_stats_of(engine.journal()); stats && stats->failed) {
+      return std::string{"journal: a WAL sync failed; every write is refused until provisiond is restarted"};
+    }
+    return std::nullopt;
+  }
+
+  /// Alive unless only a restart can bring it back (a failed journal).
+  http_response liveness() {
+    if (auto failed = journal_failure()) {
+      return error_response(503, errc::unavailable, std::move(*failed));
+    }
+    return json_response(200, json{{"status", "ok"}});
+  }
+
   http_response readiness() {
+    if (auto failed = journal_failure()) {
+      return error_response(503, errc::unavailable, std::move(*failed));
+    }
     // Reads the store: a store that cannot be read is not ready.
     if (auto stored = engine.views().position(); !stored) {
       return error_response(503, errc::unavailable, stored.err().message);
@@ -765,6 +785,9 @@ struct api::impl : std::enable_shared_from_this<api::impl> {
       m.single("provisiond_journal_appends_total", "counter", "Appends the journal committed.", journal->appends);
       m.single("provisiond_journal_events_total", "counter", "Events the journal committed since start.",
                journal->events);
+      m.single("provisiond_journal_failed", "gauge",
+               "1 once a WAL sync failed: every write is refused until provisiond is restarted.",
+               journal->failed ? 1 : 0);
     }
     m.single("provisiond_projection_position", "gauge", "Journal position the read models reflect.",
              engine.projection_position());
@@ -999,7 +1022,7 @@ struct api::impl : std::enable_shared_from_this<api::impl> {
         return respond(method_not_allowed("GET"));
       }
       if (seg[0] == "healthz") {
-        return respond(json_response(200, json{{"status", "ok"}}));
+        return respond(liveness());
       }
       if (seg[0] == "readyz") {
         return respond(readiness());

@@ -30,9 +30,11 @@
 #include "prov/events/memory_journal.hpp"
 #include "prov/events/rocks_journal.hpp"
 #include "prov/events/rocks_store.hpp"
+#include "support/wal_sync_gate.hpp"
 
 using namespace prov;
 using namespace prov::events;
+using prov::test::gated_env;
 
 namespace {
 
@@ -195,111 +197,6 @@ std::vector<std::uint64_t> sequences(const std::vector<stored_event>& events) {
 }
 
 using u64s = std::vector<std::uint64_t>;
-
-/// A file system whose WAL syncs can be made to fail, or to wait until released: the journal's
-/// syncer is then observed in the middle of a sync.
-class wal_sync_gate final : public rocksdb::FileSystemWrapper {
- public:
-  wal_sync_gate() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
-
-  const char* Name() const override { return "wal_sync_gate"; }
-
-  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
-                                    rocksdb::IODebugContext* dbg) override {
-    auto s = target()->NewWritableFile(name, options, file, dbg);
-    if (s.ok() && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
-      *file = std::make_unique<gated_file>(std::move(*file), *this);
-    }
-    return s;
-  }
-
-  /// Later WAL syncs fail (true) or pass (false).
-  void fail(bool on) {
-    std::lock_guard lock(_mutex);
-    _fail = on;
-  }
-
-  /// Later WAL writes fail (true) or pass (false), with an error RocksDB retries.
-  void fail_appends(bool on) {
-    std::lock_guard lock(_mutex);
-    _fail_appends = on;
-  }
-
-  bool appends_fail() {
-    std::lock_guard lock(_mutex);
-    return _fail_appends;
-  }
-
-  /// Later WAL syncs wait until `release`.
-  void hold() {
-    std::lock_guard lock(_mutex);
-    _held = true;
-  }
-
-  void release() {
-    {
-      std::lock_guard lock(_mutex);
-      _held = false;
-    }
-    _cv.notify_all();
-  }
-
-  /// Waits (at most 10 s) until a sync is held; false if none came.
-  bool wait_for_held_sync() {
-    std::unique_lock lock(_mutex);
-    return _cv.wait_for(lock, std::chrono::seconds{10}, [&] { return _waiting > 0; });
-  }
-
- private:
-  class gated_file final : public rocksdb::FSWritableFileOwnerWrapper {
-   public:
-    gated_file(std::unique_ptr<rocksdb::FSWritableFile> file, wal_sync_gate& gate)
-        : FSWritableFileOwnerWrapper(std::move(file)), _gate(gate) {}
-    rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
-      auto s = _gate.pass();
-      return s.ok() ? target()->Sync(options, dbg) : s;
-    }
-    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
-      auto s = _gate.pass();
-      return s.ok() ? target()->Fsync(options, dbg) : s;
-    }
-    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
-                             rocksdb::IODebugContext* dbg) override {
-      if (_gate.appends_fail()) {
-        auto e = rocksdb::IOStatus::IOError("injected WAL write failure");
-        e.SetRetryable(true);
-        return e;
-      }
-      return target()->Append(data, options, dbg);
-    }
-
-   private:
-    wal_sync_gate& _gate;
-  };
-
-  rocksdb::IOStatus pass() {
-    std::unique_lock lock(_mutex);
-    ++_waiting;
-    _cv.notify_all();
-    _cv.wait(lock, [&] { return !_held; });
-    --_waiting;
-    return _fail ? rocksdb::IOStatus::IOError("injected WAL sync failure") : rocksdb::IOStatus::OK();
-  }
-
-  std::mutex _mutex;
-  std::condition_variable _cv;
-  bool _fail = false;
-  bool _fail_appends = false;
-  bool _held = false;
-  int _waiting = 0;
-};
-
-/// A RocksDB environment over a `wal_sync_gate`.
-struct gated_env {
-  std::shared_ptr<wal_sync_gate> gate = std::make_shared<wal_sync_gate>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(gate);
-};
 
 }  // namespace
 
@@ -894,12 +791,14 @@ TEST_CASE("rocks journal: a failed WAL sync fails its appends and every later on
   gated_env fs;
   journal_env env(kind::rocks, {}, fs.env.get());
   REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));
+  CHECK_FALSE(rocks_journal_stats_of(env.j())->failed);
 
   fs.gate->fail(true);
   const auto b = append_now(env.j(), {to("s", 1, {ev(1, "b")})});
   REQUIRE_FALSE(b.ok());
   CHECK(b.err().code == errc::io_error);
   fs.gate->fail(false);
+  CHECK(rocks_journal_stats_of(env.j())->failed);  // what readiness reports
 
   // The failed group's events may or may not be on disk: nothing may follow them.
   const auto c = append_now(env.j(), {to("other", 0, {ev(1, "c")})});
@@ -921,6 +820,7 @@ TEST_CASE("rocks journal: a failed WAL sync fails its appends and every later on
   const auto d = append_now(env.j(), {to("s", head, {ev(1, "d")})});
   REQUIRE_OK(d);
   CHECK(d->first_position == head + 1);
+  CHECK_FALSE(rocks_journal_stats_of(env.j())->failed);
 }
 
 TEST_CASE("rocks journal: an append larger than a group commits on its own", "[events][journal][rocks]") {

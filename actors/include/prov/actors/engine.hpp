@@ -26,6 +26,10 @@
 #include "prov/projections/views.hpp"
 #include "prov/providers/provider.hpp"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace prov::events {
 class rocks_store;
 }  // namespace prov::events
@@ -67,6 +71,9 @@ struct engine_options {
   scheduler_policy scheduler = scheduler_policy::sharing;
   bool rebuild_projections = false;  ///< replay the whole journal into fresh projections at start
   bool default_cluster = true;       ///< register the default simulation cluster on an empty journal
+  /// The environment the store's RocksDB reads and writes through; null for the default.
+  /// Tests put a fault-injecting file system here. It must outlive the engine.
+  rocksdb::Env* store_env = nullptr;
   pipeline_options pipeline;
   region_distances distances;  ///< for cluster selection by proximity
   /// Backpressure: submissions are refused with `errc::overloaded` while this many requests

@@ -59,14 +59,15 @@ struct rocks_journal_options {
   bool checkpoint_on_stop = true;
 };
 
-/// Counters of a RocksDB journal's writer (for tests and metrics). `groups` < `appends` shows
-/// that group commit is sharing writes.
+/// Counters of a RocksDB journal's writer, and whether it failed (for tests, metrics and the
+/// readiness check). `groups` < `appends` shows that group commit is sharing writes.
 struct rocks_journal_stats {
   std::uint64_t groups = 0;   ///< WriteBatches written (successfully or not)
   std::uint64_t appends = 0;  ///< appends committed
   std::uint64_t events = 0;   ///< events committed
   std::uint64_t syncs = 0;    ///< WAL syncs (with sync on; each covers every group written before it)
   std::uint64_t index_checkpoints = 0;  ///< groups that wrote the stream index
+  bool failed = false;  ///< a WAL sync failed: every later append fails until the journal is reopened
 
   bool operator==(const rocks_journal_stats&) const = default;
 };
