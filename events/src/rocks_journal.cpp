@@ -503,14 +503,9 @@ class rocks_journal final : public journal {
   }
 
   rocks_journal_stats stats() const {
-    bool failed = false;
-    {
-      std::lock_guard lock(_mutex);
-      failed = _failed;
-    }
     return {_groups.load(std::memory_order_relaxed), _appends_committed.load(std::memory_order_relaxed),
             _events_committed.load(std::memory_order_relaxed), _syncs.load(std::memory_order_relaxed),
-            _index_checkpoints.load(std::memory_order_relaxed), failed};
+            _index_checkpoints.load(std::memory_order_relaxed), _failed_seen.load(std::memory_order_relaxed)};
   }
 
   /// Before the writer starts: the position the stream index holds every event up to (stored
@@ -696,6 +691,7 @@ class rocks_journal final : public journal {
                  {{"error", err.message}, {"groups", groups.size()}});
       std::lock_guard lock(_mutex);
       _failed = true;
+      _failed_seen.store(true, std::memory_order_relaxed);
     }
     for (auto& g : groups) {
       for (auto& r : g.results) {
@@ -1050,7 +1046,7 @@ class rocks_journal final : public journal {
   std::vector<std::pair<std::string, std::uint64_t>> _categories;
 
   // The queue and the hand-over, shared by appenders, the writer and the syncer.
-  mutable std::mutex _mutex;
+  std::mutex _mutex;
   std::condition_variable _wake;       ///< the writer waits for work and a free hand-over
   std::condition_variable _sync_wake;  ///< the syncer waits for a written group
   std::condition_variable _drained;    ///< drain() waits for answers
@@ -1065,6 +1061,7 @@ class rocks_journal final : public journal {
   bool _sync_running = false;           ///< the syncer has taken groups and not answered them yet
   bool _writer_done = false;            ///< the writer has stopped: the syncer ends once idle
   bool _failed = false;         ///< a WAL sync failed: every later append fails
+  std::atomic<bool> _failed_seen{false};  ///< `_failed`, for readers outside the lock (stats)
 
   // Listeners: replaced (copy on write) on registration, so the publishing thread (the syncer,
   // or the writer without sync) calls them unlocked.
