@@ -96,6 +96,7 @@ settings parse_args(int argc, char** argv) {
   po::options_description opts{"provisiond options (each also settable as `name = value` in --config)"};
   opts.add_options()
       ("help,h", "show this help and exit")
+      ("version", "print the version and exit")
       ("config", po::value(&config_file), "read options from FILE (command-line flags win)")
       ("data-dir", po::value(&s.data_dir)->default_value(s.data_dir), "directory of the journal, projections and simulated cloud")
       ("backup-dir", po::value(&s.backup_dir),
@@ -170,6 +171,10 @@ settings parse_args(int argc, char** argv) {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     if (vm.count("help") != 0) {
       std::cout << "Usage: provisiond [options]\n\n" << opts << "\n";
+      std::exit(0);
+    }
+    if (vm.count("version") != 0) {
+      std::cout << "provisiond " << PROVISIOND_VERSION << "\n";
       std::exit(0);
     }
     if (vm.count("config") != 0) {

@@ -612,6 +612,7 @@ TEST_CASE("a batch submits each request as POST /v1/requests would, each answere
   CHECK(c.post("/v1/requests:batch", json{{"requests", json::array({vps()})}}).status == 401);
   CHECK(c.get("/v1/requests", token).json()["items"].size() == ids.size());
   CHECK(c.get("/openapi.json").json()["paths"].contains("/v1/requests:batch"));
+  CHECK(c.get("/openapi.json").json()["info"]["version"] == PROVISIOND_VERSION);
   // Operators see the items' outcomes, not only the batches' 200s.
   const auto metrics = c.get("/metrics").body;
   CHECK(metrics.find("provisiond_batch_items_total{class=\"2xx\"} 6\n") != std::string::npos);
@@ -666,9 +667,17 @@ TEST_CASE("provisiond --help lists the flags, bad flags are refused", "[e2e][cli
       text += *line + "\n";
     }
     CHECK(help.wait(std::chrono::seconds{30}) == 0);
-    for (const auto* flag : {"--data-dir", "--listen", "--admin-token", "--kafka-brokers", "--config"}) {
+    for (const auto* flag : {"--data-dir", "--listen", "--admin-token", "--kafka-brokers", "--config", "--version"}) {
       CHECK(text.find(flag) != std::string::npos);
     }
+  }
+  {
+    // The project's version, also the OpenAPI document's; nothing is opened.
+    child_process version{{PROVISIOND_BINARY, "--version", "--data-dir", (dir / "untouched").string()},
+                          (dir / "err.log").string()};
+    CHECK(version.read_line(std::chrono::seconds{30}) == std::string{"provisiond "} + PROVISIOND_VERSION);
+    CHECK(version.wait(std::chrono::seconds{30}) == 0);
+    CHECK_FALSE(std::filesystem::exists(dir / "untouched"));
   }
   for (const auto& bad : std::vector<std::vector<std::string>>{{"--listen", "nonsense"},
                                                                {"--listen", "127.0.0.1:99999"},

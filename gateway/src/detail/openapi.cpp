@@ -240,7 +240,7 @@ json build() {
       {"/metrics", {{"get", {{"summary", "Prometheus metrics"}, {"responses", {{"200", resp("Metrics")}}}}}}},
   };
   return json{{"openapi", "3.0.3"},
-              {"info", {{"title", "provisiond"}, {"version", "0.1.0"}}},
+              {"info", {{"title", "provisiond"}, {"version", PROVISIOND_VERSION}}},
               {"paths", std::move(paths)},
               {"components",
                {{"schemas", std::move(schemas)},
