@@ -658,6 +658,61 @@ TEST_CASE("SIGTERM exits 0 and a restart resumes the work", "[e2e][shutdown]") {
   }));
 }
 
+TEST_CASE("cmake --install puts provisiond and a systemd unit that runs it in place", "[e2e][cli]") {
+  const auto dir = fresh_dir("install");
+  const auto root = dir / "root";  // DESTDIR: the install prefix below it
+  {
+    child_process install{{PROV_CMAKE_COMMAND, "--install", PROV_BUILD_DIR}, (dir / "install.log").string(),
+                          {"DESTDIR=" + root.string()}};
+    REQUIRE(install.wait(std::chrono::seconds{120}) == 0);
+  }
+  const std::string bindir = PROV_INSTALL_BINDIR;
+  const auto binary = root / bindir.substr(1) / "provisiond";
+  REQUIRE(std::filesystem::exists(binary));
+  {
+    child_process version{{binary.string(), "--version"}, (dir / "version.log").string()};
+    CHECK(version.read_line(std::chrono::seconds{30}) == std::string{"provisiond "} + PROVISIOND_VERSION);
+    CHECK(version.wait(std::chrono::seconds{30}) == 0);
+  }
+  const std::string unit_dir = PROV_SYSTEMD_UNIT_DIR;
+  std::ifstream in{root / unit_dir.substr(1) / "provisiond.service"};
+  REQUIRE(in.good());
+  std::string exec_start;
+  std::string unit;
+  for (std::string line; std::getline(in, line);) {
+    unit += line + "\n";
+    if (line.rfind("ExecStart=", 0) == 0) {
+      exec_start = line.substr(10);
+    }
+  }
+  CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
+  CHECK(unit.find("Restart=on-failure") != std::string::npos);
+  // The unit's command line, with the installed binary, an empty config and this test's
+  // directories in place of /etc and /var/lib, starts and stops cleanly.
+  std::vector<std::string> argv;
+  for (std::size_t at = 0; at < exec_start.size();) {
+    const auto space = exec_start.find(' ', at);
+    argv.push_back(exec_start.substr(at, space == std::string::npos ? std::string::npos : space - at));
+    at = space == std::string::npos ? exec_start.size() : space + 1;
+  }
+  REQUIRE(argv.size() == 5);
+  CHECK(argv[0] == bindir + "/provisiond");
+  CHECK(argv[1] == "--config");
+  CHECK(argv[3] == "--data-dir");
+  argv[0] = binary.string();
+  argv[2] = (dir / "provisiond.conf").string();
+  std::ofstream{argv[2]} << "# empty, as the unit's comment creates it\n";
+  argv[4] = (dir / "state" / "data").string();
+  argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  child_process service{argv, (dir / "service.log").string()};
+  const auto line = service.read_line(std::chrono::seconds{60});
+  REQUIRE(line.has_value());
+  CHECK(line->rfind("provisiond listening on http://127.0.0.1:", 0) == 0);
+  service.signal(SIGTERM);
+  CHECK(service.wait(std::chrono::seconds{60}) == 0);
+  CHECK(std::filesystem::exists(dir / "state" / "data" / "admin.token"));
+}
+
 TEST_CASE("provisiond --help lists the flags, bad flags are refused", "[e2e][cli]") {
   const auto dir = fresh_dir("cli");
   {
