@@ -397,14 +397,15 @@ bool kafka_topics_ready(const settings& s) {
   }
   // A property librdkafka refuses (for either kind of client) stops the start here, whether or
   // not the topics are checked.
-  if (const auto checked = prov::kafka::check_properties(kafka_client(s)); !checked) {
+  const auto client = kafka_client(s);
+  if (const auto checked = prov::kafka::check_properties(client); !checked) {
     prov::log::error("kafka_client_failed", {{"error", checked.err().message}});
     return false;
   }
   if (s.kafka_topic_check.count() == 0) {
     return true;
   }
-  const auto missing = prov::kafka::missing_topics(kafka_client(s), s.kafka_topic_prefix, s.kafka_topic_check);
+  const auto missing = prov::kafka::missing_topics(client, s.kafka_topic_prefix, s.kafka_topic_check);
   if (!missing && missing.err().code != prov::errc::unavailable) {
     prov::log::error("kafka_client_failed", {{"error", missing.err().message}});
     return false;

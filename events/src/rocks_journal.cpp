@@ -505,7 +505,7 @@ class rocks_journal final : public journal {
   rocks_journal_stats stats() const {
     return {_groups.load(std::memory_order_relaxed), _appends_committed.load(std::memory_order_relaxed),
             _events_committed.load(std::memory_order_relaxed), _syncs.load(std::memory_order_relaxed),
-            _index_checkpoints.load(std::memory_order_relaxed), _failed_seen.load(std::memory_order_relaxed)};
+            _index_checkpoints.load(std::memory_order_relaxed), _failed.load(std::memory_order_relaxed)};
   }
 
   /// Before the writer starts: the position the stream index holds every event up to (stored
@@ -691,7 +691,6 @@ class rocks_journal final : public journal {
                  {{"error", err.message}, {"groups", groups.size()}});
       std::lock_guard lock(_mutex);
       _failed = true;
-      _failed_seen.store(true, std::memory_order_relaxed);
     }
     for (auto& g : groups) {
       for (auto& r : g.results) {
@@ -1060,8 +1059,9 @@ class rocks_journal final : public journal {
   std::vector<written_group> _spare;    ///< answered groups, kept for their capacity
   bool _sync_running = false;           ///< the syncer has taken groups and not answered them yet
   bool _writer_done = false;            ///< the writer has stopped: the syncer ends once idle
-  bool _failed = false;         ///< a WAL sync failed: every later append fails
-  std::atomic<bool> _failed_seen{false};  ///< `_failed`, for readers outside the lock (stats)
+  /// A WAL sync failed: every later append fails. Set under `_mutex` with the rest of the
+  /// hand-over; atomic so that `stats()` (health checks) reads it without the lock.
+  std::atomic<bool> _failed{false};
 
   // Listeners: replaced (copy on write) on registration, so the publishing thread (the syncer,
   // or the writer without sync) calls them unlocked.
