@@ -2,6 +2,7 @@
 // gateway on --listen). SIGTERM/SIGINT stop it cleanly: the gateway stops taking requests,
 // in-flight work is left in the journal to resume on the next start, and the journal is flushed.
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
 
@@ -29,6 +31,9 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr int exit_usage = 2;
+/// The journal failed a WAL sync: provisiond stopped so that a restart (systemd's
+/// `Restart=on-failure`, an orchestrator) recovers it.
+constexpr int exit_journal_failed = 3;
 
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "provisiond: " << message << "\n(see provisiond --help)\n";
@@ -54,6 +59,7 @@ struct settings {
   std::size_t scheduler_threads = 0;
   std::string scheduler_policy = "sharing";
   bool rebuild_projections = false;
+  bool exit_on_journal_failure = true;  ///< --journal-failure exit (default) or serve
   std::string log_level = "info";
   prov::actors::pipeline_options pipeline;
   std::chrono::milliseconds shutdown_grace{30'000};
@@ -128,6 +134,9 @@ settings parse_args(int argc, char** argv) {
       ("scheduler-policy", po::value(&s.scheduler_policy)->default_value(s.scheduler_policy),
        "sharing (one queue, idle threads sleep: cheaper on few cores) or stealing (per-thread queues, idle threads poll)")
       ("rebuild-projections", po::bool_switch(&s.rebuild_projections), "rebuild every read model from the journal at start")
+      ("journal-failure", po::value<std::string>()->default_value("exit"),
+       "when a journal write cannot be made durable (a failed fsync): exit (stop gracefully, exit code 3, for a "
+       "restart to recover) or serve (stay up for reads, refuse writes, /healthz 503)")
       ("log-level", po::value(&s.log_level)->default_value(s.log_level), "debug, info, warn or error");
   po::options_description worker{"worker resilience (durations: 250ms, 5s, 30m, 1h)"};
   worker.add_options()
@@ -249,6 +258,11 @@ settings parse_args(int argc, char** argv) {
   }
   if (s.log_level != "debug" && s.log_level != "info" && s.log_level != "warn" && s.log_level != "error") {
     usage_error("--log-level must be debug, info, warn or error");
+  }
+  if (const auto mode = vm["journal-failure"].as<std::string>(); mode == "serve") {
+    s.exit_on_journal_failure = false;
+  } else if (mode != "exit") {
+    usage_error("--journal-failure must be exit or serve, got '" + mode + "'");
   }
   if (s.data_dir.empty()) {
     usage_error("--data-dir must not be empty");
@@ -439,8 +453,10 @@ int main(int argc, char** argv) {
 
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   // SIGHUP (`systemctl reload`) reloads the TLS certificate rather than ending the process.
+  // SIGUSR1 is how the journal's syncer wakes this thread when the journal failed.
   sigset_t signals = prov::app::block_stop_signals();
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (!kafka_topics_ready(s)) {
@@ -458,6 +474,13 @@ int main(int argc, char** argv) {
   options.shutdown_grace = s.shutdown_grace;
   options.max_pending = s.max_pending;
   options.webhooks = s.webhooks;
+  // Once a WAL sync failed nothing more can be written until a restart (what the failed
+  // sync covered may or may not be on disk): the main thread is woken to stop.
+  static std::atomic<bool> journal_failed{false};
+  options.on_journal_failure = [](const prov::error&) {
+    journal_failed.store(true);
+    ::kill(::getpid(), SIGUSR1);
+  };
   auto engine = prov::actors::engine::open(options, clk);
   if (!engine) {
     prov::log::error("startup_failed", {{"error", engine.err().message}, {"code", prov::to_string(engine.err().code)}});
@@ -522,18 +545,39 @@ int main(int argc, char** argv) {
             << ":" << *port << std::endl;
 
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    if (listen.tls_cert_file.empty()) {
-      prov::log::info("sighup_ignored", {{"reason", "no TLS certificate to reload"}});
-    } else if (const auto reloaded = server.reload_tls(); !reloaded) {
-      prov::log::error("tls_reload_failed", {{"error", reloaded.err().message}, {"hint", "the previous certificate stays"}});
+  while (sigwait(&signals, &sig) == 0) {
+    if (sig == SIGHUP) {
+      if (listen.tls_cert_file.empty()) {
+        prov::log::info("sighup_ignored", {{"reason", "no TLS certificate to reload"}});
+      } else if (const auto reloaded = server.reload_tls(); !reloaded) {
+        prov::log::error("tls_reload_failed",
+                         {{"error", reloaded.err().message}, {"hint", "the previous certificate stays"}});
+      } else {
+        prov::log::info("tls_reloaded", {{"cert", listen.tls_cert_file}});
+      }
+    } else if (sig == SIGUSR1) {
+      if (!journal_failed.load()) {
+        prov::log::info("sigusr1_ignored");
+      } else if (s.exit_on_journal_failure) {
+        break;
+      } else {
+        prov::log::error("journal_failed_serving",
+                         {{"hint", "writes are refused and /healthz answers 503 until provisiond is restarted"}});
+      }
     } else {
-      prov::log::info("tls_reloaded", {{"cert", listen.tls_cert_file}});
+      break;
     }
   }
-  prov::log::info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  const bool failed = journal_failed.load();
+  if (sig == SIGUSR1) {
+    prov::log::error("stopping", {{"reason", "journal_failed"},
+                                  {"exit_code", exit_journal_failed},
+                                  {"hint", "a restart recovers what reached the disk"}});
+  } else {
+    prov::log::info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  }
   server.stop();
   stop_kafka();
   (*engine)->shutdown();
-  return 0;
+  return failed ? exit_journal_failed : 0;
 }

@@ -70,6 +70,7 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->secrets = std::make_unique<secret_box>(std::move(*secrets));
   events::rocks_journal_options journal_options;
   journal_options.sync = options.journal_sync;
+  journal_options.on_failure = options.on_journal_failure;
   auto journal = events::make_rocks_journal(*self->store, clk, journal_options);
   if (!journal) {
     return std::move(journal).err();

@@ -660,6 +660,13 @@ class rocks_journal final : public journal {
     }
   }
 
+  /// The answer to the appends whose WAL sync failed: they were written, not made durable.
+  static error unknown_outcome() {
+    return make_error(errc::unavailable,
+                      "journal: the write could not be made durable (a WAL sync failed), so it may or may not be "
+                      "recorded once the journal is reopened; retry with the same idempotency key after the restart");
+  }
+
   /// The answer to an append after a failed WAL sync.
   static error failed_earlier() {
     return make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover");
@@ -686,11 +693,19 @@ class rocks_journal final : public journal {
       if (s.ok()) {
         return;
       }
-      err = detail::to_error(s, "journal: sync");
+      // The cause (a file's path, the OS error) is for the log and the owner; the appends
+      // are told what it means for them.
+      const auto cause = detail::to_error(s, "journal: sync");
       log::error("journal: WAL sync failed; failing every append until restart",
-                 {{"error", err.message}, {"groups", groups.size()}});
-      std::lock_guard lock(_mutex);
-      _failed = true;
+                 {{"error", cause.message}, {"groups", groups.size()}});
+      {
+        std::lock_guard lock(_mutex);
+        _failed = true;
+      }
+      if (_options.on_failure) {
+        _options.on_failure(cause);
+      }
+      err = unknown_outcome();
     }
     for (auto& g : groups) {
       for (auto& r : g.results) {

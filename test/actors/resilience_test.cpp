@@ -524,6 +524,7 @@ struct flaky_journal final : events::journal {
   std::string stream;
   int pass = 0;
   int failures = 0;
+  errc code = errc::io_error;  ///< what the failures answer
   std::vector<timestamp> failed_at;
   const prov::clock& clk;
 
@@ -533,7 +534,7 @@ struct flaky_journal final : events::journal {
     if (batch.size() == 1 && batch.front().stream == stream && pass-- <= 0 && failures > 0) {
       --failures;
       failed_at.push_back(clk.now());
-      done(make_error(errc::io_error, "disk full (injected)"));
+      done(make_error(code, "disk full (injected)"));
       return;
     }
     inner.append(std::move(batch), std::move(done));
@@ -589,4 +590,33 @@ TEST_CASE("an append that fails with an I/O error is made again, the same events
   });
   REQUIRE(configure_started != log.end());
   CHECK(configure_started->time >= flaky.failed_at[1] + std::chrono::milliseconds{1500});
+}
+
+TEST_CASE("an append the journal refuses until it is reopened stops the request's actor, and the next start goes on",
+          "[actors][resilience][journal]") {
+  world w;
+  flaky_journal flaky{w.journal, request_stream("r1"), w.clk};
+  actors::pipeline_options opts;
+  opts.append_retry = std::chrono::milliseconds{1500};
+  node n{flaky, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  // Allocate's outcome is refused as by a journal whose WAL sync failed.
+  flaky.pass = 1;
+  flaky.failures = 1'000;
+  flaky.code = errc::unavailable;
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return !flaky.failed_at.empty() && n.live_requests() == 0; }));
+  n.run_for(std::chrono::minutes{1});
+  CHECK(flaky.failed_at.size() == 1);  // not appended again every append_retry
+  CHECK(n.live_requests() == 0);
+  CHECK(prov::testing::fold(w.journal, "r1").state == lifecycle_state::allocating);
+
+  // Reopened: the next start decides again from the log, and allocate's call is adopted.
+  flaky.failures = 0;
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::completed);
+  CHECK(s.steps[0].attempts == 1);
+  CHECK(s.resources.size() == w.cloud->list("sim")->size());
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,10 +88,11 @@ class server {
   bool tls() const { return _tls; }  ///< it said it serves HTTPS
   const std::string& admin() const { return _admin; }
 
-  void start(std::vector<std::string> extra = {}) {
+  /// Starts provisiond with `extra` flags and `env` (NAME=VALUE) added to the environment.
+  void start(std::vector<std::string> extra = {}, const std::vector<std::string>& env = {}) {
     std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (_dir / "data").string(), "--listen", "127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    _proc = std::make_unique<child_process>(argv, (_dir / "provisiond.log").string());
+    _proc = std::make_unique<child_process>(argv, (_dir / "provisiond.log").string(), env);
     const auto line = _proc->read_line(std::chrono::seconds{60});
     REQUIRE(line.has_value());
     const auto colon = line->rfind(':');
@@ -107,6 +109,9 @@ class server {
     _proc->signal(SIGKILL);
     REQUIRE(_proc->wait(std::chrono::seconds{30}).has_value());
   }
+
+  /// Waits for the process to exit by itself; its exit code, or nullopt after `limit`.
+  std::optional<int> exited_within(std::chrono::seconds limit) { return _proc->wait(limit); }
 
   /// Sends `sig` and returns at once.
   void signal(int sig) { _proc->signal(sig); }

@@ -789,16 +789,33 @@ TEST_CASE("rocks journal: appends queued during a sync all ride the next one", "
 TEST_CASE("rocks journal: a failed WAL sync fails its appends and every later one until restart",
           "[events][journal][rocks]") {
   gated_env fs;
-  journal_env env(kind::rocks, {}, fs.env.get());
+  // Told once, with the sync's error (provisiond stops on it).
+  std::mutex told_mutex;
+  std::vector<error> told;
+  rocks_journal_options options;
+  options.on_failure = [&](const error& e) {
+    std::lock_guard lock(told_mutex);
+    told.push_back(e);
+  };
+  journal_env env(kind::rocks, options, fs.env.get());
   REQUIRE_OK(append_now(env.j(), {to("s", 0, {ev(1, "a")})}));
   CHECK_FALSE(rocks_journal_stats_of(env.j())->failed);
 
   fs.gate->fail(true);
   const auto b = append_now(env.j(), {to("s", 1, {ev(1, "b")})});
   REQUIRE_FALSE(b.ok());
-  CHECK(b.err().code == errc::io_error);
+  // The append hears that its outcome is unknown, not the file system's words.
+  CHECK(b.err().code == errc::unavailable);
+  CHECK(b.err().message.find("may or may not be recorded") != std::string::npos);
+  CHECK(b.err().message.find("injected") == std::string::npos);
   fs.gate->fail(false);
   CHECK(rocks_journal_stats_of(env.j())->failed);  // what readiness reports
+  {
+    std::lock_guard lock(told_mutex);
+    REQUIRE(told.size() == 1);  // the callback runs before the append is answered
+    CHECK(told[0].code == errc::io_error);
+    CHECK(told[0].message.find("injected") != std::string::npos);
+  }
 
   // The failed group's events may or may not be on disk: nothing may follow them.
   const auto c = append_now(env.j(), {to("other", 0, {ev(1, "c")})});
@@ -808,6 +825,10 @@ TEST_CASE("rocks journal: a failed WAL sync fails its appends and every later on
   CHECK(env.j().head() == 1);
   CHECK(read_all(env.j()).size() == 1);
   CHECK(version_of(env.j(), "other") == 0);
+  {
+    std::lock_guard lock(told_mutex);
+    CHECK(told.size() == 1);  // once, not with each refused append
+  }
 
   // A restart recovers whatever reached the disk, and appends work again.
   env.close();

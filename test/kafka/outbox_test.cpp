@@ -92,7 +92,9 @@ TEST_CASE("kafka outbox position moves only after delivery reports and an outage
   system_clock_source clk;
   auto store = rocks_store::open(rocks_store_options{(dir / "db").string()});
   REQUIRE(store.ok());
-  auto journal = make_rocks_journal(**store, clk, rocks_journal_options{false});
+  rocks_journal_options unsynced;
+  unsynced.sync = false;
+  auto journal = make_rocks_journal(**store, clk, unsynced);
   REQUIRE(journal.ok());
   auto& j = **journal;
 

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -57,6 +58,9 @@ struct rocks_journal_options {
   /// A clean stop writes a last checkpoint, so the next open reads nothing back from the log.
   /// Off only in tests that stop a journal as a crash would leave it.
   bool checkpoint_on_stop = true;
+  /// Called once, on the syncer's thread, when a WAL sync first fails (the journal has then
+  /// failed: every later append is refused until it is reopened). Must not block nor append.
+  std::function<void(const error&)> on_failure;
 };
 
 /// Counters of a RocksDB journal's writer, and whether it failed (for tests, metrics and the

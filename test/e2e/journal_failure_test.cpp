@@ -1,0 +1,159 @@
+// A journal whose WAL sync fails, through the real binary: the disk fault comes from a
+// library LD_PRELOADed into provisiond (test/support/fail_sync_preload.cpp), which fails the
+// syncs of the journal's write-ahead log while a flag file exists.
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "server_fixture.hpp"
+
+using namespace prov::test;
+using nlohmann::json;
+
+namespace {
+
+/// A provisiond whose journal syncs fail once `fail()` is called.
+struct faulty_disk {
+  std::filesystem::path dir = fresh_dir("journal-failure");
+  std::filesystem::path flag = dir / "fail-sync";
+  server s{dir};
+
+  std::vector<std::string> env() const {
+    return {std::string{"LD_PRELOAD="} + PROV_FAIL_SYNC_LIBRARY, "PROV_FAIL_SYNC_FLAG=" + flag.string(),
+            "PROV_FAIL_SYNC_DIR=" + (dir / "data" / "db").string() + "/"};
+  }
+  void fail() { std::ofstream{flag} << "fail\n"; }
+  void heal() { std::filesystem::remove(flag); }
+};
+
+const json vps{{"type", "vps"}, {"provider", "simulation"}, {"spec", {{"cpu", 1}, {"memoryGb", 1}}}};
+
+std::string completed_request(http_client& c, const std::string& token) {
+  auto r = c.post("/v1/requests", vps, token);
+  REQUIRE(r.status == 202);
+  const auto id = r.json()["id"].get<std::string>();
+  REQUIRE(eventually([&] { return c.get("/v1/requests/" + id, token).json()["state"] == "completed"; }));
+  return id;
+}
+
+}  // namespace
+
+TEST_CASE("e2e a failed journal sync stops provisiond with exit code 3, and after a restart every request finishes "
+          "with no orphans",
+          "[e2e][journal]") {
+  faulty_disk disk;
+  // A grace longer than the wait below: actors whose appends are refused stop at once rather
+  // than wait for it.
+  const std::vector<std::string> flags{"--shutdown-grace", "10m"};
+  disk.s.start(flags, disk.env());
+  auto c = disk.s.client();
+  const auto token = make_tenant(c, disk.s.admin(), "acme");
+  const auto before = completed_request(c, token);
+  REQUIRE(c.post("/v1/clusters",
+                 json{{"id", "slow"},
+                      {"type", "simulation"},
+                      {"region", "local"},
+                      {"simulation", {{"delayMs", {{"min", 50}, {"max", 200}}}}}},
+                 disk.s.admin())
+              .status == 201);
+  std::vector<std::string> ids{before};
+  for (int i = 0; i < 12; ++i) {
+    auto body = vps;
+    body["cluster"] = "slow";
+    auto r = c.post("/v1/requests", body, token);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  REQUIRE(eventually([&] {
+    return !c.get("/v1/requests?state=configuring&limit=1", token).json()["items"].empty();
+  }));
+
+  // The disk fails while requests are in their steps: their actors' next appends fail (and a
+  // submission's, in case they all finished first).
+  disk.fail();
+  (void)c.post("/v1/requests", vps, token);
+  // provisiond stops by itself, gracefully (the stop is logged), with the code that tells a
+  // service manager to restart it.
+  const auto code = disk.s.exited_within(std::chrono::seconds{120});
+  REQUIRE(code.has_value());
+  CHECK(*code == 3);
+  const auto log = disk.s.log();
+  CHECK(log.find("WAL sync failed") != std::string::npos);
+  CHECK(log.find(R"("reason":"journal_failed")") != std::string::npos);
+
+  // The disk is good again: a restart resumes every request where its journal left it.
+  disk.heal();
+  disk.s.start(flags, disk.env());
+  c = disk.s.client();
+  CHECK(c.get("/healthz").status == 200);
+  REQUIRE(eventually([&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return c.get("/v1/requests/" + id, token).json()["state"] == "completed";
+    });
+  }));
+  // The simulated cloud holds exactly what the completed requests hold.
+  std::set<std::string> held;
+  for (const auto& id : ids) {
+    const auto view = c.get("/v1/requests/" + id, token).json();
+    for (const auto& r : view["resources"]) {
+      if (r["status"] == "active" && view["cluster"] == "slow") {
+        held.insert(r["id"].get<std::string>());
+      }
+    }
+  }
+  CHECK(held.size() >= 12);
+  std::set<std::string> at_provider;
+  const auto inventory = c.get("/v1/clusters/slow/inventory", disk.s.admin()).json();
+  for (const auto& item : inventory["items"]) {
+    at_provider.insert(item["id"].get<std::string>());
+  }
+  CHECK(at_provider == held);
+  completed_request(c, token);
+  CHECK(disk.s.stop() == 0);
+}
+
+TEST_CASE("e2e --journal-failure serve keeps reads up, refuses writes, and says so in /healthz", "[e2e][journal]") {
+  faulty_disk disk;
+  disk.s.start({"--journal-failure", "serve"}, disk.env());
+  auto c = disk.s.client();
+  const auto token = make_tenant(c, disk.s.admin(), "acme");
+  const auto before = completed_request(c, token);
+  CHECK(c.get("/healthz").status == 200);
+
+  disk.fail();
+  const auto refused = c.post("/v1/requests", vps, token);
+  CHECK(refused.status == 503);
+  // Its outcome is unknown (written, not made durable): the client is told how to be safe.
+  CHECK(refused.json()["error"]["message"].get<std::string>().find("same idempotency key") != std::string::npos);
+  disk.heal();  // a failed journal stays failed: only a restart recovers it
+  const auto health = c.get("/healthz");
+  CHECK(health.status == 503);
+  CHECK(health.json()["error"]["code"] == "unavailable");
+  CHECK(c.get("/readyz").status == 503);
+  CHECK(c.post("/v1/requests", vps, token).status == 503);
+  CHECK(c.get("/v1/requests/" + before, token).json()["state"] == "completed");
+  CHECK(c.get("/metrics", disk.s.admin()).body.find("provisiond_journal_failed 1") != std::string::npos);
+  CHECK_FALSE(disk.s.exited_within(std::chrono::seconds{0}).has_value());  // still serving
+
+  // A stop after the failure is not a clean one: the exit code says so.
+  CHECK(disk.s.stop() == 3);
+  disk.s.start({"--journal-failure", "serve"}, disk.env());
+  c = disk.s.client();
+  CHECK(c.get("/healthz").status == 200);
+  completed_request(c, token);
+  CHECK(disk.s.stop() == 0);
+}
+
+TEST_CASE("e2e --journal-failure takes exit or serve only", "[e2e][journal]") {
+  auto dir = fresh_dir("journal-failure-flag");
+  child_process p({PROVISIOND_BINARY, "--data-dir", (dir / "data").string(), "--journal-failure", "retry"},
+                  (dir / "provisiond.log").string());
+  const auto code = p.wait(std::chrono::seconds{30});
+  REQUIRE(code.has_value());
+  CHECK(*code == 2);
+  std::ifstream in{dir / "provisiond.log"};
+  const std::string log{std::istreambuf_iterator<char>{in}, {}};
+  CHECK(log.find("--journal-failure must be exit or serve, got 'retry'") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "data"));
+}
