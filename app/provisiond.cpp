@@ -135,8 +135,8 @@ settings parse_args(int argc, char** argv) {
        "sharing (one queue, idle threads sleep: cheaper on few cores) or stealing (per-thread queues, idle threads poll)")
       ("rebuild-projections", po::bool_switch(&s.rebuild_projections), "rebuild every read model from the journal at start")
       ("journal-failure", po::value<std::string>()->default_value("exit"),
-       "when a journal write cannot be made durable (a failed fsync): exit (stop gracefully, exit code 3, for a "
-       "restart to recover) or serve (stay up for reads, refuse writes, /healthz 503)")
+       "when a journal write cannot be made durable (a failed write or fsync, a full disk): exit (stop gracefully, "
+       "exit code 3, for a restart to recover) or serve (stay up for reads, refuse writes, /healthz 503)")
       ("log-level", po::value(&s.log_level)->default_value(s.log_level), "debug, info, warn or error");
   po::options_description worker{"worker resilience (durations: 250ms, 5s, 30m, 1h)"};
   worker.add_options()
@@ -474,8 +474,8 @@ int main(int argc, char** argv) {
   options.shutdown_grace = s.shutdown_grace;
   options.max_pending = s.max_pending;
   options.webhooks = s.webhooks;
-  // Once a WAL sync failed nothing more can be written until a restart (what the failed
-  // sync covered may or may not be on disk): the main thread is woken to stop.
+  // Once a WAL write or sync failed nothing more can be written until a restart (what the
+  // failed sync covered may or may not be on disk): the main thread is woken to stop.
   static std::atomic<bool> journal_failed{false};
   options.on_journal_failure = [](const prov::error&) {
     journal_failed.store(true);

@@ -72,10 +72,8 @@ void engine::impl::start_webhooks() {
   auto* store = i.store.get();
   ctx.save_position = [store](std::uint64_t p) {
     const auto text = std::to_string(p);
-    auto s = store->db()->Put(rocksdb::WriteOptions{}, store->meta_cf(),
-                              rocksdb::Slice{position_key.data(), position_key.size()}, text);
-    if (!s.ok()) {
-      log::warn("webhook_position_not_saved", {{"error", s.ToString()}});
+    if (auto s = store->put_meta(position_key, text); !s) {
+      log::warn("webhook_position_not_saved", {{"error", s.err().message}});
     }
   };
   auto* views = i.views.get();

@@ -667,9 +667,16 @@ class rocks_journal final : public journal {
                       "recorded once the journal is reopened; retry with the same idempotency key after the restart");
   }
 
-  /// The answer to an append after a failed WAL sync.
+  /// The answer to the appends whose write to the WAL failed.
+  static error not_recorded() {
+    return make_error(errc::unavailable,
+                      "journal: the write failed (the disk refused it), so it is not recorded; the journal takes no "
+                      "more writes until provisiond is restarted");
+  }
+
+  /// The answer to an append after a failed WAL sync or write.
   static error failed_earlier() {
-    return make_error(errc::unavailable, "journal: an earlier WAL sync failed; restart to recover");
+    return make_error(errc::unavailable, "journal: an earlier WAL sync or write failed; restart to recover");
   }
 
   /// Makes `groups` durable with one WAL sync; on failure fails their appends and every later
@@ -684,10 +691,7 @@ class rocks_journal final : public journal {
       std::lock_guard lock(_mutex);
       failed = _failed;
     }
-    error err;
-    if (failed) {
-      err = failed_earlier();
-    } else {
+    if (!failed) {
       const auto s = _store.db()->SyncWAL();
       _syncs.fetch_add(1, std::memory_order_relaxed);
       if (s.ok()) {
@@ -698,15 +702,11 @@ class rocks_journal final : public journal {
       const auto cause = detail::to_error(s, "journal: sync");
       log::error("journal: WAL sync failed; failing every append until restart",
                  {{"error", cause.message}, {"groups", groups.size()}});
-      {
-        std::lock_guard lock(_mutex);
-        _failed = true;
-      }
-      if (_options.on_failure) {
-        _options.on_failure(cause);
-      }
-      err = unknown_outcome();
+      fail_journal(cause);
     }
+    // Written, not made durable: after a failed sync, or when the journal failed (a write after
+    // theirs, or another sync) before their sync could run.
+    const auto err = unknown_outcome();
     for (auto& g : groups) {
       for (auto& r : g.results) {
         if (r.ok()) {
@@ -803,7 +803,28 @@ class rocks_journal final : public journal {
       note_categories(g);
       return;
     }
-    fail_group(g, detail::to_error(s, "journal: write"));
+    // The log file took part of the record, or none: RocksDB drops a torn record when it
+    // opens, but not what it would write after it, so nothing more may be written.
+    const auto cause = detail::to_error(s, "journal: write");
+    fail_group(g, cause);
+    fail_journal(cause);
+    g.results.assign(g.appends.size(), result<append_receipt>{not_recorded()});
+  }
+
+  /// From now on every append is refused until the journal is reopened, and the store writes
+  /// nothing more through its WAL; the owner is told once.
+  void fail_journal(const error& cause) {
+    {
+      std::lock_guard lock(_mutex);
+      if (_failed) {
+        return;
+      }
+      _failed = true;
+    }
+    _store.mark_wal_failed();
+    if (_options.on_failure) {
+      _options.on_failure(cause);
+    }
   }
 
   /// Answers every append of `g` with `err` (nothing of it was written).

@@ -249,6 +249,11 @@ rocks_store::~rocks_store() {
   if (_db == nullptr) {
     return;
   }
+  if (wal_failed()) {
+    // Closing flushes the memtables (the projections' batches skip the WAL), which syncs the
+    // failed log file again: leave them to the next start, which replays the journal.
+    _db->SetDBOptions({{"avoid_flush_during_shutdown", "true"}}).PermitUncheckedError();
+  }
   for (auto* handle : {_default, _log, _streams, _projections, _meta}) {
     if (handle != nullptr) {
       _db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
@@ -269,7 +274,19 @@ status rocks_store::checkpoint(const std::string& dir) {
   return detail::to_status(checkpoint->CreateCheckpoint(dir), "rocks_store: checkpoint to " + dir);
 }
 
+status rocks_store::put_meta(std::string_view key, std::string_view value) {
+  if (wal_failed()) {
+    return make_error(errc::unavailable, "rocks_store: the write-ahead log failed; nothing is written until a restart");
+  }
+  return detail::to_status(
+      _db->Put(rocksdb::WriteOptions{}, _meta, rocksdb::Slice{key.data(), key.size()}, rocksdb::Slice{value.data(), value.size()}),
+      "rocks_store: write meta");
+}
+
 status rocks_store::flush() {
+  if (wal_failed()) {
+    return make_error(errc::unavailable, "rocks_store: the write-ahead log failed; not flushed (the next start recovers)");
+  }
   if (auto s = detail::to_status(_db->FlushWAL(true), "rocks_store: sync WAL"); !s) {
     return s;
   }

@@ -731,7 +731,7 @@ struct api::impl : std::enable_shared_from_this<api::impl> {
   /// events after the last good sync may or may not have reached the disk).
   std::optional<std::string> journal_failure() const {
     if (const auto stats = events::rocks_journal_stats_of(engine.journal()); stats && stats->failed) {
-      return std::string{"journal: a WAL sync failed; every write is refused until provisiond is restarted"};
+      return std::string{"journal: a WAL write or sync failed; every write is refused until provisiond is restarted"};
     }
     return std::nullopt;
   }
@@ -786,7 +786,7 @@ struct api::impl : std::enable_shared_from_this<api::impl> {
       m.single("provisiond_journal_events_total", "counter", "Events the journal committed since start.",
                journal->events);
       m.single("provisiond_journal_failed", "gauge",
-               "1 once a WAL sync failed: every write is refused until provisiond is restarted.",
+               "1 once a WAL write or sync failed: every write is refused until provisiond is restarted.",
                journal->failed ? 1 : 0);
     }
     m.single("provisiond_projection_position", "gauge", "Journal position the read models reflect.",

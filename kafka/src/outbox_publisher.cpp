@@ -174,9 +174,8 @@ struct outbox_publisher::impl {
 
   status store_position(std::uint64_t p) {
     const auto value = be64(p);
-    const auto st = store.db()->Put(rocksdb::WriteOptions{}, store.meta_cf(), rocksdb::Slice{outbox_position_key.data(), outbox_position_key.size()}, value);
-    if (!st.ok()) {
-      return make_error(errc::io_error, "outbox position: " + st.ToString());
+    if (auto st = store.put_meta(outbox_position_key, value); !st) {
+      return make_error(st.err().code, "outbox position: " + st.err().message);
     }
     stored = p;
     position.store(p);

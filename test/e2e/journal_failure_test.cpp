@@ -1,6 +1,7 @@
-// A journal whose WAL sync fails, through the real binary: the disk fault comes from a
-// library LD_PRELOADed into provisiond (test/support/fail_sync_preload.cpp), which fails the
-// syncs of the journal's write-ahead log while a flag file exists.
+// A journal whose WAL fails, through the real binary: the disk fault comes from a library
+// LD_PRELOADed into provisiond (test/support/fail_sync_preload.cpp), which fails the syncs
+// (EIO) or the writes (ENOSPC, a full disk) of the journal's write-ahead log while a flag file
+// exists.
 
 #include <algorithm>
 #include <fstream>
@@ -13,14 +14,18 @@ using nlohmann::json;
 
 namespace {
 
-/// A provisiond whose journal syncs fail once `fail()` is called.
+/// A provisiond whose journal syncs (or, with `fault` "write", writes) fail once `fail()` is
+/// called.
 struct faulty_disk {
+  explicit faulty_disk(const std::string& fault = "sync") : flag(dir / ("fail-" + fault)), variable(fault == "write" ? "PROV_FAIL_WRITE_FLAG=" : "PROV_FAIL_SYNC_FLAG=") {}
+
   std::filesystem::path dir = fresh_dir("journal-failure");
-  std::filesystem::path flag = dir / "fail-sync";
+  std::filesystem::path flag;
+  std::string variable;
   server s{dir};
 
   std::vector<std::string> env() const {
-    return {std::string{"LD_PRELOAD="} + PROV_FAIL_SYNC_LIBRARY, "PROV_FAIL_SYNC_FLAG=" + flag.string(),
+    return {std::string{"LD_PRELOAD="} + PROV_FAIL_SYNC_LIBRARY, variable + flag.string(),
             "PROV_FAIL_SYNC_DIR=" + (dir / "data" / "db").string() + "/"};
   }
   void fail() { std::ofstream{flag} << "fail\n"; }
@@ -39,10 +44,12 @@ std::string completed_request(http_client& c, const std::string& token) {
 
 }  // namespace
 
-TEST_CASE("e2e a failed journal sync stops provisiond with exit code 3, and after a restart every request finishes "
-          "with no orphans",
+TEST_CASE("e2e a failed journal fsync or write (a full disk) stops provisiond with exit code 3, and after a restart "
+          "every request finishes with no orphans",
           "[e2e][journal]") {
-  faulty_disk disk;
+  const std::string fault = GENERATE("sync", "write");
+  CAPTURE(fault);
+  faulty_disk disk{fault};
   // A grace longer than the wait below: actors whose appends are refused stop at once rather
   // than wait for it.
   const std::vector<std::string> flags{"--shutdown-grace", "10m"};
@@ -79,8 +86,9 @@ TEST_CASE("e2e a failed journal sync stops provisiond with exit code 3, and afte
   REQUIRE(code.has_value());
   CHECK(*code == 3);
   const auto log = disk.s.log();
-  CHECK(log.find("WAL sync failed") != std::string::npos);
+  CHECK(log.find(fault == "sync" ? "WAL sync failed" : "No space left on device") != std::string::npos);
   CHECK(log.find(R"("reason":"journal_failed")") != std::string::npos);
+  CHECK(log.find("Assertion") == std::string::npos);  // RocksDB's, on a write after a failed one
 
   // The disk is good again: a restart resumes every request where its journal left it.
   disk.heal();

@@ -74,9 +74,9 @@ struct engine_options {
   /// The environment the store's RocksDB reads and writes through; null for the default.
   /// Tests put a fault-injecting file system here. It must outlive the engine.
   rocksdb::Env* store_env = nullptr;
-  /// Called once, on the journal's syncer thread, when a WAL sync fails: from then on every
-  /// write is refused until the engine is reopened (`/healthz` says so). provisiond stops on
-  /// it. Must not block nor call back into the engine's writes.
+  /// Called once, on the journal's writer or syncer thread, when a WAL write or sync fails:
+  /// from then on every write is refused until the engine is reopened (`/healthz` says so).
+  /// provisiond stops on it. Must not block nor call back into the engine's writes.
   std::function<void(const error&)> on_journal_failure;
   pipeline_options pipeline;
   region_distances distances;  ///< for cluster selection by proximity

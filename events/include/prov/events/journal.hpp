@@ -92,8 +92,8 @@ class journal {
   /// An empty batch or a stream with no events is `errc::invalid_argument`. The handler runs
   /// only after the events are durable (fsync'd, shared with concurrent appends: group commit).
   /// `errc::unavailable` says the journal takes no appends until it is reopened (it stopped,
-  /// or a WAL sync failed: then the events of that append may or may not be in the log after
-  /// the reopen); other errors (a failed write) may pass.
+  /// or a WAL write or sync failed; the message says whether this append's events may be in
+  /// the log after the reopen); other errors may pass.
   virtual void append(std::vector<stream_append> batch, append_handler done) = 0;
 
   /// Events of one stream with sequence >= `from_sequence`, at most `max`, in order.

@@ -58,8 +58,9 @@ struct rocks_journal_options {
   /// A clean stop writes a last checkpoint, so the next open reads nothing back from the log.
   /// Off only in tests that stop a journal as a crash would leave it.
   bool checkpoint_on_stop = true;
-  /// Called once, on the syncer's thread, when a WAL sync first fails (the journal has then
-  /// failed: every later append is refused until it is reopened). Must not block nor append.
+  /// Called once, on the writer's or the syncer's thread, when a WAL write or sync first
+  /// fails (the journal has then failed: every later append is refused until it is
+  /// reopened), with the cause. Must not block nor append.
   std::function<void(const error&)> on_failure;
 };
 
@@ -71,7 +72,7 @@ struct rocks_journal_stats {
   std::uint64_t events = 0;   ///< events committed
   std::uint64_t syncs = 0;    ///< WAL syncs (with sync on; each covers every group written before it)
   std::uint64_t index_checkpoints = 0;  ///< groups that wrote the stream index
-  bool failed = false;  ///< a WAL sync failed: every later append fails until the journal is reopened
+  bool failed = false;  ///< a WAL write or sync failed: every later append fails until the journal is reopened
 
   bool operator==(const rocks_journal_stats&) const = default;
 };

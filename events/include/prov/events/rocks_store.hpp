@@ -11,8 +11,10 @@
 /// - `projections` read models, owned by prov::projections (key prefixes documented there)
 /// - `meta`        small settings, e.g. `format` = on-disk format version
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "prov/core/error.hpp"
 
@@ -61,8 +63,19 @@ class rocks_store {
   rocksdb::ColumnFamilyHandle* projections_cf() const noexcept { return _projections; }
   rocksdb::ColumnFamilyHandle* meta_cf() const noexcept { return _meta; }
 
-  /// Syncs the WAL and flushes memtables (used on shutdown).
+  /// Syncs the WAL and flushes memtables (used on shutdown). Refused once the WAL failed.
   status flush();
+
+  /// Writes one key of the `meta` family through the WAL (positions the edges keep). Refused
+  /// (`unavailable`) once the WAL failed.
+  status put_meta(std::string_view key, std::string_view value);
+
+  /// The journal's write-ahead log failed a write or a sync: what RocksDB wrote after that
+  /// could not be trusted to survive, and Debian's RocksDB 7.8 aborts on a later write to a
+  /// log file that failed one. Nothing is written through the WAL any more until the store
+  /// is reopened: the journal refuses its appends, `put_meta` and `flush` refuse too.
+  void mark_wal_failed() noexcept { _wal_failed.store(true, std::memory_order_release); }
+  bool wal_failed() const noexcept { return _wal_failed.load(std::memory_order_acquire); }
 
   /// Writes a consistent copy of the whole store to `dir` (which must not exist) while it is in
   /// use: RocksDB's checkpoint, hard links where the filesystem allows, else copies. Opened, it
@@ -77,6 +90,7 @@ class rocks_store {
   rocksdb::ColumnFamilyHandle* _streams = nullptr;
   rocksdb::ColumnFamilyHandle* _projections = nullptr;
   rocksdb::ColumnFamilyHandle* _meta = nullptr;
+  std::atomic<bool> _wal_failed{false};
 };
 
 }  // namespace prov::events
