@@ -37,12 +37,21 @@ std::uint64_t load_position(events::rocks_store& store) {
   }
 }
 
-result<events::webhook_state> fold_from_journal(const events::journal& journal, const std::string& id) {
-  auto stored = journal.read_stream(events::webhook_stream(id));
-  if (!stored) {
-    return std::move(stored).err();
+/// The webhook's state now: its projection (a snapshot at some version) with the events the
+/// journal has after it, so a command reads a few events, not every delivery attempt.
+result<events::webhook_state> fold_from_journal(const events::journal& journal, const projections::views& views,
+                                               const std::string& id) {
+  events::webhook_state snapshot;
+  if (auto viewed = views.webhook(id); !viewed) {
+    return std::move(viewed).err();
+  } else if (*viewed) {
+    snapshot = std::move(**viewed);
   }
-  auto state = events::fold_webhook(*stored);
+  auto tail = journal.read_stream(events::webhook_stream(id), snapshot.version + 1);
+  if (!tail) {
+    return std::move(tail).err();
+  }
+  auto state = events::fold_webhook(std::move(snapshot), *tail);
   if (!state) {
     return std::move(state).err();
   }
@@ -184,7 +193,7 @@ void engine::impl::webhook_command(std::string id,
     });
   };
   decide_and_append<events::webhook_state>(
-      events::webhook_stream(id), [this, id] { return fold_from_journal(*journal, id); }, std::move(one_record), nullptr,
+      events::webhook_stream(id), [this, id] { return fold_from_journal(*journal, *views, id); }, std::move(one_record), nullptr,
       std::move(committed), attempts_left);
 }
 

@@ -543,8 +543,7 @@ result<State> fold_copy(State state, const Event& event, const event_meta& meta)
 }
 
 template <class State, class Event, auto Narrow>
-result<State> fold_all(std::span<const stored_event> events) {
-  State state;
+result<State> fold_all(std::span<const stored_event> events, State state = {}) {
   for (const auto& stored : events) {
     auto any = decode(stored);
     if (!any) {
@@ -632,6 +631,16 @@ result<rule_state> fold_rule(std::span<const stored_event> events) {
 
 result<webhook_state> fold_webhook(std::span<const stored_event> events) {
   return fold_all<webhook_state, webhook_event, as_webhook_event>(events);
+}
+
+result<webhook_state> fold_webhook(webhook_state snapshot, std::span<const stored_event> tail) {
+  if (!tail.empty() && tail.front().sequence != snapshot.version + 1) {
+    return make_error(errc::corrupt, "stream " + tail.front().stream + ": a snapshot at version " +
+                                         std::to_string(snapshot.version) + " goes on at sequence " +
+                                         std::to_string(snapshot.version + 1) + ", not " +
+                                         std::to_string(tail.front().sequence));
+  }
+  return fold_all<webhook_state, webhook_event, as_webhook_event>(tail, std::move(snapshot));
 }
 
 }  // namespace prov::events

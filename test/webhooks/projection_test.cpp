@@ -93,3 +93,38 @@ TEST_CASE("webhook projections: state, the newest 100 deliveries, deletion", "[w
     CHECK(dump_projections(w.store()) == dump);
   }
 }
+
+TEST_CASE("webhook projections are snapshots: the projected state with the stream's tail folds to the fold from scratch",
+          "[webhooks][projections]") {
+  world w;
+  history(w);
+  for (const auto& id : {"wh-a", "wh-b"}) {
+    const auto stored = must(w.j().read_stream(webhook_stream(id)));
+    const auto from_scratch = must(fold_webhook(stored));
+    // The projection at every version of the stream is a snapshot of it.
+    for (std::size_t at = 0; at <= stored.size(); ++at) {
+      webhook_state snapshot;
+      if (at > 0) {
+        snapshot = must(fold_webhook(std::span{stored}.first(at)));
+      }
+      CHECK(must(fold_webhook(snapshot, std::span{stored}.subspan(at))) == from_scratch);
+    }
+  }
+  projector p{w.store(), w.j(), projector_options{16}};
+  REQUIRE_OK(p.catch_up());
+  const views v{w.store()};
+  // What the projection has not seen yet: a reactivation and a delivery.
+  w.append(webhook_stream("wh-b"), {to_record(webhook_reactivated{"admin"}), to_record(attempt("z", 3, delivery_outcome::delivered))});
+  const auto projected = must(v.webhook("wh-b"));
+  REQUIRE(projected.has_value());
+  const auto tail = must(w.j().read_stream(webhook_stream("wh-b"), projected->version + 1));
+  REQUIRE(tail.size() == 2);
+  const auto now = must(fold_webhook(*projected, tail));
+  CHECK(now == must(fold_webhook(must(w.j().read_stream(webhook_stream("wh-b"))))));
+  CHECK(now.active);
+
+  // A tail that does not go on from the snapshot is refused, not folded.
+  const auto gap = fold_webhook(*projected, std::span{tail}.subspan(1));
+  REQUIRE_FALSE(gap.ok());
+  CHECK(gap.err().code == errc::corrupt);
+}

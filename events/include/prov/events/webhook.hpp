@@ -193,4 +193,11 @@ status apply_to(webhook_state& state, const webhook_event& event, const event_me
 /// Folds a webhook's stored events from scratch; stops at the first that does not fit.
 result<webhook_state> fold_webhook(std::span<const stored_event> events);
 
+/// Folds the events after `snapshot` onto it: `snapshot` is this webhook's state at its
+/// `version` (a default one: nothing yet), e.g. its projection, and `tail` its stream from
+/// `version + 1` on. The result is the fold from scratch, for a read of the tail only: the
+/// stream grows with every delivery attempt (R-1.1's snapshot plus the tail). A tail that does
+/// not go on from the snapshot is `corrupt`.
+result<webhook_state> fold_webhook(webhook_state snapshot, std::span<const stored_event> tail);
+
 }  // namespace prov::events
