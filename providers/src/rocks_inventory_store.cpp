@@ -11,6 +11,7 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
+#include "prov/core/log.hpp"
 #include "prov/events/codec.hpp"
 #include "prov/providers/inventory_store.hpp"
 
@@ -207,10 +208,10 @@ class rocks_inventory_store final : public inventory_store {
     std::string value;
     events::encode_binary(record, value);
     std::lock_guard<std::mutex> guard{_write};
-    if (auto s = _db->Put(rocksdb::WriteOptions{}, key, value); !s.ok()) {
-      return io(s);
+    if (_failed) {
+      return failed_earlier();
     }
-    return {};
+    return checked(_db->Put(rocksdb::WriteOptions{}, key, value));
   }
 
   result<bool> erase(const std::string& cluster, const std::string& request_id, const std::string& id) override {
@@ -307,14 +308,32 @@ class rocks_inventory_store final : public inventory_store {
  private:
   static status detail_status(const rocksdb::Status& s) { return s.ok() ? status{} : status{io(s)}; }
 
+  /// Under `_write`.
   status write(rocksdb::WriteBatch& batch) {
     if (batch.Count() == 0) {
       return {};
     }
-    if (auto s = _db->Write(rocksdb::WriteOptions{}, &batch); !s.ok()) {
-      return io(s);
+    if (_failed) {
+      return failed_earlier();
     }
-    return {};
+    return checked(_db->Write(rocksdb::WriteOptions{}, &batch));
+  }
+
+  /// A write's outcome, under `_write`. After a failed write nothing more is written until the
+  /// store is reopened: its log file may hold a torn record, and Debian's RocksDB 7.8 aborts
+  /// the process on a later write to a log file that failed one (a full disk did).
+  status checked(const rocksdb::Status& s) {
+    if (s.ok()) {
+      return {};
+    }
+    _failed = true;
+    log::error("inventory_write_failed",
+               {{"error", s.ToString()}, {"hint", "the simulated cloud takes no more writes until provisiond restarts"}});
+    return io(s);
+  }
+
+  static error failed_earlier() {
+    return make_error(errc::unavailable, "inventory: an earlier write failed; provisiond must be restarted");
   }
 
   /// Stages in `batch` the records of the calls `items` belong to, each read once and changed:
@@ -392,6 +411,7 @@ class rocks_inventory_store final : public inventory_store {
 
   rocksdb::DB* _db;
   std::mutex _write;
+  bool _failed = false;  ///< a write failed (under `_write`)
 };
 
 }  // namespace

@@ -15,18 +15,22 @@ using nlohmann::json;
 namespace {
 
 /// A provisiond whose journal syncs (or, with `fault` "write", writes) fail once `fail()` is
-/// called.
+/// called; with `store` "simcloud", those of the simulated cloud's inventory instead.
 struct faulty_disk {
-  explicit faulty_disk(const std::string& fault = "sync") : flag(dir / ("fail-" + fault)), variable(fault == "write" ? "PROV_FAIL_WRITE_FLAG=" : "PROV_FAIL_SYNC_FLAG=") {}
+  explicit faulty_disk(const std::string& fault = "sync", const std::string& store = "db")
+      : flag(dir / ("fail-" + fault)),
+        variable(fault == "write" ? "PROV_FAIL_WRITE_FLAG=" : "PROV_FAIL_SYNC_FLAG="),
+        store_dir(dir / "data" / store) {}
 
   std::filesystem::path dir = fresh_dir("journal-failure");
   std::filesystem::path flag;
   std::string variable;
+  std::filesystem::path store_dir;
   server s{dir};
 
   std::vector<std::string> env() const {
     return {std::string{"LD_PRELOAD="} + PROV_FAIL_SYNC_LIBRARY, variable + flag.string(),
-            "PROV_FAIL_SYNC_DIR=" + (dir / "data" / "db").string() + "/"};
+            "PROV_FAIL_SYNC_DIR=" + store_dir.string() + "/"};
   }
   void fail() { std::ofstream{flag} << "fail\n"; }
   void heal() { std::filesystem::remove(flag); }
@@ -173,4 +177,55 @@ TEST_CASE("e2e --journal-failure takes exit or serve only", "[e2e][journal]") {
   const std::string log{std::istreambuf_iterator<char>{in}, {}};
   CHECK(log.find("--journal-failure must be exit or serve, got 'retry'") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "data"));
+}
+
+TEST_CASE("e2e a full disk under the simulated cloud fails its calls, not provisiond, and a restart recovers",
+          "[e2e][journal]") {
+  faulty_disk disk{"write", "simcloud"};
+  // The failing calls open the cluster's breaker: a short cool-down lets the rollbacks' sweeps
+  // (reads) through soon after.
+  const std::vector<std::string> flags{"--retry-base", "50ms", "--retry-cap", "100ms", "--breaker-cooldown", "100ms"};
+  disk.s.start(flags, disk.env());
+  auto c = disk.s.client();
+  const auto token = make_tenant(c, disk.s.admin(), "acme");
+  const auto before = completed_request(c, token);
+
+  // The simulated cloud cannot record what it creates: its calls fail, the requests retry,
+  // fail and roll back (nothing was created), and provisiond goes on serving.
+  disk.fail();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    auto r = c.post("/v1/requests", vps, token);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  REQUIRE(eventually([&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return c.get("/v1/requests/" + id, token).json()["state"] == "rolled_back";
+    });
+  }));
+  CHECK(c.get("/healthz").status == 200);
+  CHECK(c.get("/v1/requests/" + before, token).json()["state"] == "completed");
+  CHECK_FALSE(disk.s.exited_within(std::chrono::seconds{0}).has_value());
+  CHECK(disk.s.log().find("inventory_write_failed") != std::string::npos);
+
+  // Space again: the inventory takes writes after a restart (its log file failed one).
+  disk.heal();
+  CHECK(disk.s.stop() == 0);
+  CHECK(disk.s.log().find("Assertion") == std::string::npos);
+  disk.s.start(flags, disk.env());
+  c = disk.s.client();
+  const auto after = completed_request(c, token);
+  std::set<std::string> held;
+  for (const auto& id : {before, after}) {
+    for (const auto& r : c.get("/v1/requests/" + id, token).json()["resources"]) {
+      held.insert(r["id"].get<std::string>());
+    }
+  }
+  std::set<std::string> at_provider;
+  for (const auto& item : c.get("/v1/clusters/simulation-local/inventory", disk.s.admin()).json()["items"]) {
+    at_provider.insert(item["id"].get<std::string>());
+  }
+  CHECK(at_provider == held);
+  CHECK(disk.s.stop() == 0);
 }
