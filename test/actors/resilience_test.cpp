@@ -554,14 +554,26 @@ struct flaky_journal final : events::journal {
 
 }  // namespace
 
-TEST_CASE("an append that fails with an I/O error is made again, the same events, after append_retry",
-          "[actors][resilience][journal]") {
+/// A node whose journal is `flaky` for the stream of "r1", a vps request submitted, with
+/// append_retry at 1.5 s.
+struct flaky_node {
+  static actors::pipeline_options options() {
+    actors::pipeline_options opts;
+    opts.append_retry = std::chrono::milliseconds{1500};
+    return opts;
+  }
+
   world w;
   flaky_journal flaky{w.journal, request_stream("r1"), w.clk};
-  actors::pipeline_options opts;
-  opts.append_retry = std::chrono::milliseconds{1500};
-  node n{flaky, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}, opts};
-  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  node n{flaky, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}, options()};
+
+  flaky_node() { prov::testing::submit(w.journal, prov::testing::vps_request("r1")); }
+};
+
+TEST_CASE("an append that fails with an I/O error is made again, the same events, after append_retry",
+          "[actors][resilience][journal]") {
+  flaky_node f;
+  auto& [w, flaky, n] = f;
   // The cluster and the first step are recorded; the next two appends (allocate's outcome
   // with configure's start) fail before the third attempt goes through.
   flaky.pass = 1;
@@ -594,12 +606,8 @@ TEST_CASE("an append that fails with an I/O error is made again, the same events
 
 TEST_CASE("an append the journal refuses until it is reopened stops the request's actor, and the next start goes on",
           "[actors][resilience][journal]") {
-  world w;
-  flaky_journal flaky{w.journal, request_stream("r1"), w.clk};
-  actors::pipeline_options opts;
-  opts.append_retry = std::chrono::milliseconds{1500};
-  node n{flaky, w.clk, *w.cloud, {prov::testing::sim_cluster("sim")}, opts};
-  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  flaky_node f;
+  auto& [w, flaky, n] = f;
   // Allocate's outcome is refused as by a journal whose WAL sync failed.
   flaky.pass = 1;
   flaky.failures = 1'000;

@@ -46,10 +46,8 @@ Call next(const char* name) {
   return reinterpret_cast<Call>(::dlsym(RTLD_NEXT, name));
 }
 
-}  // namespace
-
-extern "C" int fdatasync(int fd) {
-  static const sync_call real = next<sync_call>("fdatasync");
+/// A sync of `fd` by `real`, or EIO while the sync fault is on for it.
+int sync_or_fail(sync_call real, int fd) {
   if (failing(fd, "PROV_FAIL_SYNC_FLAG")) {
     errno = EIO;
     return -1;
@@ -57,13 +55,16 @@ extern "C" int fdatasync(int fd) {
   return real(fd);
 }
 
+}  // namespace
+
+extern "C" int fdatasync(int fd) {
+  static const sync_call real = next<sync_call>("fdatasync");
+  return sync_or_fail(real, fd);
+}
+
 extern "C" int fsync(int fd) {
   static const sync_call real = next<sync_call>("fsync");
-  if (failing(fd, "PROV_FAIL_SYNC_FLAG")) {
-    errno = EIO;
-    return -1;
-  }
-  return real(fd);
+  return sync_or_fail(real, fd);
 }
 
 extern "C" ssize_t write(int fd, const void* data, size_t size) {
