@@ -266,6 +266,10 @@ rocks_store::~rocks_store() {
 }
 
 status rocks_store::checkpoint(const std::string& dir) {
+  if (wal_failed()) {
+    // A checkpoint flushes the memtables first, which syncs the failed log file.
+    return make_error(errc::unavailable, "rocks_store: the write-ahead log failed; no backup until a restart");
+  }
   rocksdb::Checkpoint* raw = nullptr;
   if (auto s = detail::to_status(rocksdb::Checkpoint::Create(_db, &raw), "rocks_store: checkpoint"); !s) {
     return s;

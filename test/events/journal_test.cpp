@@ -1044,6 +1044,8 @@ TEST_CASE("rocks journal: a failed write is not recorded, fails the journal and 
   REQUIRE_FALSE(meta.ok());
   CHECK(meta.err().code == errc::unavailable);
   CHECK_FALSE(env.store().flush().ok());
+  const temp_dir backups;
+  CHECK(env.store().checkpoint((backups.path() / "b").string()).err().code == errc::unavailable);
 
   const auto later = append_now(j, {to("s", 2, {ev(1, "d")})});
   REQUIRE_FALSE(later.ok());

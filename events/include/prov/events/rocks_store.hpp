@@ -73,7 +73,8 @@ class rocks_store {
   /// The journal's write-ahead log failed a write or a sync: what RocksDB wrote after that
   /// could not be trusted to survive, and Debian's RocksDB 7.8 aborts on a later write to a
   /// log file that failed one. Nothing is written through the WAL any more until the store
-  /// is reopened: the journal refuses its appends, `put_meta` and `flush` refuse too.
+  /// is reopened: the journal refuses its appends, `put_meta`, `flush` and `checkpoint`
+  /// refuse too.
   void mark_wal_failed() noexcept { _wal_failed.store(true, std::memory_order_release); }
   bool wal_failed() const noexcept { return _wal_failed.load(std::memory_order_acquire); }
 
