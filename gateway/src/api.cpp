@@ -727,8 +727,8 @@ struct api::impl : std::enable_shared_from_this<api::impl> {
 
   // -- operability --------------------------------------------------------------------------
 
-  /// Set once the journal failed a WAL sync: nothing can be written until a restart (the
-  /// events after the last good sync may or may not have reached the disk).
+  /// Set once the journal failed a WAL write or sync: nothing can be written until a restart
+  /// (the events after the last good sync may or may not have reached the disk).
   std::optional<std::string> journal_failure() const {
     if (const auto stats = events::rocks_journal_stats_of(engine.journal()); stats && stats->failed) {
       return std::string{"journal: a WAL write or sync failed; every write is refused until provisiond is restarted"};

@@ -231,7 +231,7 @@ json build() {
                    json::array({path_param("id"), query_param("limit", "integer", "1 to 100, default 100")}))}}},
       {"/healthz",
        {{"get",
-         {{"summary", "Liveness: 503 once only a restart can help (the journal failed a WAL sync)"},
+         {{"summary", "Liveness: 503 once only a restart can help (the journal failed a WAL write or sync)"},
           {"responses", {{"200", resp("Alive")}, {"503", resp("Must be restarted", ref("Error"))}}}}}}},
       {"/readyz",
        {{"get",
