@@ -31,7 +31,7 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr int exit_usage = 2;
-/// The journal failed a WAL sync: provisiond stopped so that a restart (systemd's
+/// The journal failed a WAL write or sync: provisiond stopped so that a restart (systemd's
 /// `Restart=on-failure`, an orchestrator) recovers it.
 constexpr int exit_journal_failed = 3;
 

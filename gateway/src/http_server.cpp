@@ -698,7 +698,7 @@ class stream_connection final : public connection, public std::enable_shared_fro
 
   void drain() {
     tcp_layer().async_read_some(_buffer.prepare(64 * 1024),
-                            beast::bind_front_handler(&stream_connection::on_drain, this->shared_from_this()));
+                                beast::bind_front_handler(&stream_connection::on_drain, this->shared_from_this()));
   }
 
   void on_drain(beast::error_code ec, std::size_t n) {
