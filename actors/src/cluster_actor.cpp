@@ -188,6 +188,7 @@ bool breaker_admits(self_ptr self, call& c) {
 }
 
 void pump(self_ptr self);
+void arm_timeout(self_ptr self, std::uint64_t id);
 
 // The call's provider work is over (outcome delivered now, or never coming): free its slot.
 void complete(self_ptr self, std::uint64_t id) {
@@ -271,13 +272,18 @@ void pump(self_ptr self) {
     ++st.in_flight;
     ++st.counters.calls;
     c.run();  // may answer inline (and erase the call): `c` is not used after this
-    // Only a call still outstanding needs its timeout. A delayed message cannot be taken
-    // back, so arming one for a call answered inline would keep it in the actor clock for
-    // the whole `call_timeout` (5 min by default): millions of dead timers at a few thousand
-    // calls per second.
-    if (policy.call_timeout.count() > 0 && st.calls.count(id) != 0) {
-      self->delayed_send(self, policy.call_timeout, timeout_atom::value, id);
-    }
+    arm_timeout(self, id);
+  }
+}
+
+// Only a call still outstanding needs its timeout. A delayed message cannot be taken back, so
+// arming one for a call answered inline would keep it in the actor clock for the whole
+// `call_timeout` (5 min by default): millions of dead timers at a few thousand calls per second.
+void arm_timeout(self_ptr self, std::uint64_t id) {
+  auto& st = self->state;
+  const auto timeout = st.ctx->pipeline.calls.call_timeout;
+  if (timeout.count() > 0 && st.calls.count(id) != 0) {
+    self->delayed_send(self, timeout, timeout_atom::value, id);
   }
 }
 
@@ -327,18 +333,14 @@ bool retryable_failure<providers::connectivity_report>(const providers::connecti
   return false;
 }
 
-// Queues a provider call whose outcome type is `Out`. `work` runs on a worker thread for
-// blocking providers, inline otherwise. `counts`: the call passes (and feeds) the breaker.
+// Tracks a call whose provider work is still to run (`run` set) or whose outcome comes later
+// (`result` already holds it and `delay` says when it is delivered): its slot, its timeout and
+// its answer through a response promise.
 template <class Out>
-caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> work, bool counts = true) {
+caf::result<Out> track(self_ptr self, std::function<Out(providers::provider&)> work, bool counts,
+                       std::shared_ptr<Out> result, std::chrono::milliseconds delay) {
   auto& st = self->state;
-  const auto& policy = st.ctx->pipeline.calls;
-  if (st.queue.size() >= policy.max_queued) {
-    ++st.counters.rejected;
-    return failure_of<Out>("bulkhead_full", "too many calls waiting for cluster " + st.cluster.id);
-  }
   auto promise = self->make_response_promise<Out>();
-  auto result = std::make_shared<Out>();
   const auto id = ++st.next_id;
   call c;
   c.counts = counts;
@@ -347,6 +349,17 @@ caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> 
     promise.deliver(failure_of<Out>(code, std::move(message)));
   };
   c.failed = [result] { return retryable_failure(*result); };
+  if (!work) {
+    // Ran inline already (`submit`); only its delivery is outstanding.
+    c.started = true;
+    ++st.in_flight;
+    st.calls.emplace(id, std::move(c));
+    if (delay != providers::never_answers) {
+      self->delayed_send(self, delay, deliver_atom::value, id);
+    }
+    arm_timeout(self, id);
+    return promise;
+  }
   auto provider = st.provider;
   c.run = [self, id, provider, work = std::move(work), result]() {
     if (provider->blocking()) {
@@ -376,6 +389,39 @@ caf::result<Out> submit(self_ptr self, std::function<Out(providers::provider&)> 
   st.queue.push_back(id);
   pump(self);
   return promise;
+}
+
+// Queues a provider call whose outcome type is `Out`. `work` runs on a worker thread for
+// blocking providers, inline otherwise. `counts`: the call passes (and feeds) the breaker.
+//
+// The common case takes a shorter way: a provider that does not block, nothing waiting, a free
+// slot and a closed breaker (or a call the breaker does not count). The work runs here and,
+// when its outcome is due at once (a zero-delay simulation), it is the reply: no promise, no
+// entry in `calls`, no timer. The breaker records it as `complete` would.
+template <class Out, class F>
+caf::result<Out> submit(self_ptr self, F&& work, bool counts = true) {
+  auto& st = self->state;
+  const auto& policy = st.ctx->pipeline.calls;
+  const bool inline_ready = !st.provider->blocking() && st.queue.empty() && st.in_flight < policy.max_concurrent &&
+                            (!counts || st.breaker == breaker_state::closed);
+  if (inline_ready) {
+    ++st.counters.calls;
+    Out out = work(*st.provider);
+    const auto delay = delay_of(out);
+    if (delay.count() <= 0) {
+      if (counts) {
+        record(self, retryable_failure(out));
+      }
+      return out;
+    }
+    return track<Out>(self, {}, counts, std::make_shared<Out>(std::move(out)), delay);
+  }
+  if (st.queue.size() >= policy.max_queued) {
+    ++st.counters.rejected;
+    return failure_of<Out>("bulkhead_full", "too many calls waiting for cluster " + st.cluster.id);
+  }
+  return track<Out>(self, std::function<Out(providers::provider&)>{std::forward<F>(work)}, counts,
+                    std::make_shared<Out>(), std::chrono::milliseconds{0});
 }
 
 cluster_runtime runtime_of(self_ptr self) {

@@ -303,7 +303,10 @@ TEST_CASE("calls answered inline arm no timeout, but a delayed call still does",
     for (const auto& id : ids) {
       CHECK(prov::testing::fold(w.journal, id).state == lifecycle_state::completed);
     }
-    CHECK(n.cluster_status("sim").calls == 40);
+    const auto status = n.cluster_status("sim");
+    CHECK(status.calls == 40);
+    CHECK(status.in_flight == 0);  // nothing left tracked for a call answered inline
+    CHECK(status.queued == 0);
     CHECK(timers.size() == idle_timers);
   }
   // A call that answers later keeps its timeout: one timer for the answer, one for the timeout.
