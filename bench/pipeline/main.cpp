@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "allocation_count.hpp"
 #include "bench_options.hpp"
 #include "host_probe.hpp"
 #include "latency_tracker.hpp"
@@ -364,6 +365,7 @@ int run(const bench_options& o) {
   const auto start = steady::now();
   feed.start(start);
   const auto cpu_before = process_cpu_s();
+  const auto allocations_before = allocations_so_far();
   std::thread driver{[&] {
     name_this_thread("bench.driver");
     if (http) {
@@ -428,6 +430,7 @@ int run(const bench_options& o) {
 
   const auto head_after = engine->journal().head();
   const auto cpu_s = process_cpu_s() - cpu_before;
+  const auto allocations_after = allocations_so_far();
   const auto rss_mb = peak_rss_mb();
   auto samples = tracker.collect();
   std::sort(samples.completed_ns.begin(), samples.completed_ns.end());
@@ -480,6 +483,13 @@ int run(const bench_options& o) {
   out["cpu_us_per_request"] =
       tracker.finished() == 0 ? ordered_json(nullptr)
                               : ordered_json(round3(cpu_s * 1e6 / static_cast<double>(tracker.finished())));
+  // Every allocation of the process over the run (engine, gateway, the bench's own clients)
+  // per finished request; null under the system malloc.
+  out["allocations_per_request"] =
+      allocations_before && allocations_after && tracker.finished() > 0
+          ? ordered_json(round3(static_cast<double>(*allocations_after - *allocations_before) /
+                                static_cast<double>(tracker.finished())))
+          : ordered_json(nullptr);
   out["completed"] = tracker.completed();
   out["rolled_back"] = tracker.rolled_back();
   out["wall_s"] = round3(wall_s);
