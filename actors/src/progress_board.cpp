@@ -14,7 +14,8 @@ bool watched(events::lifecycle_state s) {
 
 }  // namespace
 
-void progress_board::note(std::string_view id, events::lifecycle_state state, timestamp at, bool waits_for_person) {
+void progress_board::note(std::string_view id, events::lifecycle_state state, timestamp at, bool waits_for_person,
+                          clock_reading now) {
   auto& s = shard_of(id);
   std::lock_guard lock(s.mutex);
   auto found = s.requests.find(id);
@@ -28,11 +29,14 @@ void progress_board::note(std::string_view id, events::lifecycle_state state, ti
     found = s.requests.emplace(std::string{id}, entry{}).first;
   }
   found->second.state = state;
-  found->second.last_progress = std::max(found->second.last_progress, at);
+  // The event's age now, by the wall clock (never negative: a clock set back since), carried
+  // over to the elapsed reading, on which it then ages.
+  const auto age = std::max(now.wall - at, std::chrono::microseconds{0});
+  found->second.last_progress = std::max(found->second.last_progress, now.elapsed - age);
 }
 
 void progress_board::scan(
-    timestamp now, std::chrono::microseconds limit,
+    std::chrono::microseconds now, std::chrono::microseconds limit,
     const std::function<void(const std::string&, events::lifecycle_state, std::chrono::microseconds)>& stuck) {
   std::vector<std::tuple<std::string, events::lifecycle_state, std::chrono::microseconds>> found;
   for (auto& s : _shards) {

@@ -169,7 +169,7 @@ bool awaits_input(const events::request_state& r) {
 
 void report(self_ptr self) {
   auto& st = self->state;
-  st.ctx->progress->note(st.id, st.req.state, st.req.updated_at, awaits_input(st.req));
+  st.ctx->progress->note(st.id, st.req.state, st.req.updated_at, awaits_input(st.req), clock_reading::of(*st.ctx->clk));
   if (st.admitted && !holds_slot(st.req)) {
     st.admitted = false;
     self->send(st.ctx->admission, leave_atom::value, st.id);

@@ -26,7 +26,7 @@ using self_ptr = watchdog_actor::stateful_pointer<watchdog_state>;
 void scan(self_ptr self) {
   auto& st = self->state;
   const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(st.ctx->pipeline.watchdog.stuck_after);
-  st.ctx->progress->scan(st.ctx->clk->now(), limit,
+  st.ctx->progress->scan(st.ctx->clk->elapsed(), limit,
                          [&](const std::string& id, events::lifecycle_state state, std::chrono::microseconds idle) {
                            ++st.reports;
                            log::warn("request_stuck",

@@ -20,11 +20,23 @@ namespace prov::testing {
 /// Wall-clock time that follows the CAF test coordinator's virtual clock of whichever node is
 /// running, continuous across node restarts (and able to jump while no node runs, as time
 /// passes while a process is down). Journal timestamps and actor decisions both read it.
+/// `elapsed` is the same time without the wall clock's steps (`step`).
 class virtual_clock final : public clock {
  public:
   timestamp now() const override {
     std::lock_guard<std::mutex> guard{_mutex};
-    return now_locked();
+    return now_locked() + _stepped;
+  }
+
+  std::chrono::microseconds elapsed() const override {
+    std::lock_guard<std::mutex> guard{_mutex};
+    return now_locked().time_since_epoch();
+  }
+
+  /// The wall clock is set by `d` (an NTP step, an operator): no time passes.
+  void step(std::chrono::microseconds d) {
+    std::lock_guard<std::mutex> guard{_mutex};
+    _stepped += d;
   }
 
   void attach(caf::scheduler::test_coordinator* sched) {
@@ -56,6 +68,7 @@ class virtual_clock final : public clock {
   caf::scheduler::test_coordinator* _sched = nullptr;
   timestamp _offset{};
   timestamp _frozen{std::chrono::seconds{1'800'000'000}};
+  std::chrono::microseconds _stepped{0};
 };
 
 /// The engine's key for sealing credentials, fixed for tests.

@@ -260,6 +260,28 @@ TEST_CASE("stuck: a cluster that never answers -> failed with reason stuck -> ro
   CHECK(waited <= std::chrono::minutes{32});
 }
 
+TEST_CASE("stuck: a wall clock set two hours ahead does not fail the requests in flight",
+          "[actors][resilience][stuck]") {
+  // An NTP step, an operator or a virtual machine resumed from a snapshot moves the wall clock
+  // without time passing: "no progress for 30 minutes" is measured on the elapsed clock.
+  world w;
+  simulation_settings sim;
+  sim.delay_min_ms = 10 * 60'000;  // every call takes 10 minutes
+  sim.delay_max_ms = 10 * 60'000;
+  actors::pipeline_options opts;
+  opts.calls.call_timeout = std::chrono::milliseconds{0};  // only the watchdog
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  n.start("r1");
+  n.run_for(std::chrono::minutes{1});
+  REQUIRE(prov::testing::fold(w.journal, "r1").state == lifecycle_state::allocating);
+  w.clk.step(std::chrono::hours{2});
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }, std::chrono::hours{2}));
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::completed);
+  CHECK(s.reason.empty());
+}
+
 TEST_CASE("a per-call timeout turns a hung call into a retryable failure", "[actors][resilience][timeout]") {
   world w;
   simulation_settings sim;
