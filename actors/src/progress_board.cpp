@@ -53,6 +53,16 @@ void progress_board::scan(
   }
 }
 
+std::optional<std::chrono::microseconds> progress_board::idle(std::string_view id, std::chrono::microseconds now) const {
+  const auto& s = shard_of(id);
+  std::lock_guard lock(s.mutex);
+  const auto found = s.requests.find(id);
+  if (found == s.requests.end()) {
+    return std::nullopt;
+  }
+  return now - found->second.last_progress;
+}
+
 std::size_t progress_board::size() const {
   std::size_t n = 0;
   for (const auto& s : _shards) {

@@ -791,11 +791,13 @@ void on_stuck(self_ptr self) {
     return;  // progress is being recorded right now (or made again after an I/O error)
   }
   const auto limit = std::chrono::duration_cast<std::chrono::microseconds>(st.ctx->pipeline.watchdog.stuck_after);
-  const auto idle_for = st.ctx->clk->now() - st.req.updated_at;
-  if (idle_for <= limit) {
-    return;  // progress happened after the report
+  // Measured as the watchdog measures it (the board, on the elapsed clock), not from the
+  // last event's wall time: a wall clock set back must not hold a stuck request alive.
+  const auto idle_for = st.ctx->progress->idle(st.id, st.ctx->clk->elapsed());
+  if (!idle_for || *idle_for <= limit) {
+    return;  // progress happened after the report (or it is no longer watched)
   }
-  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(idle_for).count();
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(*idle_for).count();
   if (events::step_of(st.req.state)) {
     begin(self, phase::idle);  // abandon the call: its late reply is stale
     const auto message =

@@ -121,6 +121,9 @@ TEST_CASE("progress board: a change already old when noted counts its age (a req
   auto reports = scan(b, clock_reading{t0 + 40min, e0}, limit);
   REQUIRE(reports.size() == 1);
   CHECK(reports[0].idle == std::chrono::microseconds{40min});
+  // What the request's actor checks before it fails the request: the same measure.
+  CHECK(b.idle("resumed", e0 + 1min) == std::chrono::microseconds{41min});
+  CHECK_FALSE(b.idle("never noted", e0).has_value());
   // One 10 minutes old has 20 more to go.
   b.note("recent", lifecycle_state::allocating, t0 + 30min, false, {t0 + 40min, e0});
   CHECK(scan(b, clock_reading{t0 + 59min, e0 + 19min}, limit).empty());

@@ -282,6 +282,29 @@ TEST_CASE("stuck: a wall clock set two hours ahead does not fail the requests in
   CHECK(s.reason.empty());
 }
 
+TEST_CASE("stuck: a wall clock set back an hour does not hold a stuck request alive", "[actors][resilience][stuck]") {
+  world w;
+  simulation_settings sim;
+  sim.hang_rate = 1.0;
+  actors::pipeline_options opts;
+  opts.calls.call_timeout = std::chrono::milliseconds{0};  // only the watchdog
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  const auto start = w.clk.now();
+  n.start("r1");
+  n.run_for(std::chrono::minutes{20});
+  w.clk.step(-std::chrono::hours{1});
+  REQUIRE(n.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }, std::chrono::hours{2}));
+  const auto s = prov::testing::fold(w.journal, "r1");
+  CHECK(s.state == lifecycle_state::rolled_back);
+  CHECK(s.reason == "stuck");
+  // Failed 30-32 minutes after its last progress as time passed, not once the wall clock
+  // showed 30 minutes again (an hour later).
+  const auto waited = s.updated_at + std::chrono::hours{1} - start;
+  CHECK(waited > std::chrono::minutes{30});
+  CHECK(waited <= std::chrono::minutes{32});
+}
+
 TEST_CASE("a per-call timeout turns a hung call into a retryable failure", "[actors][resilience][timeout]") {
   world w;
   simulation_settings sim;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,6 +47,10 @@ class progress_board {
   void scan(std::chrono::microseconds now, std::chrono::microseconds limit,
             const std::function<void(const std::string&, events::lifecycle_state, std::chrono::microseconds)>& stuck);
 
+  /// How long request `id` has gone without progress at `now` (the clock's `elapsed`
+  /// reading); nullopt if it is not watched.
+  std::optional<std::chrono::microseconds> idle(std::string_view id, std::chrono::microseconds now) const;
+
   /// Requests watched now.
   std::size_t size() const;
 
@@ -63,6 +68,7 @@ class progress_board {
   static constexpr std::size_t shard_count = 16;
 
   shard& shard_of(std::string_view id) { return _shards[string_hash{}(id) % shard_count]; }
+  const shard& shard_of(std::string_view id) const { return _shards[string_hash{}(id) % shard_count]; }
 
   std::array<shard, shard_count> _shards;
 };
