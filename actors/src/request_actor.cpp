@@ -211,7 +211,7 @@ void on_appended(self_ptr self, const append_outcome& out) {
       return;
     }
     if (out.err.code == errc::unavailable || st.draining) {
-      // The journal takes no appends until it is reopened (it stopped, or a WAL sync failed),
+      // The journal takes no appends until it is reopened (it stopped, or a WAL write or sync failed),
       // or the engine is stopping: nothing was acted on, so there is nothing to finish. The
       // next start decides again from the log (the events may be in it or not).
       log::error("append_failed", {{"request", st.id}, {"error", out.err.message}, {"retry", "at the next start"}});
