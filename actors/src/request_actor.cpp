@@ -9,12 +9,14 @@
 // same way. A crash at any point leaves either the events before a call (the call is repeated
 // with the same idempotency key, and the provider adopts what the first try made) or the
 // events after it (the next decision follows from them). Timers come from the log too: a
-// retry's due time is an event, so a restart keeps the schedule.
+// retry's due time is an event, so a restart keeps the schedule; a running actor measures the
+// wait on the elapsed clock once it has read it, so a step of the wall clock does not move it.
 //
 // At any moment the actor is in one phase: idle (deciding), appending, calling (a provider or
 // the cluster registry), timer (a retry or backoff is due later) or admission (waiting for a
 // tenant slot). Replies and timers carry a generation; one that is not current is stale.
 
+#include <optional>
 #include <tuple>
 
 #include <caf/all.hpp>
@@ -62,6 +64,11 @@ struct request_actor_state {
   bool draining = false;
   caf::typed_response_promise<bool> drained;
   std::uint32_t release_failures = 0;
+  /// The retry due time the actor's timer waits for (the step's `next_attempt_at`) and when
+  /// it is due on the elapsed clock: measured from the wall clock once, when first armed, so
+  /// that a wall clock set back while it waits does not delay the retry by as much.
+  std::optional<timestamp> retry_due;
+  std::chrono::microseconds retry_due_elapsed{0};
   /// The idempotency key of a step this actor started itself (its `step_started` committed
   /// here) and has not called yet: its first call is the key's first ever.
   std::string started_here;
@@ -606,6 +613,18 @@ void advance_queued(self_ptr self) {
   }
 }
 
+// How long until a retry due at `due` (a wall time, from the log). The wall clock is read
+// once per due time; from then on the wait runs on the elapsed clock, as the timer does.
+std::chrono::microseconds until_retry(self_ptr self, timestamp due) {
+  auto& st = self->state;
+  const auto elapsed = st.ctx->clk->elapsed();
+  if (st.retry_due != due) {
+    st.retry_due = due;
+    st.retry_due_elapsed = elapsed + std::max(due - st.ctx->clk->now(), std::chrono::microseconds{0});
+  }
+  return st.retry_due_elapsed - elapsed;
+}
+
 void advance_step(self_ptr self) {
   auto& st = self->state;
   const auto step = *events::step_of(st.req.state);
@@ -641,7 +660,7 @@ void advance_step(self_ptr self) {
         }
         return;
       }
-      const auto wait = *rec.next_attempt_at - st.ctx->clk->now();
+      const auto wait = until_retry(self, *rec.next_attempt_at);
       if (wait.count() > 0) {
         arm_timer(self, std::chrono::ceil<std::chrono::milliseconds>(wait));
       } else if (!st.admitted) {

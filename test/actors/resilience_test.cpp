@@ -239,6 +239,32 @@ TEST_CASE("a restart in the middle of a backoff keeps the due time", "[actors][r
   REQUIRE(second.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
 }
 
+TEST_CASE("a wall clock set back during a backoff does not delay the retry", "[actors][resilience][retry][clock]") {
+  world w;
+  simulation_settings sim;
+  sim.fail_allocate = 1.0;
+  actors::pipeline_options opts;
+  opts.retry.base = std::chrono::seconds{60};
+  opts.retry.max_retries = 1;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
+  n.start("r1");
+  REQUIRE(n.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at.has_value(); }));
+  const auto due = *prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at;
+  n.run_for(std::chrono::seconds{20});
+  w.clk.step(-std::chrono::hours{1});  // an NTP step or an operator, 20 s into a 60 s backoff
+  // Bounded well below the hour: with the wait measured on the wall clock this fails.
+  REQUIRE(n.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).attempts == 2; },
+                      std::chrono::minutes{5}));
+  timestamp second_start{};
+  for (const auto& e : global_log(w.journal)) {
+    if (const auto* s = std::get_if<step_started>(&e.event); s && s->attempt == 2) {
+      second_start = e.time;
+    }
+  }
+  CHECK(second_start == due - std::chrono::hours{1});  // 60 s after the failure, as time passed
+}
+
 TEST_CASE("stuck: a cluster that never answers -> failed with reason stuck -> rolled back",
           "[actors][resilience][stuck]") {
   world w;
