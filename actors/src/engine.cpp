@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include "prov/actors/scheduler.hpp"
 #include "prov/actors/spawn.hpp"
 #include "prov/core/ids.hpp"
 #include "prov/core/log.hpp"
@@ -87,6 +88,8 @@ result<std::unique_ptr<engine>> engine::open(const engine_options& options, cons
   self->cfg.set("logger.console-verbosity", caf::atom("quiet"));
   self->cfg.set("scheduler.policy",
                 options.scheduler == scheduler_policy::sharing ? caf::atom("sharing") : caf::atom("stealing"));
+  // The policy's coordinator, with a clock that an actor's end wakes only if it set a timeout.
+  load_lean_scheduler(self->cfg, options.scheduler == scheduler_policy::sharing);
   // One worker per core unless told otherwise (CAF's own default is at least 4, which on a
   // 2-core machine only adds context switches).
   self->cfg.set("scheduler.max-threads",
