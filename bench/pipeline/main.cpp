@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -182,6 +183,15 @@ double process_cpu_s() {
   ::getrusage(RUSAGE_SELF, &usage);
   const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+/// Voluntary context switches of this whole process so far (a thread gave up its core: it
+/// blocked on a futex, a condition variable, I/O): a count of hand-offs between threads that
+/// the host's load moves little, unlike time.
+std::uint64_t process_voluntary_switches() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::uint64_t>(usage.ru_nvcsw);
 }
 
 /// Resident set of this process now, from /proc/self/statm (0 if unreadable).
@@ -366,6 +376,7 @@ int run(const bench_options& o) {
   feed.start(start);
   const auto cpu_before = process_cpu_s();
   const auto allocations_before = allocations_so_far();
+  const auto switches_before = process_voluntary_switches();
   std::thread driver{[&] {
     name_this_thread("bench.driver");
     if (http) {
@@ -430,6 +441,7 @@ int run(const bench_options& o) {
 
   const auto head_after = engine->journal().head();
   const auto cpu_s = process_cpu_s() - cpu_before;
+  const auto switches = process_voluntary_switches() - switches_before;
   const auto allocations_after = allocations_so_far();
   const auto rss_mb = peak_rss_mb();
   auto samples = tracker.collect();
@@ -490,6 +502,9 @@ int run(const bench_options& o) {
           ? ordered_json(round3(static_cast<double>(*allocations_after - *allocations_before) /
                                 static_cast<double>(tracker.finished())))
           : ordered_json(nullptr);
+  out["voluntary_switches_per_request"] =
+      tracker.finished() == 0 ? ordered_json(nullptr)
+                              : ordered_json(round3(static_cast<double>(switches) / static_cast<double>(tracker.finished())));
   out["completed"] = tracker.completed();
   out["rolled_back"] = tracker.rolled_back();
   out["wall_s"] = round3(wall_s);

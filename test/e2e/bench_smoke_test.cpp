@@ -59,6 +59,9 @@ TEST_CASE("bench_pipeline submits over HTTP and accounts for every request", "[e
   } else {
     CHECK(out["allocations_per_request"].is_null());
   }
+  // Threads hand requests to each other (the journal's, the actors'), so they block.
+  REQUIRE(out["voluntary_switches_per_request"].is_number());
+  CHECK(out["voluntary_switches_per_request"].get<double>() > 0);
 }
 
 TEST_CASE("bench_pipeline submits batches, the short last one included", "[e2e][bench]") {
