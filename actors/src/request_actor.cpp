@@ -66,7 +66,7 @@ struct request_actor_state {
   std::uint32_t release_failures = 0;
   /// The retry due time the actor's timer waits for (the step's `next_attempt_at`) and when
   /// it is due on the elapsed clock: measured from the wall clock once, when first armed, so
-  /// that a wall clock set back while it waits does not delay the retry by as much.
+  /// that a wall clock set back while it waits does not delay the retry.
   std::optional<timestamp> retry_due;
   std::chrono::microseconds retry_due_elapsed{0};
   /// The idempotency key of a step this actor started itself (its `step_started` committed

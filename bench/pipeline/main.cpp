@@ -169,18 +169,22 @@ double seconds_between(steady::time_point from, steady::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-/// Peak resident set of this whole process (engine, gateway and the bench's own clients).
-double peak_rss_mb() {
+/// What the kernel counts for this whole process (engine, gateway and the bench's clients).
+rusage process_usage() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+  return usage;
+}
+
+/// Peak resident set of this whole process.
+double peak_rss_mb() {
+  return static_cast<double>(process_usage().ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
 /// CPU time (user and system) this whole process has used so far, in seconds. Steadier than
 /// requests/s on a shared machine: a neighbour's load slows us down but costs us no CPU.
 double process_cpu_s() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
+  const auto usage = process_usage();
   const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
@@ -189,9 +193,7 @@ double process_cpu_s() {
 /// blocked on a futex, a condition variable, I/O): a count of hand-offs between threads that
 /// the host's load moves little, unlike time.
 std::uint64_t process_voluntary_switches() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return static_cast<std::uint64_t>(usage.ru_nvcsw);
+  return static_cast<std::uint64_t>(process_usage().ru_nvcsw);
 }
 
 /// Resident set of this process now, from /proc/self/statm (0 if unreadable).
