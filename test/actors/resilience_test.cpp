@@ -39,6 +39,31 @@ std::vector<logged> global_log(const memory_journal& j) {
   return out;
 }
 
+// An allocate that always fails, retried once, 60 s later.
+struct one_slow_retry {
+  simulation_settings sim;
+  actors::pipeline_options opts;
+  one_slow_retry() {
+    sim.fail_allocate = 1.0;
+    opts.retry.base = std::chrono::seconds{60};
+    opts.retry.max_retries = 1;
+  }
+};
+
+// r1's allocate step as the log has it now.
+events::step_record allocate_of(const memory_journal& j) { return prov::testing::fold(j, "r1").step(step_kind::allocate); }
+
+// When r1's allocate `attempt` started (the epoch if it did not).
+timestamp allocate_started(const memory_journal& j, std::uint32_t attempt) {
+  timestamp at{};
+  for (const auto& e : global_log(j)) {
+    if (const auto* s = std::get_if<step_started>(&e.event); s && s->step == step_kind::allocate && s->attempt == attempt) {
+      at = e.time;
+    }
+  }
+  return at;
+}
+
 std::string submit_for(world& w, node& n, const std::string& tenant, const std::string& id) {
   auto req = prov::testing::vps_request(id);
   req.tenant = tenant;
@@ -210,59 +235,38 @@ TEST_CASE("a permanent provider error fails at once, without retries", "[actors]
 
 TEST_CASE("a restart in the middle of a backoff keeps the due time", "[actors][resilience][retry][crash]") {
   world w;
-  simulation_settings sim;
-  sim.fail_allocate = 1.0;
-  actors::pipeline_options opts;
-  opts.retry.base = std::chrono::seconds{60};
-  opts.retry.max_retries = 1;
+  const one_slow_retry r;
   timestamp due{};
   {
-    node first{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+    node first{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", r.sim)}, r.opts};
     prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
     first.start("r1");
-    REQUIRE(first.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at.has_value(); }));
-    due = *prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at;
+    REQUIRE(first.run_until([&] { return allocate_of(w.journal).next_attempt_at.has_value(); }));
+    due = *allocate_of(w.journal).next_attempt_at;
     first.run_for(std::chrono::seconds{20});
-    CHECK(prov::testing::fold(w.journal, "r1").step(step_kind::allocate).attempts == 1);
+    CHECK(allocate_of(w.journal).attempts == 1);
   }  // killed 20 s into a 60 s backoff
   w.clk.pass(std::chrono::seconds{15});  // down for 15 s
-  node second{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  node second{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", r.sim)}, r.opts};
   second.start("r1");
-  REQUIRE(second.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).attempts == 2; }));
-  timestamp second_start{};
-  for (const auto& e : global_log(w.journal)) {
-    if (const auto* s = std::get_if<step_started>(&e.event); s && s->attempt == 2) {
-      second_start = e.time;
-    }
-  }
-  CHECK(second_start == due);  // not restart + 60 s
+  REQUIRE(second.run_until([&] { return allocate_of(w.journal).attempts == 2; }));
+  CHECK(allocate_started(w.journal, 2) == due);  // not restart + 60 s
   REQUIRE(second.run_until([&] { return prov::testing::at_rest(w.journal, {"r1"}); }));
 }
 
 TEST_CASE("a wall clock set back during a backoff does not delay the retry", "[actors][resilience][retry][clock]") {
   world w;
-  simulation_settings sim;
-  sim.fail_allocate = 1.0;
-  actors::pipeline_options opts;
-  opts.retry.base = std::chrono::seconds{60};
-  opts.retry.max_retries = 1;
-  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", sim)}, opts};
+  const one_slow_retry r;
+  node n{w.journal, w.clk, *w.cloud, {prov::testing::sim_cluster("sim", r.sim)}, r.opts};
   prov::testing::submit(w.journal, prov::testing::vps_request("r1"));
   n.start("r1");
-  REQUIRE(n.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at.has_value(); }));
-  const auto due = *prov::testing::fold(w.journal, "r1").step(step_kind::allocate).next_attempt_at;
+  REQUIRE(n.run_until([&] { return allocate_of(w.journal).next_attempt_at.has_value(); }));
+  const auto due = *allocate_of(w.journal).next_attempt_at;
   n.run_for(std::chrono::seconds{20});
   w.clk.step(-std::chrono::hours{1});  // an NTP step or an operator, 20 s into a 60 s backoff
   // Bounded well below the hour: with the wait measured on the wall clock this fails.
-  REQUIRE(n.run_until([&] { return prov::testing::fold(w.journal, "r1").step(step_kind::allocate).attempts == 2; },
-                      std::chrono::minutes{5}));
-  timestamp second_start{};
-  for (const auto& e : global_log(w.journal)) {
-    if (const auto* s = std::get_if<step_started>(&e.event); s && s->attempt == 2) {
-      second_start = e.time;
-    }
-  }
-  CHECK(second_start == due - std::chrono::hours{1});  // 60 s after the failure, as time passed
+  REQUIRE(n.run_until([&] { return allocate_of(w.journal).attempts == 2; }, std::chrono::minutes{5}));
+  CHECK(allocate_started(w.journal, 2) == due - std::chrono::hours{1});  // 60 s after the failure, as time passed
 }
 
 TEST_CASE("stuck: a cluster that never answers -> failed with reason stuck -> rolled back",
