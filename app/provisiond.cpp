@@ -56,6 +56,7 @@ struct settings {
   unsigned http_threads = 2;
   std::string tls_cert;  ///< PEM certificate chain of the gateway: HTTPS (with tls_key)
   std::string tls_key;   ///< PEM private key of that certificate
+  std::string tls_min_version = "1.2";  ///< the oldest TLS version clients may negotiate
   std::size_t scheduler_threads = 0;
   std::string scheduler_policy = "sharing";
   bool rebuild_projections = false;
@@ -129,6 +130,8 @@ settings parse_args(int argc, char** argv) {
       ("tls-cert", po::value(&s.tls_cert),
        "serve HTTPS: PEM file of the gateway's certificate chain (its certificate first; needs --tls-key)")
       ("tls-key", po::value(&s.tls_key), "PEM file of the private key of --tls-cert")
+      ("tls-min-version", po::value(&s.tls_min_version)->default_value(s.tls_min_version),
+       "with --tls-cert: the oldest TLS version a client may use, 1.2 or 1.3")
       ("scheduler-threads", po::value(&s.scheduler_threads)->default_value(s.scheduler_threads),
        "actor scheduler threads (0 = number of cores)")
       ("scheduler-policy", po::value(&s.scheduler_policy)->default_value(s.scheduler_policy),
@@ -247,6 +250,9 @@ settings parse_args(int argc, char** argv) {
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     usage_error("--tls-cert and --tls-key go together");
   }
+  if (!prov::gateway::parse_tls_version(s.tls_min_version)) {
+    usage_error("--tls-min-version must be 1.2 or 1.3, got '" + s.tls_min_version + "'");
+  }
   if (s.http_threads < 1 || s.http_threads > 64) {
     usage_error("--http-threads must be from 1 to 64");
   }
@@ -313,6 +319,7 @@ prov::gateway::http_server_options parse_listen(const std::string& listen, const
   o.threads = s.http_threads;
   o.tls_cert_file = s.tls_cert;
   o.tls_key_file = s.tls_key;
+  o.tls_min_version = *prov::gateway::parse_tls_version(s.tls_min_version);  // checked with the flags
   return o;
 }
 

@@ -222,8 +222,9 @@ error mismatch(const http_server_options& o) {
                                                 " does not belong to the certificate in " + o.tls_cert_file);
 }
 
-/// The server side of TLS from the options' PEM files: TLS 1.2 or later, the chain and its key,
-/// checked to belong together. None when the options ask for plain HTTP.
+/// The server side of TLS from the options' PEM files: TLS 1.2 (or the options' minimum) or
+/// later, the chain and its key, checked to belong together. None when the options ask for
+/// plain HTTP.
 result<std::optional<net::ssl::context>> load_tls(const http_server_options& o) {
   if (o.tls_cert_file.empty() && o.tls_key_file.empty()) {
     return std::optional<net::ssl::context>{};
@@ -240,6 +241,11 @@ result<std::optional<net::ssl::context>> load_tls(const http_server_options& o) 
                   ec);
   if (ec) {
     return make_error(errc::invalid_argument, "cannot set up TLS: " + openssl_reason(ec.message()));
+  }
+  const int oldest = o.tls_min_version == tls_version::v1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
+  if (SSL_CTX_set_min_proto_version(ctx.native_handle(), oldest) != 1) {
+    ERR_clear_error();
+    return make_error(errc::invalid_argument, "cannot set up TLS: this OpenSSL refuses the minimum version");
   }
   ctx.use_certificate_chain_file(o.tls_cert_file, ec);
   if (ec) {
@@ -263,6 +269,16 @@ result<std::optional<net::ssl::context>> load_tls(const http_server_options& o) 
 }
 
 }  // namespace
+
+std::optional<tls_version> parse_tls_version(std::string_view text) noexcept {
+  if (text == "1.2") {
+    return tls_version::v1_2;
+  }
+  if (text == "1.3") {
+    return tls_version::v1_3;
+  }
+  return std::nullopt;
+}
 
 status check_tls(const http_server_options& options) {
   auto tls = load_tls(options);

@@ -8,6 +8,7 @@
 #include "prov/providers/http/client.hpp"
 #include "providers_http/test_pki.hpp"
 #include "server_fixture.hpp"
+#include "support/tls_probe.hpp"
 
 using namespace prov::test;
 using nlohmann::json;
@@ -406,6 +407,7 @@ TEST_CASE("HTTPS: with --tls-cert and --tls-key the API is served over TLS only,
   CHECK(call("GET", "/v1/requests/" + request, nullptr, "wrong").status == 401);
   CHECK(call("GET", "/healthz", nullptr, "").status == 200);
   CHECK(s.client().get("/healthz").status == 0);  // no plain HTTP on the port
+  CHECK(prov::test::tls_handshake(s.port(), ca.cert_pem, TLS1_2_VERSION) == "TLSv1.2");
 
   // A renewed certificate (here from another CA) in the same files, then SIGHUP: new
   // connections get it, and the process goes on.
@@ -424,13 +426,24 @@ TEST_CASE("HTTPS: with --tls-cert and --tls-key the API is served over TLS only,
   CHECK(s.log().find("tls_reloaded") != std::string::npos);
   CHECK(s.stop() == 0);
 
-  // One of the two flags alone is a usage error; a key of another certificate stops the start
-  // before the data directory is made.
+  // --tls-min-version 1.3: a client that offers TLS 1.2 at most is refused.
+  server strict{fresh_dir("tls-1.3")};
+  strict.start({"--tls-cert", cert.path(), "--tls-key", key.path(), "--tls-min-version", "1.3"});
+  REQUIRE(strict.tls());
+  CHECK(prov::test::tls_handshake(strict.port(), renewed_ca.cert_pem) == "TLSv1.3");
+  CHECK_FALSE(prov::test::tls_handshake(strict.port(), renewed_ca.cert_pem, TLS1_2_VERSION).has_value());
+  CHECK(strict.stop() == 0);
+
+  // One of the two flags alone, or a TLS version we do not offer, is a usage error; a key of
+  // another certificate stops the start before the data directory is made.
   const auto other = prov::test::make_server_identity(ca);
   const prov::test::temp_file other_key{other.key_pem};
   const auto dir = fresh_dir("tls-refused");
   const std::vector<std::pair<std::vector<std::string>, int>> refusals{
-      {{"--tls-cert", cert.path()}, 2}, {{"--tls-key", key.path()}, 2}, {{"--tls-cert", cert.path(), "--tls-key", other_key.path()}, 1}};
+      {{"--tls-cert", cert.path()}, 2},
+      {{"--tls-key", key.path()}, 2},
+      {{"--tls-cert", cert.path(), "--tls-key", key.path(), "--tls-min-version", "1.1"}, 2},
+      {{"--tls-cert", cert.path(), "--tls-key", other_key.path()}, 1}};
   for (const auto& [flags, expected] : refusals) {
     std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (dir / "data").string(), "--listen", "127.0.0.1:0"};
     argv.insert(argv.end(), flags.begin(), flags.end());

@@ -25,6 +25,7 @@
 #include "prov/providers/http/client.hpp"
 #include "providers_http/test_pki.hpp"
 #include "support/log_capture.hpp"
+#include "support/tls_probe.hpp"
 
 using namespace prov;
 using namespace prov::gateway;
@@ -690,6 +691,30 @@ TEST_CASE("http over TLS: plain HTTP and clients that do not trust the certifica
   auto ok = trusting.send({"GET", "https://127.0.0.1:" + std::to_string(s.port) + "/after", {}, "", std::nullopt});
   REQUIRE(ok.ok());
   CHECK(ok->status == 200);
+}
+
+TEST_CASE("http over TLS: TLS 1.2 and 1.3 by default, 1.3 only when the minimum says so", "[gateway][http][tls]") {
+  const tls_files files;
+  CHECK(parse_tls_version("1.2") == tls_version::v1_2);
+  CHECK(parse_tls_version("1.3") == tls_version::v1_3);
+  CHECK_FALSE(parse_tls_version("1.1").has_value());
+  CHECK_FALSE(parse_tls_version("").has_value());
+  {
+    running_server s(echo_handler(), files.options());
+    CHECK(prov::test::tls_handshake(s.port, files.ca.cert_pem) == "TLSv1.3");
+    CHECK(prov::test::tls_handshake(s.port, files.ca.cert_pem, TLS1_2_VERSION) == "TLSv1.2");
+  }
+  auto strict = files.options();
+  strict.tls_min_version = tls_version::v1_3;
+  REQUIRE(check_tls(strict).ok());
+  running_server s(echo_handler(), strict);
+  CHECK(prov::test::tls_handshake(s.port, files.ca.cert_pem) == "TLSv1.3");
+  CHECK_FALSE(prov::test::tls_handshake(s.port, files.ca.cert_pem, TLS1_2_VERSION).has_value());
+  // Still serving after the refused handshake.
+  auto c = verifying_client(files.ca.cert_pem);
+  auto r = c.send({"GET", "https://127.0.0.1:" + std::to_string(s.port) + "/after", {}, "", std::nullopt});
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
 }
 
 TEST_CASE("http TLS options: both files needed, unreadable files and a key of another certificate are named",

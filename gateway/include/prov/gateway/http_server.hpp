@@ -11,12 +11,20 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "prov/core/error.hpp"
 #include "prov/gateway/http_types.hpp"
 
 namespace prov::gateway {
+
+/// The oldest TLS version the server accepts.
+enum class tls_version { v1_2, v1_3 };
+
+/// "1.2" or "1.3"; nothing for anything else.
+std::optional<tls_version> parse_tls_version(std::string_view text) noexcept;
 
 struct http_server_options {
   std::string host = "127.0.0.1";   ///< address or resolvable name to listen on
@@ -26,9 +34,11 @@ struct http_server_options {
   std::chrono::seconds idle_timeout{60};  ///< closes connections idle (or stalled) this long
   std::size_t max_connections = 10000;    ///< connections beyond this are closed on accept
   /// HTTPS: PEM files of the server's certificate chain (its certificate first) and of its
-  /// private key. Both empty: plain HTTP. TLS 1.2 is the oldest version accepted.
+  /// private key. Both empty: plain HTTP.
   std::string tls_cert_file{};
   std::string tls_key_file{};
+  /// The oldest TLS version a client may negotiate (1.3 only, where policy asks for it).
+  tls_version tls_min_version = tls_version::v1_2;
 };
 
 /// Loads the TLS certificate chain and key the options name, as `start()` will, and checks that
