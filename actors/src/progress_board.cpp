@@ -31,8 +31,7 @@ void progress_board::note(std::string_view id, events::lifecycle_state state, ti
   found->second.state = state;
   // The event's age now, by the wall clock (never negative: a clock set back since), carried
   // over to the elapsed reading, on which it then ages.
-  const auto age = std::max(now.wall - at, std::chrono::microseconds{0});
-  found->second.last_progress = std::max(found->second.last_progress, now.elapsed - age);
+  found->second.last_progress = std::max(found->second.last_progress, std::min(now.elapsed_at(at), now.elapsed));
 }
 
 void progress_board::scan(

@@ -617,12 +617,12 @@ void advance_queued(self_ptr self) {
 // once per due time; from then on the wait runs on the elapsed clock, as the timer does.
 std::chrono::microseconds until_retry(self_ptr self, timestamp due) {
   auto& st = self->state;
-  const auto elapsed = st.ctx->clk->elapsed();
+  const auto now = clock_reading::of(*st.ctx->clk);
   if (st.retry_due != due) {
     st.retry_due = due;
-    st.retry_due_elapsed = elapsed + std::max(due - st.ctx->clk->now(), std::chrono::microseconds{0});
+    st.retry_due_elapsed = std::max(now.elapsed_at(due), now.elapsed);  // not before now
   }
-  return st.retry_due_elapsed - elapsed;
+  return st.retry_due_elapsed - now.elapsed;
 }
 
 void advance_step(self_ptr self) {

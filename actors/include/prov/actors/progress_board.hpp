@@ -32,6 +32,10 @@ struct clock_reading {
   std::chrono::microseconds elapsed{0};
 
   static clock_reading of(const clock& c) { return {c.now(), c.elapsed()}; }
+
+  /// Wall time `t` on the elapsed reading: where it falls if the wall clock is not set
+  /// between `t` and this reading.
+  std::chrono::microseconds elapsed_at(timestamp t) const { return elapsed + (t - wall); }
 };
 
 class progress_board {
