@@ -494,19 +494,19 @@ int run(const bench_options& o) {
   out["p50_from_due_ms"] = o.rate ? latency_ms(samples.completed_from_due_ns, 0.50) : ordered_json(nullptr);
   out["p99_from_due_ms"] = o.rate ? latency_ms(samples.completed_from_due_ns, 0.99) : ordered_json(nullptr);
   out["peak_rss_mb"] = round3(rss_mb);
-  out["cpu_us_per_request"] =
-      tracker.finished() == 0 ? ordered_json(nullptr)
-                              : ordered_json(round3(cpu_s * 1e6 / static_cast<double>(tracker.finished())));
-  // Every allocation of the process over the run (engine, gateway, the bench's own clients)
-  // per finished request; null under the system malloc.
+  // A whole-process total over the run, per finished request (null if none finished).
+  const auto per_request = [&](double total) {
+    return tracker.finished() == 0 ? ordered_json(nullptr)
+                                   : ordered_json(round3(total / static_cast<double>(tracker.finished())));
+  };
+  out["cpu_us_per_request"] = per_request(cpu_s * 1e6);
+  // Every allocation of the process over the run (engine, gateway, the bench's own clients);
+  // null under the system malloc.
   out["allocations_per_request"] =
-      allocations_before && allocations_after && tracker.finished() > 0
-          ? ordered_json(round3(static_cast<double>(*allocations_after - *allocations_before) /
-                                static_cast<double>(tracker.finished())))
+      allocations_before && allocations_after
+          ? per_request(static_cast<double>(*allocations_after - *allocations_before))
           : ordered_json(nullptr);
-  out["voluntary_switches_per_request"] =
-      tracker.finished() == 0 ? ordered_json(nullptr)
-                              : ordered_json(round3(static_cast<double>(switches) / static_cast<double>(tracker.finished())));
+  out["voluntary_switches_per_request"] = per_request(static_cast<double>(switches));
   out["completed"] = tracker.completed();
   out["rolled_back"] = tracker.rolled_back();
   out["wall_s"] = round3(wall_s);
