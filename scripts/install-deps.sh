@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev catch2 libssl-dev
   librdkafka-dev kcat libjemalloc-dev
   curl jq
+  systemd  # systemd-analyze: the install test verifies the unit with it
 )
 
 missing=()

@@ -700,6 +700,30 @@ TEST_CASE("cmake --install puts provisiond and a systemd unit that runs it in pl
   }
   CHECK(unit.find("ExecReload=/bin/kill -HUP $MAINPID") != std::string::npos);
   CHECK(unit.find("Restart=on-failure") != std::string::npos);
+  {
+    // systemd's own check of the unit: unknown keys, values it cannot parse and commands that
+    // are not executable are each a line of output. The copy names the installed binary.
+    const std::string analyze = PROV_SYSTEMD_ANALYZE;
+    if (analyze.empty()) {
+      FAIL("no systemd-analyze: it comes with Debian's systemd package (scripts/install-deps.sh)");
+    }
+    const auto copy = dir / "verify" / "provisiond.service";
+    std::filesystem::create_directories(copy.parent_path());
+    std::string copied = unit;
+    const std::string installed = PROV_INSTALL_BINDIR + std::string{"/provisiond"};
+    copied.replace(copied.find(installed), installed.size(), binary.string());
+    std::ofstream{copy} << copied;
+    child_process verify{{analyze, "verify", "--man=no", copy.string()}, (dir / "verify.log").string()};
+    std::string said;
+    while (auto line = verify.read_line(std::chrono::seconds{60})) {
+      said += *line + "\n";
+    }
+    CHECK(verify.wait(std::chrono::seconds{60}) == 0);
+    std::ifstream log{dir / "verify.log"};
+    said.append(std::istreambuf_iterator<char>{log}, std::istreambuf_iterator<char>{});
+    INFO("systemd-analyze verify said: " << said);
+    CHECK(said.empty());
+  }
   // The unit's command line, with the installed binary, an empty config and this test's
   // directories in place of /etc and /var/lib, starts and stops cleanly.
   std::vector<std::string> argv;
