@@ -15,22 +15,27 @@ using nlohmann::json;
 namespace {
 
 /// A provisiond whose journal syncs (or, with `fault` "write", writes) fail once `fail()` is
-/// called; with `store` "simcloud", those of the simulated cloud's inventory instead.
+/// called; with `store` "simcloud", those of the simulated cloud's inventory instead. The files
+/// that fail are the write-ahead logs (`suffix` ".log"), or with ".sst" the tables that a
+/// memtable flush writes.
 struct faulty_disk {
-  explicit faulty_disk(const std::string& fault = "sync", const std::string& store = "db")
+  explicit faulty_disk(const std::string& fault = "sync", const std::string& store = "db",
+                       std::string file_suffix = ".log")
       : flag(dir / ("fail-" + fault)),
         variable(fault == "write" ? "PROV_FAIL_WRITE_FLAG=" : "PROV_FAIL_SYNC_FLAG="),
-        store_dir(dir / "data" / store) {}
+        store_dir(dir / "data" / store),
+        suffix(std::move(file_suffix)) {}
 
   std::filesystem::path dir = fresh_dir("journal-failure");
   std::filesystem::path flag;
   std::string variable;
   std::filesystem::path store_dir;
+  std::string suffix;
   server s{dir};
 
   std::vector<std::string> env() const {
     return {std::string{"LD_PRELOAD="} + PROV_FAIL_SYNC_LIBRARY, variable + flag.string(),
-            "PROV_FAIL_SYNC_DIR=" + store_dir.string() + "/"};
+            "PROV_FAIL_SYNC_DIR=" + store_dir.string() + "/", "PROV_FAIL_SUFFIX=" + suffix};
   }
   void fail() { std::ofstream{flag} << "fail\n"; }
   void heal() { std::filesystem::remove(flag); }
@@ -44,6 +49,57 @@ std::string completed_request(http_client& c, const std::string& token) {
   const auto id = r.json()["id"].get<std::string>();
   REQUIRE(eventually([&] { return c.get("/v1/requests/" + id, token).json()["state"] == "completed"; }));
   return id;
+}
+
+/// One completed request, then a cluster "slow" (calls of 50-200 ms) and 12 requests on it,
+/// waited for until one of them is in its steps. Returns all 13 ids.
+std::vector<std::string> requests_in_their_steps(http_client& c, const std::string& admin, const std::string& token) {
+  std::vector<std::string> ids{completed_request(c, token)};
+  REQUIRE(c.post("/v1/clusters",
+                 json{{"id", "slow"},
+                      {"type", "simulation"},
+                      {"region", "local"},
+                      {"simulation", {{"delayMs", {{"min", 50}, {"max", 200}}}}}},
+                 admin)
+              .status == 201);
+  for (int i = 0; i < 12; ++i) {
+    auto body = vps;
+    body["cluster"] = "slow";
+    auto r = c.post("/v1/requests", body, token);
+    REQUIRE(r.status == 202);
+    ids.push_back(r.json()["id"].get<std::string>());
+  }
+  REQUIRE(eventually([&] {
+    return !c.get("/v1/requests?state=configuring&limit=1", token).json()["items"].empty();
+  }));
+  return ids;
+}
+
+/// After a restart: every request of `ids` completes, and the cluster "slow" holds exactly
+/// what they hold there.
+void check_completed_without_orphans(http_client& c, const std::string& admin, const std::string& token,
+                                     const std::vector<std::string>& ids) {
+  REQUIRE(eventually([&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return c.get("/v1/requests/" + id, token).json()["state"] == "completed";
+    });
+  }));
+  std::set<std::string> held;
+  for (const auto& id : ids) {
+    const auto view = c.get("/v1/requests/" + id, token).json();
+    for (const auto& r : view["resources"]) {
+      if (r["status"] == "active" && view["cluster"] == "slow") {
+        held.insert(r["id"].get<std::string>());
+      }
+    }
+  }
+  CHECK(held.size() >= 12);
+  std::set<std::string> at_provider;
+  const auto inventory = c.get("/v1/clusters/slow/inventory", admin).json();
+  for (const auto& item : inventory["items"]) {
+    at_provider.insert(item["id"].get<std::string>());
+  }
+  CHECK(at_provider == held);
 }
 
 }  // namespace
@@ -60,25 +116,7 @@ TEST_CASE("e2e a failed journal fsync or write (a full disk) stops provisiond wi
   disk.s.start(flags, disk.env());
   auto c = disk.s.client();
   const auto token = make_tenant(c, disk.s.admin(), "acme");
-  const auto before = completed_request(c, token);
-  REQUIRE(c.post("/v1/clusters",
-                 json{{"id", "slow"},
-                      {"type", "simulation"},
-                      {"region", "local"},
-                      {"simulation", {{"delayMs", {{"min", 50}, {"max", 200}}}}}},
-                 disk.s.admin())
-              .status == 201);
-  std::vector<std::string> ids{before};
-  for (int i = 0; i < 12; ++i) {
-    auto body = vps;
-    body["cluster"] = "slow";
-    auto r = c.post("/v1/requests", body, token);
-    REQUIRE(r.status == 202);
-    ids.push_back(r.json()["id"].get<std::string>());
-  }
-  REQUIRE(eventually([&] {
-    return !c.get("/v1/requests?state=configuring&limit=1", token).json()["items"].empty();
-  }));
+  const auto ids = requests_in_their_steps(c, disk.s.admin(), token);
 
   // The disk fails while requests are in their steps: their actors' next appends fail (and a
   // submission's, in case they all finished first).
@@ -99,30 +137,59 @@ TEST_CASE("e2e a failed journal fsync or write (a full disk) stops provisiond wi
   disk.s.start(flags, disk.env());
   c = disk.s.client();
   CHECK(c.get("/healthz").status == 200);
-  REQUIRE(eventually([&] {
-    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
-      return c.get("/v1/requests/" + id, token).json()["state"] == "completed";
-    });
-  }));
-  // The simulated cloud holds exactly what the completed requests hold.
-  std::set<std::string> held;
-  for (const auto& id : ids) {
-    const auto view = c.get("/v1/requests/" + id, token).json();
-    for (const auto& r : view["resources"]) {
-      if (r["status"] == "active" && view["cluster"] == "slow") {
-        held.insert(r["id"].get<std::string>());
-      }
-    }
-  }
-  CHECK(held.size() >= 12);
-  std::set<std::string> at_provider;
-  const auto inventory = c.get("/v1/clusters/slow/inventory", disk.s.admin()).json();
-  for (const auto& item : inventory["items"]) {
-    at_provider.insert(item["id"].get<std::string>());
-  }
-  CHECK(at_provider == held);
+  check_completed_without_orphans(c, disk.s.admin(), token, ids);
   completed_request(c, token);
   CHECK(disk.s.stop() == 0);
+}
+
+TEST_CASE("e2e a full disk under the projections: the flush that cannot write its table fails the backup, the next "
+          "append stops provisiond with exit code 3, a start is refused while the disk is full, and then every "
+          "request finishes",
+          "[e2e][journal]") {
+  // The projections are written without the WAL and reach the disk only when a memtable is
+  // flushed to a table (.sst): a backup flushes at once. RocksDB then refuses every write of
+  // the database until it is reopened, the journal's too.
+  faulty_disk disk{"write", "db", ".sst"};
+  const std::vector<std::string> flags{"--shutdown-grace", "10m"};
+  disk.s.start(flags, disk.env());
+  auto c = disk.s.client();
+  const auto token = make_tenant(c, disk.s.admin(), "acme");
+  const auto ids = requests_in_their_steps(c, disk.s.admin(), token);
+
+  disk.fail();
+  const auto backup = c.post("/v1/backups", json::object(), disk.s.admin());
+  CHECK(backup.status == 500);
+  CHECK(backup.json()["error"]["code"] == "io_error");
+  CHECK(backup.json()["error"]["message"].get<std::string>().find("No space left on device") != std::string::npos);
+  (void)c.post("/v1/requests", vps, token);  // in case every step's append came before the backup
+  const auto code = disk.s.exited_within(std::chrono::seconds{120});
+  REQUIRE(code.has_value());
+  CHECK(*code == 3);
+  CHECK(disk.s.log().find(R"("reason":"journal_failed")") != std::string::npos);
+
+  // Still full: opening the store replays the WAL and flushes what it recovered, which fails;
+  // provisiond says so and exits 1, before it listens.
+  {
+    std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (disk.dir / "data").string(), "--listen",
+                                  "127.0.0.1:0"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    child_process refused{argv, (disk.dir / "refused.log").string(), disk.env()};
+    CHECK_FALSE(refused.read_line(std::chrono::seconds{60}).has_value());
+    CHECK(refused.wait(std::chrono::seconds{60}) == 1);
+    std::ifstream in{disk.dir / "refused.log"};
+    const std::string said{std::istreambuf_iterator<char>{in}, {}};
+    CHECK(said.find(R"("msg":"startup_failed")") != std::string::npos);
+    CHECK(said.find("No space left on device") != std::string::npos);
+  }
+
+  // Space again: every request resumes where its journal left it, and the backup works.
+  disk.heal();
+  disk.s.start(flags, disk.env());
+  c = disk.s.client();
+  check_completed_without_orphans(c, disk.s.admin(), token, ids);
+  CHECK(c.post("/v1/backups", json::object(), disk.s.admin()).status == 201);
+  CHECK(disk.s.stop() == 0);
+  CHECK(disk.s.log().find("Assertion") == std::string::npos);
 }
 
 TEST_CASE("e2e --journal-failure serve keeps reads up, refuses writes, and says so in /healthz", "[e2e][journal]") {

@@ -1,5 +1,6 @@
-// Faults for end-to-end tests, loaded into provisiond with LD_PRELOAD, for RocksDB write-ahead
-// logs (`.log` files under the directory PROV_FAIL_SYNC_DIR):
+// Faults for end-to-end tests, loaded into provisiond with LD_PRELOAD, for the files under the
+// directory PROV_FAIL_SYNC_DIR whose names end in PROV_FAIL_SUFFIX (by default `.log`: RocksDB's
+// write-ahead logs; `.sst`: the tables a memtable flush writes):
 // - while the file named by PROV_FAIL_SYNC_FLAG exists, fsync and fdatasync fail with EIO, as
 //   a failing disk's would;
 // - while the file named by PROV_FAIL_WRITE_FLAG exists, write fails with ENOSPC, as on a
@@ -34,10 +35,12 @@ bool failing(int fd, const char* flag_variable) {
     return false;
   }
   path[n] = '\0';
+  const char* suffix = std::getenv("PROV_FAIL_SUFFIX");
+  suffix = suffix == nullptr ? ".log" : suffix;
   const auto length = static_cast<std::size_t>(n);
-  constexpr std::size_t suffix = 4;  // ".log"
-  return std::strncmp(path, dir, std::strlen(dir)) == 0 && length > suffix &&
-         std::strcmp(path + length - suffix, ".log") == 0;
+  const auto suffix_length = std::strlen(suffix);
+  return std::strncmp(path, dir, std::strlen(dir)) == 0 && length > suffix_length &&
+         std::strcmp(path + length - suffix_length, suffix) == 0;
 }
 
 template <class Call>
