@@ -188,6 +188,20 @@ TEST_CASE("e2e a full disk under the projections: the flush that cannot write it
   c = disk.s.client();
   check_completed_without_orphans(c, disk.s.admin(), token, ids);
   CHECK(c.post("/v1/backups", json::object(), disk.s.admin()).status == 201);
+
+  // Stopped while the disk is full: the shutdown's flush fails, which loses nothing (the WAL
+  // holds it all), so the stop is still a clean one.
+  const auto last = completed_request(c, token);
+  const auto logged = disk.s.log().size();  // the log is appended to across starts
+  disk.fail();
+  CHECK(disk.s.stop() == 0);
+  const auto stop_log = disk.s.log().substr(logged);
+  CHECK(stop_log.find(R"("msg":"flush_failed")") != std::string::npos);
+  CHECK(stop_log.find("No space left on device") != std::string::npos);
+  disk.heal();
+  disk.s.start(flags, disk.env());
+  c = disk.s.client();
+  CHECK(c.get("/v1/requests/" + last, token).json()["state"] == "completed");
   CHECK(disk.s.stop() == 0);
   CHECK(disk.s.log().find("Assertion") == std::string::npos);
 }
