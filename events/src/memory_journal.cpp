@@ -72,7 +72,8 @@ struct memory_journal::impl {
     }
 
     append_receipt receipt;
-    receipt.time = clk.now();
+    // Never before the last event's time, as the RocksDB journal (a wall clock set back).
+    receipt.time = log.empty() ? clk.now() : std::max(clk.now(), log.back().time);
     receipt.first_position = log.size() + 1;
     receipt.versions = std::move(new_versions);
     for (auto& append : batch) {

@@ -154,15 +154,22 @@ struct written_group {
   }
 };
 
+/// Where the log ends when it is opened.
+struct log_end {
+  std::uint64_t position = 0;  ///< the last event's (0: empty)
+  timestamp time{};            ///< the last event's commit time
+};
+
 class rocks_journal final : public journal {
  public:
-  rocks_journal(rocks_store& store, const clock& clk, rocks_journal_options options, std::uint64_t head)
+  rocks_journal(rocks_store& store, const clock& clk, rocks_journal_options options, log_end end)
       : _store(store),
         _clock(clk),
         _options(options),
-        _head(head),
-        _written_head(head),
-        _opened_at(head),
+        _head(end.position),
+        _written_head(end.position),
+        _last_time(end.time),
+        _opened_at(end.position),
         _listeners(std::make_shared<const std::vector<commit_listener>>()) {
     _options.max_batch_events = std::max<std::size_t>(_options.max_batch_events, 1);
     // With sync on, the syncer thread makes each group durable (SyncWAL) while the writer
@@ -752,7 +759,11 @@ class rocks_journal final : public journal {
       }
       return;
     }
-    const auto now = _clock.now();
+    // The log's time never runs backwards: a wall clock set back (an NTP step, an operator)
+    // stamps the group with the previous one's time until it catches up, so an event is never
+    // dated before one the log holds ahead of it (and `asOfTime` prefixes stay in order).
+    const auto now = std::max(_clock.now(), _last_time);
+    _last_time = now;
     const auto head = _written_head;
     auto next = head + 1;
     _batch.Clear();
@@ -1074,6 +1085,7 @@ class rocks_journal final : public journal {
   rocksdb::WriteOptions _write_options;
   std::atomic<std::uint64_t> _head;  ///< the last published (durable) position
   std::uint64_t _written_head;       ///< the last position written (writer only)
+  timestamp _last_time;              ///< the commit time of the last group (writer only)
   const std::uint64_t _opened_at;    ///< the head when opened: categories before it are unknown
   mutable std::mutex _categories_mutex;
   /// Each stream category written since the journal was opened, with the last position of an
@@ -1134,15 +1146,15 @@ class rocks_journal final : public journal {
   std::thread _writer;
 };
 
-/// The position of the last event in the log (0 if empty).
-result<std::uint64_t> read_head(rocks_store& store) {
+/// The position and commit time of the last event in the log (0 and the epoch if empty).
+result<log_end> read_head(rocks_store& store) {
   std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.log_cf()));
   it->SeekToLast();
   if (!it->status().ok()) {
     return detail::to_error(it->status(), "journal: read head");
   }
   if (!it->Valid()) {
-    return std::uint64_t{0};
+    return log_end{};
   }
   const auto position = detail::decode_be64(to_view(it->key()));
   if (!position) {
@@ -1152,7 +1164,13 @@ result<std::uint64_t> read_head(rocks_store& store) {
   if (auto opened = record.open(to_view(it->value()), *position); !opened) {
     return std::move(opened).err();
   }
-  return record.last_position();
+  stored_event last;
+  while (!record.done()) {
+    if (auto read = record.next(last, record.next_position() == record.last_position()); !read) {
+      return std::move(read).err();
+    }
+  }
+  return log_end{record.last_position(), last.time};
 }
 
 }  // namespace

@@ -257,6 +257,42 @@ TEST_CASE("journal: appended events read back by stream and from the log", "[eve
   CHECK(version_of(j, "request/") == 0);
 }
 
+TEST_CASE("journal: commit times never run backwards when the wall clock is set back", "[events][journal]") {
+  const auto k = GENERATE(kind::memory, kind::rocks);
+  CAPTURE(k);
+  journal_env env(k);
+  auto& j = env.j();
+  const auto t1 = env.clk.now();
+  REQUIRE_OK(append_now(j, {to("request/a", 0, {ev(1, "a1")})}));
+
+  // An NTP step or an operator sets the clock back an hour: the log keeps the last time
+  // until the clock has caught up, then follows it again.
+  env.clk.set(t1 - std::chrono::hours{1});
+  const auto held = append_now(j, {to("request/a", 1, {ev(2, "a2")})});
+  REQUIRE_OK(held);
+  CHECK(held->time == t1);
+  env.clk.advance(std::chrono::minutes{59});
+  CHECK(append_now(j, {to("request/b", 0, {ev(3, "b1")})})->time == t1);
+  env.clk.advance(std::chrono::minutes{2});
+  const auto t2 = env.clk.now();
+  REQUIRE(t2 > t1);
+  CHECK(append_now(j, {to("request/a", 2, {ev(4, "a3")})})->time == t2);
+
+  std::vector<timestamp> times;
+  for (const auto& e : read_all(j)) {
+    times.push_back(e.time);
+  }
+  CHECK(times == std::vector<timestamp>{t1, t1, t1, t2});
+
+  if (k == kind::rocks) {
+    // Reopened with the clock behind again: the time comes from the log's last record.
+    env.close();
+    env.clk.set(t1 - std::chrono::hours{2});
+    env.open();
+    CHECK(append_now(env.j(), {to("request/a", 3, {ev(5, "a4")})})->time == t2);
+  }
+}
+
 TEST_CASE("journal: sequences and positions are dense", "[events][journal]") {
   const auto k = GENERATE(kind::memory, kind::rocks);
   CAPTURE(k);

@@ -48,7 +48,9 @@ struct stored_event {
   std::uint64_t position = 0;  ///< 1-based index in the global log
   std::string stream;
   std::uint64_t sequence = 0;  ///< 1-based index in its stream
-  timestamp time{};            ///< commit time, from the journal's clock
+  timestamp time{};            ///< commit time, from the journal's clock; never before the
+                               ///< time of an event at a lower position (a clock set back
+                               ///< repeats the last time until it catches up)
   std::uint16_t type_id = 0;
   std::uint8_t version = 1;
   std::string payload;
