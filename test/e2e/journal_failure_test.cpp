@@ -102,6 +102,22 @@ void check_completed_without_orphans(http_client& c, const std::string& admin, c
   CHECK(at_provider == held);
 }
 
+/// provisiond started on `disk` with `flags`, a tenant "acme" and its requests in their steps
+/// (`requests_in_their_steps`).
+struct busy_server {
+  http_client c;
+  std::string token;
+  std::vector<std::string> ids;
+};
+
+busy_server start_busy(faulty_disk& disk, const std::vector<std::string>& flags) {
+  disk.s.start(flags, disk.env());
+  auto c = disk.s.client();
+  auto token = make_tenant(c, disk.s.admin(), "acme");
+  auto ids = requests_in_their_steps(c, disk.s.admin(), token);
+  return {std::move(c), std::move(token), std::move(ids)};
+}
+
 }  // namespace
 
 TEST_CASE("e2e a failed journal fsync or write (a full disk) stops provisiond with exit code 3, and after a restart "
@@ -113,10 +129,7 @@ TEST_CASE("e2e a failed journal fsync or write (a full disk) stops provisiond wi
   // A grace longer than the wait below: actors whose appends are refused stop at once rather
   // than wait for it.
   const std::vector<std::string> flags{"--shutdown-grace", "10m"};
-  disk.s.start(flags, disk.env());
-  auto c = disk.s.client();
-  const auto token = make_tenant(c, disk.s.admin(), "acme");
-  const auto ids = requests_in_their_steps(c, disk.s.admin(), token);
+  auto [c, token, ids] = start_busy(disk, flags);
 
   // The disk fails while requests are in their steps: their actors' next appends fail (and a
   // submission's, in case they all finished first).
@@ -151,10 +164,7 @@ TEST_CASE("e2e a full disk under the projections: the flush that cannot write it
   // the database until it is reopened, the journal's too.
   faulty_disk disk{"write", "db", ".sst"};
   const std::vector<std::string> flags{"--shutdown-grace", "10m"};
-  disk.s.start(flags, disk.env());
-  auto c = disk.s.client();
-  const auto token = make_tenant(c, disk.s.admin(), "acme");
-  const auto ids = requests_in_their_steps(c, disk.s.admin(), token);
+  auto [c, token, ids] = start_busy(disk, flags);
 
   disk.fail();
   const auto backup = c.post("/v1/backups", json::object(), disk.s.admin());
