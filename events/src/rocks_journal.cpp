@@ -31,6 +31,7 @@
 #include "prov/core/log.hpp"
 #include "prov/core/string_hash.hpp"
 #include "prov/core/thread_name.hpp"
+#include "prov/core/time_format.hpp"
 #include "prov/events/catalog.hpp"
 
 namespace prov::events {
@@ -762,8 +763,7 @@ class rocks_journal final : public journal {
     // The log's time never runs backwards: a wall clock set back (an NTP step, an operator)
     // stamps the group with the previous one's time until it catches up, so an event is never
     // dated before one the log holds ahead of it (and `asOfTime` prefixes stay in order).
-    const auto now = std::max(_clock.now(), _last_time);
-    _last_time = now;
+    const auto now = log_time(_clock.now());
     const auto head = _written_head;
     auto next = head + 1;
     _batch.Clear();
@@ -1082,10 +1082,30 @@ class rocks_journal final : public journal {
   rocks_store& _store;
   const clock& _clock;
   rocks_journal_options _options;
+  /// The commit time of the next group with the wall clock at `wall`: never before the last
+  /// one's. A clock found a second or more behind the log is logged once, and again when it
+  /// has caught up: what an operator should know (retry due times and the reconciler's grace
+  /// follow the wall clock).
+  timestamp log_time(timestamp wall) {
+    if (wall + std::chrono::seconds{1} <= _last_time && !_clock_behind) {
+      _clock_behind = true;
+      log::warn("journal_clock_behind",
+                {{"behind_ms", std::chrono::duration_cast<std::chrono::milliseconds>(_last_time - wall).count()},
+                 {"log_time", format_rfc3339(_last_time)},
+                 {"hint", "the wall clock was set back; events keep the log's last time until it catches up"}});
+    } else if (wall >= _last_time && _clock_behind) {
+      _clock_behind = false;
+      log::info("journal_clock_caught_up", {{"log_time", format_rfc3339(wall)}});
+    }
+    _last_time = std::max(wall, _last_time);
+    return _last_time;
+  }
+
   rocksdb::WriteOptions _write_options;
   std::atomic<std::uint64_t> _head;  ///< the last published (durable) position
   std::uint64_t _written_head;       ///< the last position written (writer only)
   timestamp _last_time;              ///< the commit time of the last group (writer only)
+  bool _clock_behind = false;        ///< the wall clock was found behind `_last_time` (writer only)
   const std::uint64_t _opened_at;    ///< the head when opened: categories before it are unknown
   mutable std::mutex _categories_mutex;
   /// Each stream category written since the journal was opened, with the last position of an

@@ -30,6 +30,7 @@
 #include "prov/events/memory_journal.hpp"
 #include "prov/events/rocks_journal.hpp"
 #include "prov/events/rocks_store.hpp"
+#include "support/log_capture.hpp"
 #include "support/wal_sync_gate.hpp"
 
 using namespace prov;
@@ -689,6 +690,34 @@ TEST_CASE("rocks journal: a reopened store has the same log and continues it", "
   env.open();
   CHECK(env.j().head() == 6);
   CHECK(read_all(env.j()).size() == 6);
+}
+
+TEST_CASE("rocks journal: a wall clock found behind the log is logged once, and again when it has caught up",
+          "[events][journal][rocks]") {
+  prov::test::log_capture logs;
+  journal_env env(kind::rocks);
+  const auto t1 = env.clk.now();
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 0, {ev(1, "a1")})}));
+  env.clk.set(t1 - std::chrono::milliseconds{500});  // under a second: held, not worth a line
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 1, {ev(2, "a2")})}));
+  CHECK(logs.with_message("journal_clock_behind").empty());
+
+  env.clk.set(t1 - std::chrono::hours{1});
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 2, {ev(3, "a3")})}));
+  env.clk.advance(std::chrono::minutes{30});
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 3, {ev(4, "a4")})}));
+  const auto behind = logs.with_message("journal_clock_behind");
+  REQUIRE(behind.size() == 1);
+  CHECK(behind[0]["behind_ms"] == 3'600'000);
+  CHECK(behind[0]["level"] == "warn");
+  CHECK(logs.with_message("journal_clock_caught_up").empty());
+
+  env.clk.advance(std::chrono::minutes{31});
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 4, {ev(5, "a5")})}));
+  CHECK(logs.with_message("journal_clock_caught_up").size() == 1);
+  env.clk.set(t1 - std::chrono::hours{1});  // set back again: a new line
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 5, {ev(6, "a6")})}));
+  CHECK(logs.with_message("journal_clock_behind").size() == 2);
 }
 
 TEST_CASE("rocks journal: destruction completes queued appends", "[events][journal][rocks]") {
