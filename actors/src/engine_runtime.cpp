@@ -11,6 +11,7 @@
 
 #include "prov/core/log.hpp"
 #include "prov/core/time_format.hpp"
+#include "prov/events/rocks_journal.hpp"
 
 #include "detail/engine_impl.hpp"
 
@@ -139,8 +140,17 @@ void engine::backup(std::string name, callback<backup_report> done) {
               : make_error(errc::conflict, "a backup named " + name + " exists"));
       return;
     }
-    const auto head = impl->journal->head();
     auto written = impl->store->checkpoint((target / "db").string());
+    std::uint64_t head = 0;
+    if (written) {
+      // Read back: what the copy holds exactly (appends go on while it is made), and a check
+      // that it opens.
+      if (auto read = events::read_log_head((target / "db").string())) {
+        head = *read;
+      } else {
+        written = std::move(read).err();
+      }
+    }
     if (written) {
       fs::copy_file(data_dir / "secret.key", target / "secret.key", ec);
       if (!ec) {

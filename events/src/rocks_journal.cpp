@@ -1166,9 +1166,10 @@ class rocks_journal final : public journal {
   std::thread _writer;
 };
 
-/// The position and commit time of the last event in the log (0 and the epoch if empty).
-result<log_end> read_head(rocks_store& store) {
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.log_cf()));
+/// The position and commit time of the last event in the log family `log` (0 and the epoch if
+/// empty).
+result<log_end> read_log_end(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), log));
   it->SeekToLast();
   if (!it->status().ok()) {
     return detail::to_error(it->status(), "journal: read head");
@@ -1193,7 +1194,40 @@ result<log_end> read_head(rocks_store& store) {
   return log_end{record.last_position(), last.time};
 }
 
+result<log_end> read_head(rocks_store& store) { return read_log_end(*store.db(), store.log_cf()); }
+
 }  // namespace
+
+result<std::uint64_t> read_log_head(const std::string& db_dir) {
+  const rocksdb::DBOptions options;
+  std::vector<std::string> names;
+  if (auto s = rocksdb::DB::ListColumnFamilies(options, db_dir, &names); !s.ok()) {
+    return detail::to_error(s, "journal: open " + db_dir);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& name : names) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (auto s = rocksdb::DB::OpenForReadOnly(options, db_dir, families, &handles, &raw); !s.ok()) {
+    return detail::to_error(s, "journal: open " + db_dir);
+  }
+  const std::unique_ptr<rocksdb::DB> db{raw};
+  result<log_end> end = make_error(errc::corrupt, "journal: " + db_dir + " has no log");
+  for (auto* handle : handles) {
+    if (handle->GetName() == detail::log_family_name) {
+      end = read_log_end(*db, handle);
+    }
+  }
+  for (auto* handle : handles) {
+    db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  if (!end) {
+    return std::move(end).err();
+  }
+  return end->position;
+}
 
 result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const clock& clk,
                                                     rocks_journal_options options) {

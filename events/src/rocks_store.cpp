@@ -40,7 +40,7 @@ bool upgradable(std::string_view format) {
   return std::find(formats_upgradable.begin(), formats_upgradable.end(), format) != formats_upgradable.end();
 }
 
-constexpr std::string_view log_cf_name = "log";
+constexpr std::string_view log_cf_name = detail::log_family_name;
 constexpr std::string_view streams_cf_name = "streams";
 constexpr std::string_view projections_cf_name = "projections";
 constexpr std::string_view meta_cf_name = "meta";

@@ -1,15 +1,19 @@
 // The engine with a real actor system: a submission that waits for another must not hold its
 // caller's thread while the dependency graph checks it for cycles (one scheduler thread), and
-// a command that loses a race to another writer is decided again instead of answered 409.
+// a command that loses a race to another writer is decided again instead of answered 409;
+// a backup made while appends go on says exactly what its copy holds.
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <future>
 #include <thread>
 
 #include "prov/actors/engine.hpp"
+#include "prov/events/rocks_journal.hpp"
+#include "prov/events/rocks_store.hpp"
 #include "prov/core/clock.hpp"
 
 using namespace prov;
@@ -130,4 +134,36 @@ TEST_CASE("a command that loses a race to another writer is decided again on the
   INFO((deprovisioned ? std::string{"deprovision ok"} : deprovisioned.err().message));
   CHECK(suspended.ok());
   CHECK(deprovisioned.ok());
+}
+
+TEST_CASE("a backup made while appends go on reports the last journal position its copy holds",
+          "[actors][engine][backup]") {
+  running_engine run;
+  auto& e = *run.e;
+  // Submissions, one at a time, keep the journal writing while the backup is made.
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    for (int i = 0; i < 5000 && !stop.load(); ++i) {
+      std::promise<void> answered;
+      e.submit(vps_for("acme"), [&](const result<submit_reply>&) { answered.set_value(); });
+      answered.get_future().wait();
+    }
+  });
+  std::promise<result<backup_report>> made;
+  e.backup("during-load", [&](result<backup_report> r) { made.set_value(std::move(r)); });
+  auto made_done = made.get_future();
+  const auto report = await(made_done);
+  stop = true;
+  load.join();
+  REQUIRE(report.ok());
+  CHECK(report->journal_head > 0);
+
+  // The copy, opened as provisiond opens a data directory: its log ends where the report says.
+  events::rocks_store_options options;
+  options.path = report->path + "/db";
+  auto store = events::rocks_store::open(options);
+  REQUIRE(store.ok());
+  auto journal = events::make_rocks_journal(**store, run.clk);
+  REQUIRE(journal.ok());
+  CHECK((*journal)->head() == report->journal_head);
 }

@@ -45,6 +45,9 @@
 
 namespace prov::events::detail {
 
+/// The column family of the global log (`rocks_store.hpp`).
+inline constexpr std::string_view log_family_name = "log";
+
 inline constexpr std::uint8_t event_record_format = 1;
 inline constexpr std::uint8_t append_record_format = 2;
 inline constexpr char stream_key_separator = '\0';

@@ -167,7 +167,7 @@ struct inventory_listing {
 struct backup_report {
   std::string name;
   std::string path;                ///< a data directory: `db/` and `secret.key`
-  std::uint64_t journal_head = 0;  ///< the backup holds the journal at least up to here
+  std::uint64_t journal_head = 0;  ///< the backup holds the journal up to here (read back from it)
   std::uint64_t took_ms = 0;
 };
 

@@ -82,6 +82,11 @@ struct rocks_journal_stats {
 result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const clock& clk,
                                                     rocks_journal_options options = {});
 
+/// The position of the last event in the log of the store in `db_dir` (0 if empty), opened
+/// read-only for the call: a backup's copy, read back to say exactly what it holds (and that
+/// it opens). Errors if it does not open or its last record does not decode.
+result<std::uint64_t> read_log_head(const std::string& db_dir);
+
 /// The writer's counters if `j` was made by `make_rocks_journal`, else nullopt.
 std::optional<rocks_journal_stats> rocks_journal_stats_of(const journal& j);
 
