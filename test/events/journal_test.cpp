@@ -720,6 +720,24 @@ TEST_CASE("rocks journal: a wall clock found behind the log is logged once, and 
   CHECK(logs.with_message("journal_clock_behind").size() == 2);
 }
 
+TEST_CASE("rocks journal: read_log_head reads the last position of a store's copy, read-only",
+          "[events][journal][rocks]") {
+  journal_env env(kind::rocks);
+  const std::string empty_copy = env.db_path() + "-empty";
+  REQUIRE_OK(env.store().checkpoint(empty_copy));
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 0, {ev(1, "a1"), ev(2, "a2")}), to("cluster/x", 0, {ev(3, "x1")})}));
+  const std::string copy = env.db_path() + "-copy";
+  REQUIRE_OK(env.store().checkpoint(copy));
+  REQUIRE_OK(append_now(env.j(), {to("request/a", 2, {ev(4, "a3")})}));  // after the copy: not in it
+
+  const auto head = read_log_head(copy);
+  REQUIRE_OK(head);
+  CHECK(*head == 3);
+  CHECK(*read_log_head(empty_copy) == 0);
+  CHECK(*read_log_head(env.db_path()) == 4);  // the live store too: a read-only open takes no lock
+  CHECK_FALSE(read_log_head(env.db_path() + "-missing").ok());
+}
+
 TEST_CASE("rocks journal: destruction completes queued appends", "[events][journal][rocks]") {
   journal_env env(kind::rocks);
   constexpr int count = 300;
