@@ -52,6 +52,7 @@ struct settings {
   std::vector<std::string> kafka_consumer_properties;  ///< ... the command consumer only
   std::vector<std::string> kafka_producer_properties;  ///< ... the producers only
   std::size_t kafka_max_buffered = 1'000;
+  std::size_t kafka_creates_in_flight = 64;
   std::chrono::milliseconds kafka_topic_check{10'000};  ///< 0: no check of the topics at start
   unsigned http_threads = 2;
   std::string tls_cert;  ///< PEM certificate chain of the gateway: HTTPS (with tls_key)
@@ -123,6 +124,8 @@ settings parse_args(int argc, char** argv) {
        "NAME=VALUE librdkafka property for the producers only (outbox, command answers); repeatable")
       ("kafka-max-buffered", po::value(&s.kafka_max_buffered)->default_value(s.kafka_max_buffered),
        "commands consumed and not yet answered before the command partitions are paused (1-1000000)")
+      ("kafka-creates-in-flight", po::value(&s.kafka_creates_in_flight)->default_value(s.kafka_creates_in_flight),
+       "create commands of one partition with the engine at once; other commands run alone, in order (1-10000)")
       ("kafka-topic-check", po::value<std::string>(),
        "at start, wait this long for Kafka to list its topics and refuse to start if one of ours is missing "
        "(default 10s; unreachable: start anyway; 0 = no check)")
@@ -296,6 +299,9 @@ settings parse_args(int argc, char** argv) {
   if (s.kafka_max_buffered == 0 || s.kafka_max_buffered > 1'000'000) {
     usage_error("--kafka-max-buffered must be 1-1000000");
   }
+  if (s.kafka_creates_in_flight == 0 || s.kafka_creates_in_flight > 10'000) {
+    usage_error("--kafka-creates-in-flight must be 1-10000");
+  }
   s.kafka_topic_check = duration_flag(vm, "kafka-topic-check", s.kafka_topic_check, true);
   return s;
 }
@@ -385,6 +391,8 @@ std::string kafka_metrics(const prov::kafka::outbox_publisher* outbox, const pro
     m.single("provisiond_kafka_commands_rejected_total", "counter", "Commands answered rejected (poison included).", st.rejected);
     m.single("provisiond_kafka_commands_poison_total", "counter", "Messages that were not a JSON object or too large.", st.poison);
     m.single("provisiond_kafka_commands_answer_failures_total", "counter", "Answers whose delivery failed.", st.answer_failures);
+    m.single("provisiond_kafka_commands_most_with_engine", "gauge",
+             "The most commands of one partition with the engine at once since start.", st.most_with_engine);
   }
   return m.take();
 }
@@ -514,6 +522,7 @@ int main(int argc, char** argv) {
     consumer_options.client = client;
     consumer_options.group_id = s.kafka_group;
     consumer_options.max_buffered = s.kafka_max_buffered;
+    consumer_options.max_creates_in_flight = s.kafka_creates_in_flight;
     auto consumer = prov::kafka::command_consumer::start(**engine, std::move(consumer_options));
     if (!consumer) {
       prov::log::error("kafka_commands_failed", {{"error", consumer.err().message}});

@@ -1,5 +1,6 @@
 #include "prov/kafka/command_consumer.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <map>
@@ -24,6 +25,7 @@ struct queued {
   parsed_command parsed;
   std::chrono::steady_clock::time_point not_before{};
   int attempts = 0;  ///< times the engine could not take it (overloaded)
+  bool ordered = false;  ///< its offset is in its lane's answer order
 };
 
 // An answer the engine gave, for the consumer's thread to produce.
@@ -84,9 +86,18 @@ struct command_consumer::impl {
   detail::handle producer;
 
   // Owned by the consumer's thread.
+  struct ready_answer {
+    std::string key;
+    command_result result;
+  };
   struct lane {
     std::deque<queued> waiting;
-    bool busy = false;  ///< a command of this partition is with the engine
+    std::size_t with_engine = 0;  ///< commands of this partition the engine has not answered
+    bool alone = false;           ///< the one with the engine is not a create: nothing joins it
+    /// Answers go out in offset order: the offsets taken from `waiting` and not yet answered,
+    /// and the answers that wait for one before them.
+    std::deque<std::int64_t> order;
+    std::map<std::int64_t, ready_answer> ready;
   };
   std::map<std::int32_t, lane> lanes;
   offset_tracker offsets;
@@ -111,6 +122,7 @@ struct command_consumer::impl {
   std::atomic<std::uint64_t> poison{0};
   std::atomic<std::uint64_t> answer_failures{0};
   std::atomic<std::uint64_t> commits{0};
+  std::atomic<std::uint64_t> most_with_engine{0};
 
   impl(actors::engine& e, command_consumer_options o) : engine(e), options(std::move(o)) {}
 
@@ -205,8 +217,15 @@ struct command_consumer::impl {
     for (int i = 0; i < parts->cnt; ++i) {
       const auto p = parts->elems[i].partition;
       if (auto it = self->lanes.find(p); it != self->lanes.end()) {
-        self->buffered -= it->second.waiting.size();
-        it->second.waiting.clear();
+        auto& l = it->second;
+        self->buffered -= l.waiting.size();
+        l.waiting.clear();
+        // What is answered goes out now; what is still with the engine, when it is done.
+        for (auto& [offset, ready] : l.ready) {
+          self->answer(p, offset, ready.key, ready.result);
+        }
+        l.ready.clear();
+        l.order.clear();
       }
       self->offsets.forget(p);
     }
@@ -301,6 +320,31 @@ struct command_consumer::impl {
     produce(new answer_in_flight{partition, offset, key, to_json(r).dump()});
   }
 
+  /// Answers the command at `offset` once every one before it in its partition is answered
+  /// (at once if it is not in the lane's order: its partition was revoked meanwhile).
+  void settle(std::int32_t partition, std::int64_t offset, std::string key, command_result r) {
+    auto& l = lanes[partition];
+    if (std::find(l.order.begin(), l.order.end(), offset) == l.order.end()) {
+      answer(partition, offset, key, r);
+      return;
+    }
+    l.ready.insert_or_assign(offset, ready_answer{std::move(key), std::move(r)});
+    send_ready(partition, l);
+  }
+
+  /// Answers the ready answers at the front of the lane's order.
+  void send_ready(std::int32_t partition, lane& l) {
+    while (!l.order.empty()) {
+      const auto it = l.ready.find(l.order.front());
+      if (it == l.ready.end()) {
+        return;
+      }
+      answer(partition, it->first, it->second.key, it->second.result);
+      l.ready.erase(it);
+      l.order.pop_front();
+    }
+  }
+
   void commit(bool async) {
     const auto points = offsets.take_commits();
     if (points.empty()) {
@@ -344,14 +388,27 @@ struct command_consumer::impl {
   void dispatch() {
     const auto now = std::chrono::steady_clock::now();
     for (auto& [partition, l] : lanes) {
-      while (!draining && !l.busy && !l.waiting.empty() && l.waiting.front().not_before <= now) {
+      // In offset order, never past the front: creates join the ones with the engine (up to
+      // the limit); any other command waits for the lane to empty, then runs alone.
+      while (!draining && !l.alone && !l.waiting.empty() && l.waiting.front().not_before <= now) {
+        const auto* cmd = std::get_if<command>(&l.waiting.front().parsed);
+        const bool create = cmd != nullptr && cmd->type == command_type::create;
+        if (cmd != nullptr && (create ? l.with_engine >= options.max_creates_in_flight : l.with_engine > 0)) {
+          break;
+        }
         auto q = std::move(l.waiting.front());
         l.waiting.pop_front();
+        if (!q.ordered) {
+          l.order.push_back(q.offset);
+          q.ordered = true;
+        }
         if (const auto* r = std::get_if<rejected_command>(&q.parsed)) {
-          answer(partition, q.offset, q.key, result_of(*r));
+          settle(partition, q.offset, q.key, result_of(*r));
           continue;
         }
-        l.busy = true;
+        ++l.with_engine;
+        l.alone = !create;
+        most_with_engine.store(std::max<std::uint64_t>(most_with_engine.load(), l.with_engine));
         run(partition, std::move(q));
       }
     }
@@ -422,22 +479,26 @@ struct command_consumer::impl {
     auto items = done->take();
     for (auto& c : items) {
       auto& l = lanes[c.partition];
-      l.busy = false;
+      --l.with_engine;
+      l.alone = false;
       if (c.answer) {
-        answer(c.partition, c.offset, c.key, *c.answer);
+        settle(c.partition, c.offset, c.key, std::move(*c.answer));
       } else if (c.retry && !draining) {
-        l.waiting.push_front(std::move(*c.retry));
+        l.waiting.push_front(std::move(*c.retry));  // keeps its place in the answer order
       } else {
         --buffered;  // stopping: left unfinished, consumed again after the restart
+        std::erase(l.order, c.offset);
+        send_ready(c.partition, l);
       }
     }
     return items.size();
   }
 
-  std::size_t busy_lanes() const {
+  /// Commands with the engine, over all partitions.
+  std::size_t with_engine() const {
     std::size_t n = 0;
     for (const auto& [p, l] : lanes) {
-      n += l.busy ? 1 : 0;
+      n += l.with_engine;
     }
     return n;
   }
@@ -497,7 +558,7 @@ struct command_consumer::impl {
       l.waiting.clear();
     }
     const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
-    while ((busy_lanes() > 0 || answers_in_flight > 0 || !to_resend.empty()) && std::chrono::steady_clock::now() < deadline) {
+    while ((with_engine() > 0 || answers_in_flight > 0 || !to_resend.empty()) && std::chrono::steady_clock::now() < deadline) {
       collect();
       if (producer_fatal || !producer) {
         rebuild_producer();
@@ -513,8 +574,8 @@ struct command_consumer::impl {
       }
     }
     commit(false);
-    if (busy_lanes() > 0 || answers_in_flight > 0) {
-      log::warn("kafka_commands_stopped_unanswered", {{"with_engine", busy_lanes()}, {"answers", answers_in_flight}});
+    if (with_engine() > 0 || answers_in_flight > 0) {
+      log::warn("kafka_commands_stopped_unanswered", {{"with_engine", with_engine()}, {"answers", answers_in_flight}});
     }
     rd_kafka_consumer_close(consumer.get());
     consumer.reset();
@@ -572,7 +633,8 @@ void command_consumer::stop(std::chrono::milliseconds drain_timeout) {
 command_consumer_stats command_consumer::stats() const {
   const auto& i = *_impl;
   return command_consumer_stats{i.received.load(), i.accepted.load(), i.rejected.load(),
-                                i.poison.load(), i.answer_failures.load(), i.commits.load()};
+                                i.poison.load(), i.answer_failures.load(), i.commits.load(),
+                                i.most_with_engine.load()};
 }
 
 }  // namespace prov::kafka

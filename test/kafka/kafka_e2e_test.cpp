@@ -444,6 +444,68 @@ TEST_CASE("kafka a full command buffer pauses the partitions and every command i
   CHECK(log.find("kafka_commands_resumed") != std::string::npos);
 }
 
+TEST_CASE("kafka creates of one partition run together, any other command alone, and the answers keep the commands' order",
+          "[e2e][kafka]") {
+  // One tenant, one key, one partition: a backlog of creates. They are handed to the engine
+  // together (a create waits for nothing before it), a command naming a request waits for the
+  // ones before it, and the answers still come out in the partition's order.
+  const auto dir = fresh_dir("kafka-pipeline");
+  dev_broker broker{dir};
+  server s{dir};
+  s.start(kafka_flags(broker));
+  auto c = s.client();
+  make_tenant(c, s.admin(), "acme");
+  constexpr int creates = 200;
+  std::vector<std::string> expected;  // correlation ids in offset order
+  std::vector<std::pair<std::string, std::string>> commands;
+  for (int i = 0; i < creates; ++i) {
+    if (i == creates / 2) {
+      commands.emplace_back("acme", R"({"type":"approve","correlationId":"middle","requestId":"nothing-here"})");
+      expected.emplace_back("middle");
+    }
+    commands.emplace_back("acme", create("p" + std::to_string(i), "acme", "pk" + std::to_string(i)));
+    expected.push_back("p" + std::to_string(i));
+  }
+  commands.emplace_back("acme", "not json");  // answered by the consumer itself, still in its turn
+  expected.emplace_back("unknown");
+  produce_all(broker.bootstrap(), std::string{prov::kafka::command_topic}, commands);
+
+  topic_reader results{broker.bootstrap(), {std::string{prov::kafka::command_result_topic}}, broker.partitions()};
+  REQUIRE(results.until([&](const auto& r) { return r.size() >= expected.size(); }));
+  std::vector<std::string> got;
+  for (const auto& r : results.records()) {
+    const auto j = json::parse(r.value);
+    got.push_back(j["correlationId"].get<std::string>());
+    const auto& id = got.back();
+    if (id == "middle") {
+      CHECK(j["error"]["code"] == "not_found");
+    } else if (id != "unknown") {
+      CHECK(j["status"] == "accepted");
+    }
+  }
+  CHECK(got == expected);  // one partition of answers (keyed by tenant): the commands' order
+  const auto metrics = c.get("/metrics").body;
+  CHECK(metrics.find("provisiond_kafka_commands_most_with_engine 1\n") == std::string::npos);
+  CHECK(metrics.find("provisiond_kafka_commands_most_with_engine ") != std::string::npos);
+  s.stop();
+
+  // One at a time when asked.
+  s.start([&] {
+    auto flags = kafka_flags(broker);
+    flags.insert(flags.end(), {"--kafka-creates-in-flight", "1"});
+    return flags;
+  }());
+  std::vector<std::pair<std::string, std::string>> more;
+  for (int i = 0; i < 20; ++i) {
+    more.emplace_back("acme", create("q" + std::to_string(i), "acme", "qk" + std::to_string(i)));
+  }
+  produce_all(broker.bootstrap(), std::string{prov::kafka::command_topic}, more);
+  REQUIRE(results.until([&](const auto& r) { return r.size() >= expected.size() + more.size(); }));
+  c = s.client();
+  CHECK(c.get("/metrics").body.find("provisiond_kafka_commands_most_with_engine 1\n") != std::string::npos);
+  s.stop();
+}
+
 TEST_CASE("kafka a member joining and leaving provisiond's group moves partitions away and back, and every command is answered",
           "[e2e][kafka][rebalance]") {
   // Another member of the group (a deploy's second instance, a misconfigured tool) takes part

@@ -36,6 +36,11 @@ struct command_consumer_options {
   std::string group_id = "provisiond";  ///< `group.id` of the consumer group
   command_limits limits;
   std::size_t max_buffered = 1'000;     ///< messages consumed and not yet answered, over all partitions
+  /// Creates of one partition with the engine at once: a create starts without waiting for
+  /// the ones before it (each is a new request), up to this many; any other command waits
+  /// until everything before it in its partition has finished, then runs alone. 1: every
+  /// command after the one before it.
+  std::size_t max_creates_in_flight = 64;
 };
 
 /// Counters for /metrics and tests.
@@ -46,6 +51,7 @@ struct command_consumer_stats {
   std::uint64_t poison = 0;     ///< not a JSON object, or too large
   std::uint64_t answer_failures = 0;  ///< answers whose delivery failed (produced again)
   std::uint64_t commits = 0;    ///< offset commits sent
+  std::uint64_t most_with_engine = 0;  ///< the most commands of one partition with the engine at once
 };
 
 class command_consumer {
