@@ -555,7 +555,11 @@ struct command_consumer::impl {
     draining = true;
     for (auto& [p, l] : lanes) {
       buffered -= l.waiting.size();
+      for (const auto& q : l.waiting) {
+        std::erase(l.order, q.offset);  // a retry waiting its turn: no answer holds for it
+      }
       l.waiting.clear();
+      send_ready(p, l);
     }
     const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
     while ((with_engine() > 0 || answers_in_flight > 0 || !to_resend.empty()) && std::chrono::steady_clock::now() < deadline) {
