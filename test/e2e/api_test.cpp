@@ -778,6 +778,8 @@ TEST_CASE("provisiond --help lists the flags, bad flags are refused", "[e2e][cli
                                                                {"--retry-base", "0"},
                                                                {"--tenant-max-active", "-3"},
                                                                {"--call-timeout", "soon"},
+                                                               {"--kafka-max-buffered", "0"},
+                                                               {"--kafka-creates-in-flight", "0"},
                                                                {"--no-such-flag"}}) {
     std::vector<std::string> argv{PROVISIOND_BINARY, "--data-dir", (dir / "d").string()};
     argv.insert(argv.end(), bad.begin(), bad.end());
