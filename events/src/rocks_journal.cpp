@@ -1194,8 +1194,6 @@ result<log_end> read_log_end(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* log) 
   return log_end{record.last_position(), last.time};
 }
 
-result<log_end> read_head(rocks_store& store) { return read_log_end(*store.db(), store.log_cf()); }
-
 }  // namespace
 
 result<std::uint64_t> read_log_head(const std::string& db_dir) {
@@ -1231,9 +1229,9 @@ result<std::uint64_t> read_log_head(const std::string& db_dir) {
 
 result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const clock& clk,
                                                     rocks_journal_options options) {
-  auto head = read_head(store);
-  if (!head) {
-    return std::move(head).err();
+  auto end = read_log_end(*store.db(), store.log_cf());
+  if (!end) {
+    return std::move(end).err();
   }
   {
     std::lock_guard lock(attached_mutex);
@@ -1241,7 +1239,7 @@ result<std::unique_ptr<journal>> make_rocks_journal(rocks_store& store, const cl
       return make_error(errc::conflict, "journal: the store already has a journal (one writer per database)");
     }
   }
-  auto j = std::make_unique<rocks_journal>(store, clk, options, *head);
+  auto j = std::make_unique<rocks_journal>(store, clk, options, *end);
   if (auto started = j->start(); !started) {
     return std::move(started).err();
   }
