@@ -235,13 +235,12 @@ result<std::optional<net::ssl::context>> load_tls(const http_server_options& o) 
   ERR_clear_error();
   net::ssl::context ctx{net::ssl::context::tls_server};
   beast::error_code ec;
-  ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
-                      net::ssl::context::single_dh_use,
-                  ec);
+  ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::single_dh_use, ec);
   if (ec) {
     return make_error(errc::invalid_argument, "cannot set up TLS: " + openssl_reason(ec.message()));
   }
+  // The oldest version accepted (SSL 3, TLS 1.0 and 1.1 never are): one setting, not a flag
+  // per version refused.
   const int oldest = o.tls_min_version == tls_version::v1_3 ? TLS1_3_VERSION : TLS1_2_VERSION;
   if (SSL_CTX_set_min_proto_version(ctx.native_handle(), oldest) != 1) {
     ERR_clear_error();
